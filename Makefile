@@ -1,0 +1,58 @@
+# mmoe-pipeline. `make install`, `make run`, `make test`; `make help` lists the rest.
+SHELL := /bin/bash
+VENV ?= .venv
+OUTPUT ?= mmoe_output
+DATA ?=
+ARGS ?=
+# TFT and TFMA need Keras 2: bind tf.keras to tf_keras before anything imports TensorFlow.
+export TF_USE_LEGACY_KERAS := 1
+export PYTHONHASHSEED := 0
+
+# A python3.10 from: $(PYTHON), PATH, pyenv, the usual prefixes. Each candidate must really be 3.10
+# (a pyenv shim can exist without its version being active).
+PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
+CANDIDATES := $(PYTHON) python3.10 $(wildcard $(PYENV_ROOT)/versions/3.10*/bin/python3.10) \
+	/usr/local/bin/python3.10 /usr/bin/python3.10
+PY310 := $(firstword $(foreach p,$(CANDIDATES),$(if $(shell $(p) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null && echo ok),$(p))))
+BIN := $(VENV)/bin
+
+.PHONY: help install run data test test-full bench clean
+help:
+	@echo "make install     create $(VENV) (Python 3.10) and install the project with pinned dependencies"
+	@echo "make run         run the whole pipeline locally (DATA=path to the UCI files; default: embedded sample)"
+	@echo "make data        download the official UCI files into data/ and verify their checksums"
+	@echo "make test        install, then run the test suite (unit tests + a small end-to-end pipeline)"
+	@echo "make test-full   the long tests: the full census test file through the pipeline"
+	@echo "make clean       remove $(VENV), $(OUTPUT) and build files"
+
+$(VENV)/.installed: setup.py constraints.txt
+	@if [ -z "$(PY310)" ]; then \
+	  echo "error: no Python 3.10 found (tried: $(CANDIDATES))."; \
+	  echo "TFX 1.16 needs Python 3.10: install it (e.g. 'pyenv install 3.10.13' or 'apt install python3.10')"; \
+	  echo "or point to it with 'make install PYTHON=/path/to/python3.10'."; \
+	  exit 1; fi
+	@echo "Using $(PY310)"
+	$(PY310) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade "pip>=23,<25" setuptools wheel
+	$(BIN)/pip install --quiet --constraint constraints.txt --editable '.[test]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(BIN)/mmoe-pipeline run --output-dir $(OUTPUT) $(if $(DATA),$(foreach d,$(DATA),--data $(d))) $(ARGS)
+
+data: install
+	$(BIN)/mmoe-pipeline download --dest data
+
+test: install
+	$(BIN)/python -m pytest -m "not full" $(ARGS)
+
+test-full: install
+	$(BIN)/python -m pytest -m full $(ARGS)
+
+bench: install
+	$(BIN)/python bench/variants.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) $(OUTPUT) build *.egg-info .pytest_cache mmoe_pipeline.json

@@ -1,0 +1,301 @@
+"""The dataset spec: the one source of truth for every column, feature, task and name.
+
+A spec is a YAML file that says which CSV columns exist (in file order), which of
+them are model features and of what kind, which are never features, and which
+tasks the model learns. Every name the pipeline uses downstream (transformed
+feature keys, label keys, model output names, TFMA label keys and output names,
+slice keys, vocabulary files) is derived here and nowhere else.
+
+Example::
+
+    name: census_group1
+    columns: columns.yaml          # or an inline list of {name, kind}
+    tasks:
+      - name: income
+        label_column: income
+        positive_values: ["50000+"]
+        type: binary
+        loss_weight: 1.0
+        learning_rate: 0.001
+        min_auc: 0.70
+    slices: [sex]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import os
+from typing import Any, Mapping, Optional, Sequence, Tuple
+
+import yaml
+
+
+class SpecError(ValueError):
+    """A dataset spec is malformed. The message names the value and the fix."""
+
+
+class ColumnKind(str, enum.Enum):
+    """What a CSV column is to the model."""
+
+    NUMERIC = "numeric"  # z-scored float feature
+    CATEGORICAL = "categorical"  # vocabulary + OOV buckets -> embedding
+    IGNORE = "ignore"  # never a feature (e.g. an instance weight)
+
+
+class TaskType(str, enum.Enum):
+    """The kind of prediction a task head makes."""
+
+    BINARY = "binary"
+    REGRESSION = "regression"
+
+
+_FEATURE_SUFFIX = "_xf"
+_LABEL_SUFFIX = "_label"
+_VOCAB_SUFFIX = "_vocab"
+
+
+def _enum_value(enum_cls, value: Any, where: str):
+    try:
+        return enum_cls(value)
+    except ValueError:
+        allowed = ", ".join(repr(m.value) for m in enum_cls)
+        raise SpecError(
+            f"{where}: received {value!r}, expected one of {allowed}."
+        ) from None
+
+
+def _positive_number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise SpecError(f"{where}: received {value!r}, expected a positive number.")
+    return float(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    """One CSV column, in file order."""
+
+    name: str
+    kind: ColumnKind
+    num_oov_buckets: int = 1
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise SpecError(
+                f"column name: received {self.name!r}, expected a non-empty identifier "
+                "(letters, digits and '_', not starting with a digit)."
+            )
+        object.__setattr__(self, "kind", _enum_value(ColumnKind, self.kind, f"column {self.name!r} kind"))
+        if isinstance(self.num_oov_buckets, bool) or not isinstance(self.num_oov_buckets, int) or self.num_oov_buckets < 1:
+            raise SpecError(
+                f"column {self.name!r} num_oov_buckets: received {self.num_oov_buckets!r}, "
+                "expected an integer >= 1."
+            )
+
+    @property
+    def transformed_name(self) -> str:
+        """Key of this feature in the Transform output and the model's inputs."""
+        return self.name + _FEATURE_SUFFIX
+
+    @property
+    def vocabulary_name(self) -> str:
+        """tf.Transform vocabulary file name of a categorical feature."""
+        return self.name + _VOCAB_SUFFIX
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """One prediction task: a head of the multi-task model."""
+
+    name: str
+    label_column: str
+    type: TaskType = TaskType.BINARY
+    positive_values: Tuple[str, ...] = ()
+    loss_weight: float = 1.0
+    learning_rate: float = 1e-3
+    min_auc: Optional[float] = None
+    max_auc_drop: Optional[float] = None
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise SpecError(
+                f"task name: received {self.name!r}, expected a non-empty identifier."
+            )
+        where = f"task {self.name!r}"
+        object.__setattr__(self, "type", _enum_value(TaskType, self.type, f"{where} type"))
+        object.__setattr__(self, "positive_values", tuple(str(v) for v in self.positive_values))
+        if self.type is TaskType.BINARY and not self.positive_values:
+            raise SpecError(
+                f"{where}: a binary task needs positive_values (the raw values of "
+                f"{self.label_column!r} that mean label 1); received none."
+            )
+        if self.type is TaskType.REGRESSION and self.positive_values:
+            raise SpecError(
+                f"{where}: positive_values={list(self.positive_values)!r} is only for binary "
+                "tasks; remove it or set type: binary."
+            )
+        object.__setattr__(self, "loss_weight", _positive_number(self.loss_weight, f"{where} loss_weight"))
+        object.__setattr__(self, "learning_rate", _positive_number(self.learning_rate, f"{where} learning_rate"))
+        for field in ("min_auc", "max_auc_drop"):
+            value = getattr(self, field)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1
+            ):
+                raise SpecError(f"{where} {field}: received {value!r}, expected a number in [0, 1].")
+
+    @property
+    def label_key(self) -> str:
+        """Key of this task's label in the Transform output (and TFMA label_keys)."""
+        return self.name + _LABEL_SUFFIX
+
+    @property
+    def output_name(self) -> str:
+        """Name of this task's model output (and TFMA output_names, serving outputs)."""
+        return self.name
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """Columns, features, tasks and slices of one dataset."""
+
+    name: str
+    columns: Tuple[Column, ...]
+    tasks: Tuple[Task, ...]
+    slices: Tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if not self.columns:
+            raise SpecError(f"spec {self.name!r}: no columns; list the CSV columns in file order.")
+        if not self.tasks:
+            raise SpecError(f"spec {self.name!r}: no tasks; add at least one entry under 'tasks'.")
+        _no_duplicates([c.name for c in self.columns], f"spec {self.name!r} columns")
+        _no_duplicates([t.name for t in self.tasks], f"spec {self.name!r} tasks")
+        columns = {c.name: c for c in self.columns}
+        for task in self.tasks:
+            if task.label_column not in columns:
+                raise SpecError(
+                    f"task {task.name!r} label_column: received {task.label_column!r}, which is "
+                    f"not a column of spec {self.name!r}; expected one of {sorted(columns)}."
+                )
+        for key in self.slices:
+            if key not in columns:
+                raise SpecError(
+                    f"spec {self.name!r} slices: received {key!r}, which is not a column; "
+                    f"expected one of {sorted(columns)}."
+                )
+        if not self.features:
+            raise SpecError(
+                f"spec {self.name!r}: no features left once ignored and label columns are removed."
+            )
+
+    @property
+    def label_columns(self) -> Tuple[str, ...]:
+        return tuple(dict.fromkeys(t.label_column for t in self.tasks))
+
+    @property
+    def features(self) -> Tuple[Column, ...]:
+        """Model inputs: numeric and categorical columns that no task takes its label from."""
+        labels = set(self.label_columns)
+        return tuple(
+            c for c in self.columns if c.kind is not ColumnKind.IGNORE and c.name not in labels
+        )
+
+    @property
+    def column_names(self) -> Tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def output_names(self) -> Tuple[str, ...]:
+        return tuple(t.output_name for t in self.tasks)
+
+    def task(self, name: str) -> Task:
+        for task in self.tasks:
+            if task.name == name:
+                return task
+        raise SpecError(f"no task {name!r} in spec {self.name!r}; tasks are {list(self.output_names)}.")
+
+    def to_dict(self) -> dict:
+        """A JSON-able dict that `from_dict` reads back (used in TFX custom_config)."""
+        return {
+            "name": self.name,
+            "columns": [
+                {"name": c.name, "kind": c.kind.value, "num_oov_buckets": c.num_oov_buckets}
+                for c in self.columns
+            ],
+            "tasks": [
+                {
+                    "name": t.name,
+                    "label_column": t.label_column,
+                    "type": t.type.value,
+                    "positive_values": list(t.positive_values),
+                    "loss_weight": t.loss_weight,
+                    "learning_rate": t.learning_rate,
+                    "min_auc": t.min_auc,
+                    "max_auc_drop": t.max_auc_drop,
+                }
+                for t in self.tasks
+            ],
+            "slices": list(self.slices),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], where: str = "spec") -> "DatasetSpec":
+        if not isinstance(raw, Mapping):
+            raise SpecError(f"{where}: expected a mapping at the top level, received {type(raw).__name__}.")
+        unknown = set(raw) - {"name", "description", "columns", "tasks", "slices"}
+        if unknown:
+            raise SpecError(
+                f"{where}: unknown keys {sorted(unknown)}; expected name, description, columns, tasks, slices."
+            )
+        name = raw.get("name") or where
+        columns = tuple(_build(Column, c, f"{where} columns[{i}]") for i, c in enumerate(raw.get("columns") or ()))
+        tasks = tuple(_build(Task, t, f"{where} tasks[{i}]") for i, t in enumerate(raw.get("tasks") or ()))
+        return cls(name=name, columns=columns, tasks=tasks, slices=tuple(raw.get("slices") or ()))
+
+
+def _build(cls, raw: Any, where: str):
+    if not isinstance(raw, Mapping):
+        raise SpecError(f"{where}: expected a mapping, received {raw!r}.")
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(raw) - fields
+    if unknown:
+        raise SpecError(f"{where}: unknown keys {sorted(unknown)}; expected some of {sorted(fields)}.")
+    try:
+        return cls(**raw)
+    except TypeError as e:  # a required key is missing
+        raise SpecError(f"{where}: {e}; expected keys {sorted(fields)}.") from None
+
+
+def _no_duplicates(names: Sequence[str], where: str) -> None:
+    seen = set()
+    for name in names:
+        if name in seen:
+            raise SpecError(f"{where}: {name!r} appears twice; every name must be unique.")
+        seen.add(name)
+
+
+def load_spec(path: str) -> DatasetSpec:
+    """Reads a spec YAML file. `columns` may name another YAML file, relative to it."""
+    try:
+        with open(path) as f:
+            raw = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise SpecError(f"spec file {path!r} does not exist; pass the path of a spec YAML file.") from None
+    except yaml.YAMLError as e:
+        raise SpecError(f"spec file {path!r} is not valid YAML: {e}") from None
+    if isinstance(raw, Mapping) and isinstance(raw.get("columns"), str):
+        columns_path = os.path.join(os.path.dirname(path), raw["columns"])
+        try:
+            with open(columns_path) as f:
+                columns = yaml.safe_load(f)
+        except FileNotFoundError:
+            raise SpecError(
+                f"spec file {path!r}: columns file {columns_path!r} does not exist; "
+                "give a path relative to the spec file or list the columns inline."
+            ) from None
+        raw = dict(raw, columns=columns)
+    return DatasetSpec.from_dict(raw, where=f"spec file {path!r}")

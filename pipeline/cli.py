@@ -1,0 +1,211 @@
+"""Command line: `mmoe-pipeline run | compile | schedule | download | sample`.
+
+Keras 2 (tf_keras) must be bound before TensorFlow is first imported, so this
+entry point sets TF_USE_LEGACY_KERAS before importing anything else.
+"""
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import glob  # noqa: E402
+import logging  # noqa: E402
+import time  # noqa: E402
+from typing import Optional, Sequence, Tuple  # noqa: E402
+
+import click  # noqa: E402
+
+import schemas  # noqa: E402
+from components import census  # noqa: E402
+from components.spec import load_spec  # noqa: E402
+from trainer.config import TrainerConfig, Variant  # noqa: E402
+
+DEFAULT_SPEC = ("census", "group1.yaml")
+DEFAULT_SCHEMA = ("census", "schema.pbtxt")
+
+
+def classify_inputs(paths: Sequence[str]) -> Tuple[Optional[str], Optional[str]]:
+    """(data file, test file) from files or folders holding census-income.data / .test (.gz)."""
+    files = []
+    for path in paths:
+        if os.path.isdir(path):
+            found = sorted(glob.glob(os.path.join(path, "census-income.*")))
+            found = [f for f in found if census.known_name(f) in census.KNOWN_SHA256]
+            if not found:
+                raise click.BadParameter(
+                    f"{path} holds no census-income.data or census-income.test (plain or .gz); "
+                    "run `make data` to download them.",
+                    param_hint="--data",
+                )
+            files.extend(found)
+        elif os.path.isfile(path):
+            files.append(path)
+        else:
+            raise click.BadParameter(f"{path} does not exist.", param_hint="--data")
+    data = [f for f in files if census.known_name(f) == "census-income.data"]
+    test = [f for f in files if census.known_name(f) != "census-income.data"]
+    if len(data) > 1 or len(test) > 1:
+        raise click.BadParameter(
+            f"expected at most one training file and one test file, received {files}.", param_hint="--data"
+        )
+    return (data[0] if data else None), (test[0] if test else None)
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
+def main(verbose: bool) -> None:
+    """MMoE multi-task TFX pipeline on UCI Census-Income (KDD)."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("absl").setLevel(logging.INFO)
+
+
+def _trainer_options(f):
+    options = [
+        click.option("--variant", type=click.Choice([v.value for v in Variant]), default=TrainerConfig.variant.value,
+                     show_default=True, help="Model architecture."),
+        click.option("--train-steps", type=click.IntRange(min=1), default=2000, show_default=True),
+        click.option("--eval-steps", type=click.IntRange(min=1), default=50, show_default=True),
+        click.option("--spec", "spec_path", type=click.Path(exists=True, dir_okay=False), default=None,
+                     help="Dataset spec YAML [default: census group 1]."),
+        click.option("--schema", "schema_path", type=click.Path(exists=True, dir_okay=False), default=None,
+                     help="Curated schema.pbtxt [default: the census schema]."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+@main.command()
+@click.option("--data", "data_paths", multiple=True, type=click.Path(),
+              help="census-income.data and/or census-income.test (plain or .gz), or a folder holding them. "
+                   "Default: the embedded 20,000-row sample.")
+@click.option("--output-dir", default="mmoe_output", show_default=True, type=click.Path(file_okay=False),
+              help="Splits, artifacts, metadata and pushed models go here.")
+@click.option("--orchestrator", type=click.Choice(["beam", "local"]), default="beam", show_default=True)
+@click.option("--max-rows", type=click.IntRange(min=3), default=None, help="Read only the first N rows of each file.")
+@click.option("--seed", type=int, default=42, show_default=True, help="Seeds the data split and the model.")
+@click.option("--skip-checksum", is_flag=True, help="Do not verify the UCI checksums (data changed on purpose).")
+@_trainer_options
+def run(data_paths, output_dir, orchestrator, max_rows, seed, skip_checksum, variant, train_steps, eval_steps,
+        spec_path, schema_path) -> None:
+    """Prepare the data and run the whole pipeline on this machine."""
+    from pipeline import local_runner, report
+
+    spec = load_spec(spec_path or schemas.path(*DEFAULT_SPEC))
+    data_file, test_file = classify_inputs(data_paths) if data_paths else (None, census.SAMPLE_PATH)
+    output_dir = os.path.abspath(output_dir)
+    prepared = census.prepare(
+        spec, os.path.join(output_dir, "data"), data_path=data_file, test_path=test_file,
+        seed=seed, max_rows=max_rows, verify=not skip_checksum,
+    )
+    config = local_runner.local_config(
+        output_dir, prepared.root, spec, os.path.abspath(schema_path or schemas.path(*DEFAULT_SCHEMA)),
+        trainer=TrainerConfig(variant=variant, seed=seed), train_steps=train_steps, eval_steps=eval_steps,
+    )
+    start = time.monotonic()
+    local_runner.run(config, local_runner.Orchestrator(orchestrator))
+    click.echo(report.summary(config, time.monotonic() - start))
+
+
+@main.command()
+@click.option("--test", "test_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="The official census-income.test (plain or .gz).")
+@click.option("--rows", type=click.IntRange(min=1), default=20000, show_default=True)
+@click.option("--output", default=census.SAMPLE_PATH, show_default=True, type=click.Path(dir_okay=False))
+def sample(test_path, rows, output) -> None:
+    """Rebuild the embedded sample from the official test file."""
+    census.verify_checksum(test_path)
+    digest = census.write_sample(test_path, output, rows)
+    click.echo(f"Wrote {rows} rows to {output}; SHA-256 of its content: {digest}")
+
+
+@main.command()
+@click.option("--dest", default="data", show_default=True, type=click.Path(file_okay=False))
+@click.option("--base-url", default=census.UCI_BASE_URL, show_default=True)
+def download(dest, base_url) -> None:
+    """Download the official UCI files and verify their checksums."""
+    for path in census.download(dest, base_url):
+        click.echo(f"verified {path}")
+
+
+def _kubeflow_options(f):
+    options = [
+        click.option("--pipeline-root", required=True, help="Artifact root, e.g. gs://bucket/mmoe/root."),
+        click.option("--data-root", required=True, help="Folder with train/, eval/, test/ CSV splits (see `prepare`)."),
+        click.option("--serving-model-dir", required=True, help="Where the Pusher writes blessed models."),
+        click.option("--image", required=True, help="Container image with this project installed (see Dockerfile)."),
+        click.option("--output", default="mmoe_pipeline.json", show_default=True, type=click.Path(dir_okay=False)),
+        click.option("--gpus", type=click.IntRange(min=0), default=1, show_default=True,
+                     help="GPUs requested by the Trainer (0 for none)."),
+        click.option("--gpu-type", default="NVIDIA_TESLA_T4", show_default=True),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _compile(pipeline_root, data_root, serving_model_dir, image, output, gpus, gpu_type, variant, train_steps,
+             eval_steps, spec_path, schema_path) -> str:
+    from pipeline import kubeflow_v2_runner as kfp_runner
+    from pipeline.config import ResourceRequest
+
+    spec = load_spec(spec_path or schemas.path(*DEFAULT_SPEC))
+    resources = (
+        ResourceRequest(cpu=kfp_runner.DEFAULT_GPU.cpu, memory_gib=kfp_runner.DEFAULT_GPU.memory_gib,
+                        accelerator_type=gpu_type, accelerator_count=gpus)
+        if gpus else ResourceRequest()
+    )
+    config = kfp_runner.kubeflow_config(
+        pipeline_root, data_root, spec, schema_path or kfp_runner.image_schema_path(*DEFAULT_SCHEMA),
+        serving_model_dir, trainer=TrainerConfig(variant=variant), train_steps=train_steps,
+        eval_steps=eval_steps, trainer_resources=resources,
+    )
+    return kfp_runner.compile_pipeline(config, image, output)
+
+
+@main.command(name="compile")
+@_kubeflow_options
+@_trainer_options
+def compile_command(**kwargs) -> None:
+    """Compile the pipeline for Kubeflow Pipelines (KubeflowV2DagRunner)."""
+    click.echo(f"Wrote {_compile(**kwargs)}")
+
+
+@main.command()
+@_kubeflow_options
+@_trainer_options
+@click.option("--host", required=True, help="Kubeflow Pipelines API endpoint.")
+@click.option("--cron", default="0 0 3 * * *", show_default=True, help="6-field cron (seconds first).")
+@click.option("--experiment", default="mmoe-pipeline", show_default=True)
+@click.option("--job-name", default="mmoe-pipeline-daily", show_default=True)
+def schedule(host, cron, experiment, job_name, **kwargs) -> None:
+    """Compile, then create a recurring run on a Kubeflow Pipelines cluster."""
+    import kfp
+
+    from pipeline import kubeflow_v2_runner as kfp_runner
+
+    kfp_runner.validate_cron(cron)
+    package = _compile(**kwargs)
+    kfp_runner.schedule(kfp.Client(host=host), package, cron, experiment, job_name)
+    click.echo(f"Scheduled {job_name} ({cron}) on {host}")
+
+
+@main.command()
+@click.option("--data", "data_paths", multiple=True, required=True, type=click.Path())
+@click.option("--output-dir", required=True, type=click.Path(file_okay=False))
+@click.option("--spec", "spec_path", type=click.Path(exists=True, dir_okay=False), default=None)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--skip-checksum", is_flag=True)
+def prepare(data_paths, output_dir, spec_path, seed, skip_checksum) -> None:
+    """Write the train/eval/test CSV splits of the UCI files (copy them to --data-root for Kubeflow)."""
+    spec = load_spec(spec_path or schemas.path(*DEFAULT_SPEC))
+    data_file, test_file = classify_inputs(data_paths)
+    prepared = census.prepare(spec, output_dir, data_path=data_file, test_path=test_file, seed=seed,
+                              verify=not skip_checksum)
+    click.echo(f"Splits {prepared.counts} under {prepared.root}")
+
+
+if __name__ == "__main__":
+    main()

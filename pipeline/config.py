@@ -1,0 +1,75 @@
+"""The one typed config a pipeline is built from."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional, Tuple
+
+from components.spec import DatasetSpec
+from trainer.config import TrainerConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class ResourceRequest:
+    """Container resources of a component on Kubeflow (ignored by local runners)."""
+
+    cpu: float = 0.0
+    memory_gib: float = 0.0
+    accelerator_type: str = ""  # e.g. "NVIDIA_TESLA_T4"; empty for none
+    accelerator_count: int = 0
+
+    def __post_init__(self):
+        if self.cpu < 0 or self.memory_gib < 0:
+            raise ValueError(
+                f"ResourceRequest: received cpu={self.cpu!r}, memory_gib={self.memory_gib!r}; expected >= 0."
+            )
+        if bool(self.accelerator_type) != (self.accelerator_count > 0):
+            raise ValueError(
+                f"ResourceRequest: received accelerator_type={self.accelerator_type!r} with "
+                f"accelerator_count={self.accelerator_count!r}; set both (a type and a count >= 1) or neither."
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """Everything `create_pipeline` needs: paths, data spec, model and run settings.
+
+    Attributes:
+      pipeline_name: TFX pipeline name (also names the MLMD contexts).
+      pipeline_root: where every component writes its artifacts.
+      data_root: folder with ``train/``, ``eval/`` and ``test/`` CSV splits.
+      schema_path: curated schema.pbtxt, imported with ImportSchemaGen.
+      spec: the dataset spec (columns, features, tasks, slices).
+      serving_model_dir: where the Pusher writes blessed models.
+      trainer: model hyper-parameters.
+      train_steps, eval_steps: Trainer steps.
+      metadata_path: SQLite MLMD file for local runs (None on Kubeflow).
+      beam_pipeline_args: arguments of every Beam-powered component.
+      enable_cache: reuse outputs of unchanged components.
+      trainer_resources: container resources of the Trainer on Kubeflow.
+    """
+
+    pipeline_name: str
+    pipeline_root: str
+    data_root: str
+    schema_path: str
+    spec: DatasetSpec
+    serving_model_dir: str
+    trainer: TrainerConfig = TrainerConfig()
+    train_steps: int = 1000
+    eval_steps: int = 100
+    metadata_path: Optional[str] = None
+    beam_pipeline_args: Tuple[str, ...] = ()
+    enable_cache: bool = True
+    trainer_resources: ResourceRequest = ResourceRequest()
+
+    def __post_init__(self):
+        for name in ("pipeline_name", "pipeline_root", "data_root", "schema_path", "serving_model_dir"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"PipelineConfig.{name}: received {value!r}, expected a non-empty string.")
+        for name in ("train_steps", "eval_steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"PipelineConfig.{name}: received {value!r}, expected a positive integer.")
+        object.__setattr__(self, "beam_pipeline_args", tuple(self.beam_pipeline_args))

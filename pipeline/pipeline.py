@@ -1,0 +1,115 @@
+"""`create_pipeline(config)`: the TFX component graph, built from small stage builders.
+
+CsvExampleGen -> StatisticsGen -> ImportSchemaGen -> ExampleValidator ->
+Transform -> Trainer -> Evaluator -> Pusher.
+"""
+
+from __future__ import annotations
+
+from typing import List, Tuple
+
+from kfp.pipeline_spec import pipeline_spec_pb2
+from tfx import v1 as tfx
+from tfx.dsl.components.base import base_node
+
+from components.census import SPLITS
+from components.eval_config import build_eval_config
+from components.preprocessing import SPEC_KEY
+from pipeline.config import PipelineConfig, ResourceRequest
+from trainer.run import TRAINER_CONFIG_KEY
+
+TRAIN, EVAL, TEST = SPLITS
+PREPROCESSING_FN = "components.preprocessing.preprocessing_fn"
+RUN_FN = "trainer.run.run_fn"
+
+
+def _spec_config(config: PipelineConfig) -> dict:
+    return {SPEC_KEY: config.spec.to_dict()}
+
+
+def data_stage(config: PipelineConfig) -> Tuple[base_node.BaseNode, ...]:
+    """ExampleGen (train/eval/test from the split folders) through Transform."""
+    example_gen = tfx.components.CsvExampleGen(
+        input_base=config.data_root,
+        input_config=tfx.proto.Input(
+            splits=[tfx.proto.Input.Split(name=s, pattern=f"{s}/*") for s in SPLITS]
+        ),
+    )
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema_path)
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
+    )
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"],
+        preprocessing_fn=PREPROCESSING_FN,
+        splits_config=tfx.proto.SplitsConfig(analyze=[TRAIN], transform=[TRAIN, EVAL]),
+        custom_config=_spec_config(config),
+    )
+    return example_gen, statistics_gen, schema_gen, example_validator, transform
+
+
+def _resource_spec(request: ResourceRequest):
+    resources = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec(
+        cpu_limit=request.cpu, memory_limit=request.memory_gib
+    )
+    if request.accelerator_count:
+        resources.accelerator.type = request.accelerator_type
+        resources.accelerator.count = request.accelerator_count
+    return resources
+
+
+def train_stage(config: PipelineConfig, transform, schema_gen) -> base_node.BaseNode:
+    """The Trainer: `trainer.run.run_fn` on the transformed train and eval splits."""
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(splits=[TRAIN], num_steps=config.train_steps),
+        eval_args=tfx.proto.EvalArgs(splits=[EVAL], num_steps=config.eval_steps),
+        custom_config={**_spec_config(config), TRAINER_CONFIG_KEY: config.trainer.to_dict()},
+    )
+    if config.trainer_resources != ResourceRequest():
+        trainer.with_platform_config(_resource_spec(config.trainer_resources))
+    return trainer
+
+
+def evaluate_and_push_stage(config: PipelineConfig, example_gen, trainer) -> Tuple[base_node.BaseNode, ...]:
+    """Evaluator on the held-out test split; Pusher only when the model is blessed."""
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        example_splits=[TEST],
+        model=trainer.outputs["model"],
+        eval_config=build_eval_config(config.spec),
+    )
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_model_dir)
+        ),
+    )
+    return evaluator, pusher
+
+
+def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
+    """The whole chain for `config`."""
+    data = data_stage(config)
+    example_gen, _, schema_gen, _, transform = data
+    trainer = train_stage(config, transform, schema_gen)
+    evaluate_and_push = evaluate_and_push_stage(config, example_gen, trainer)
+    components: List[base_node.BaseNode] = [*data, trainer, *evaluate_and_push]
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.pipeline_name,
+        pipeline_root=config.pipeline_root,
+        components=components,
+        enable_cache=config.enable_cache,
+        metadata_connection_config=(
+            tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
+            if config.metadata_path
+            else None
+        ),
+        beam_pipeline_args=list(config.beam_pipeline_args),
+    )

@@ -1,0 +1,27 @@
+"""mmoe-pipeline: a TFX pipeline that trains a Multi-gate Mixture-of-Experts model."""
+
+from setuptools import setup
+
+setup(
+    name="mmoe-pipeline",
+    version="0.1.0",
+    description="Production TFX pipeline for multi-task MMoE models, local (Beam) and on Kubeflow.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.9,<3.11",
+    packages=["pipeline", "components", "trainer", "schemas"],
+    package_data={
+        "schemas": ["*/*.pbtxt", "*/*.yaml"],
+        "components": ["data/*.gz", "data/README.md"],
+    },
+    install_requires=[
+        "tfx[kfp]==1.16.0",
+        "apache-beam[gcp]==2.59.0",
+        "dill",
+        "click>=8",
+        "PyYAML>=6",
+    ],
+    extras_require={"test": ["pytest"]},
+    entry_points={"console_scripts": ["mmoe-pipeline=pipeline.cli:main"]},
+)

@@ -1,0 +1,101 @@
+import dataclasses
+
+import pytest
+
+import schemas
+from components.spec import ColumnKind, DatasetSpec, SpecError, TaskType, load_spec
+
+
+def _raw(**overrides):
+    raw = {
+        "name": "toy",
+        "columns": [
+            {"name": "age", "kind": "numeric"},
+            {"name": "color", "kind": "categorical"},
+            {"name": "weight", "kind": "ignore"},
+            {"name": "label", "kind": "categorical"},
+        ],
+        "tasks": [{"name": "clicked", "label_column": "label", "positive_values": ["yes"]}],
+        "slices": ["color"],
+    }
+    raw.update(overrides)
+    return raw
+
+
+def test_census_group1_features_exclude_labels_and_instance_weight(census_spec):
+    assert len(census_spec.columns) == 42
+    features = {c.name for c in census_spec.features}
+    # 42 columns - instance weight - income label - marital status label.
+    assert len(features) == 39
+    assert {"instance_weight", "income", "marital_stat"}.isdisjoint(features)
+    assert census_spec.label_columns == ("income", "marital_stat")
+    numeric = [c.name for c in census_spec.features if c.kind is ColumnKind.NUMERIC]
+    assert numeric == [
+        "age", "wage_per_hour", "capital_gains", "capital_losses", "dividends_from_stocks",
+        "num_persons_worked_for_employer", "weeks_worked_in_year",
+    ]
+
+
+def test_census_group2_uses_education_as_label_not_feature():
+    spec = load_spec(schemas.path("census", "group2.yaml"))
+    assert spec.output_names == ("college", "never_married")
+    assert "education" not in {c.name for c in spec.features}
+    assert "income" in {c.name for c in spec.features}
+    college = spec.task("college")
+    assert len(college.positive_values) == 7
+    assert "High school graduate" not in college.positive_values
+
+
+def test_names_derive_from_spec():
+    spec = DatasetSpec.from_dict(_raw())
+    task = spec.tasks[0]
+    assert (task.label_key, task.output_name) == ("clicked_label", "clicked")
+    assert [c.transformed_name for c in spec.features] == ["age_xf", "color_xf"]
+    assert spec.features[1].vocabulary_name == "color_vocab"
+    assert task.type is TaskType.BINARY and task.learning_rate == pytest.approx(1e-3)
+
+
+def test_round_trip_through_dict():
+    spec = DatasetSpec.from_dict(_raw())
+    assert DatasetSpec.from_dict(spec.to_dict()) == spec
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"tasks": [{"name": "clicked", "label_column": "nope", "positive_values": ["y"]}]},
+         r"label_column: received 'nope', which is not a column"),
+        ({"tasks": [{"name": "clicked", "label_column": "label"}]},
+         r"a binary task needs positive_values"),
+        ({"tasks": [{"name": "clicked", "label_column": "label", "positive_values": ["y"], "learning_rate": 0}]},
+         r"learning_rate: received 0, expected a positive number"),
+        ({"tasks": [{"name": "clicked", "label_column": "label", "type": "ranking"}]},
+         r"type: received 'ranking', expected one of 'binary', 'regression'"),
+        ({"slices": ["colour"]}, r"slices: received 'colour', which is not a column"),
+        ({"columns": [{"name": "label", "kind": "categorical"}, {"name": "label", "kind": "numeric"}]},
+         r"'label' appears twice"),
+        ({"columns": [{"name": "age", "kind": "text"}]}, r"kind: received 'text'"),
+        ({"colums": []}, r"unknown keys \['colums'\]"),
+        ({"tasks": [{"name": "clicked", "label_column": "label", "positive_values": ["y"], "min_auc": 1.5}]},
+         r"min_auc: received 1.5, expected a number in \[0, 1\]"),
+    ],
+)
+def test_spec_errors_name_the_value(overrides, message):
+    with pytest.raises(SpecError, match=message):
+        DatasetSpec.from_dict(_raw(**overrides))
+
+
+def test_no_features_left_is_an_error():
+    raw = _raw(columns=[{"name": "label", "kind": "categorical"}, {"name": "w", "kind": "ignore"}], slices=[])
+    with pytest.raises(SpecError, match="no features left"):
+        DatasetSpec.from_dict(raw)
+
+
+def test_missing_spec_file_says_so(tmp_path):
+    with pytest.raises(SpecError, match=r"does not exist"):
+        load_spec(str(tmp_path / "missing.yaml"))
+
+
+def test_spec_is_frozen(census_spec):
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        census_spec.name = "other"

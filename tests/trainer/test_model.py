@@ -1,0 +1,105 @@
+import dataclasses
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+
+from components.spec import DatasetSpec
+from trainer.config import TrainerConfig, Variant
+from trainer.model import SHARED, build_model, tower_name
+
+SPEC = DatasetSpec.from_dict({
+    "name": "toy",
+    "columns": [
+        {"name": "x1", "kind": "numeric"},
+        {"name": "x2", "kind": "numeric"},
+        {"name": "color", "kind": "categorical"},
+        {"name": "a", "kind": "categorical"},
+        {"name": "b", "kind": "categorical"},
+    ],
+    "tasks": [
+        {"name": "task_a", "label_column": "a", "positive_values": ["1"], "learning_rate": 0.1},
+        {"name": "task_b", "label_column": "b", "positive_values": ["1"], "learning_rate": 0.01, "loss_weight": 2.0},
+    ],
+})
+VOCAB = {"color": 3}
+
+
+def _batch(n=32, seed=0):
+    rng = np.random.default_rng(seed)
+    x = {
+        "x1_xf": rng.normal(size=(n, 1)).astype("float32"),
+        "x2_xf": rng.normal(size=(n, 1)).astype("float32"),
+        "color_xf": rng.integers(0, 4, size=(n, 1)),
+    }
+    y = {
+        "task_a": (x["x1_xf"] > 0).astype("float32"),
+        "task_b": (x["x2_xf"] > 0).astype("float32"),
+    }
+    return tf.nest.map_structure(tf.constant, x), tf.nest.map_structure(tf.constant, y)
+
+
+@pytest.mark.parametrize("variant", list(Variant))
+def test_every_variant_returns_one_probability_per_task(variant):
+    model = build_model(SPEC, TrainerConfig(variant=variant, num_experts=3, expert_units=4), VOCAB)
+    x, _ = _batch()
+    out = model(x)
+    assert sorted(out) == ["task_a", "task_b"]
+    for value in out.values():
+        assert value.shape == (32, 1)
+        assert ((value.numpy() > 0) & (value.numpy() < 1)).all()
+
+
+def test_variable_groups_are_disjoint_and_cover_the_model():
+    model = build_model(SPEC, TrainerConfig(num_experts=3, expert_units=4), VOCAB)
+    groups = model.variable_groups()
+    assert set(groups) == {SHARED, "task_a", "task_b"}
+    refs = [v.ref() for vs in groups.values() for v in vs]
+    assert len(refs) == len(set(refs)) == len(model.trainable_variables)
+    tower_a = {v.ref() for v in model.get_layer(tower_name("task_a")).trainable_variables}
+    assert tower_a <= {v.ref() for v in groups["task_a"]}
+    assert any("mmoe" in v.name for v in groups[SHARED])
+
+
+def test_each_group_moves_by_its_own_learning_rate_times_its_gradient():
+    config = TrainerConfig(num_experts=3, expert_units=4, optimizer="sgd", shared_learning_rate=0.5)
+    model = build_model(SPEC, config, VOCAB)
+    x, y = _batch()
+    model(x)
+    with tf.GradientTape() as tape:
+        loss = model.compute_loss(x, y, model(x, training=True))
+    grads = {v.ref(): g for v, g in zip(model.trainable_variables, tape.gradient(loss, model.trainable_variables))}
+    before = {v.ref(): v.numpy().copy() for v in model.trainable_variables}
+    model.train_on_batch(x, y)
+    rates = {SHARED: 0.5, "task_a": 0.1, "task_b": 0.01}
+    for group, variables in model.variable_groups().items():
+        for v in variables:
+            g = grads[v.ref()]
+            if isinstance(g, tf.IndexedSlices):
+                g = tf.convert_to_tensor(g)
+            np.testing.assert_allclose(v.numpy(), before[v.ref()] - rates[group] * g.numpy(), rtol=1e-4, atol=1e-6)
+
+
+def test_loss_weights_come_from_the_spec():
+    model = build_model(SPEC, TrainerConfig(num_experts=2, expert_units=2), VOCAB)
+    x, y = _batch()
+    pred = model(x)
+    bce = keras.losses.BinaryCrossentropy()
+    expected = bce(y["task_a"], pred["task_a"]) + 2.0 * bce(y["task_b"], pred["task_b"])
+    np.testing.assert_allclose(model.compute_loss(x, y, pred).numpy(), expected.numpy(), rtol=1e-5)
+
+
+def test_trainer_config_errors():
+    with pytest.raises(ValueError, match=r"variant: received 'moe', expected one of \['mmoe'"):
+        TrainerConfig(variant="moe")
+    with pytest.raises(ValueError, match=r"num_experts: received 0, expected a positive integer"):
+        TrainerConfig(num_experts=0)
+    with pytest.raises(ValueError, match=r"unknown keys \['experts'\]"):
+        TrainerConfig.from_dict({"experts": 3})
+
+
+def test_config_round_trip():
+    config = TrainerConfig(variant="omoe", tower_units=(4, 2), optimizer="sgd")
+    assert TrainerConfig.from_dict(config.to_dict()) == config
+    assert dataclasses.asdict(config)["tower_units"] == (4, 2)

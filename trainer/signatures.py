@@ -1,0 +1,51 @@
+"""Serving signatures of the exported SavedModel.
+
+* ``serving_default``: serialized raw tf.Examples (no labels needed) -> one
+  output per task, keyed by task name (a probability for binary tasks).
+* ``transform_features``: serialized raw tf.Examples *with* labels -> the
+  transformed features and labels; TFMA uses it as its preprocessing function
+  to find the labels (``ModelSpec.preprocessing_function_names``).
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras as keras
+
+from components.spec import DatasetSpec
+
+SERVING_SIGNATURE = "serving_default"
+TRANSFORM_SIGNATURE = "transform_features"
+EXAMPLES_INPUT = "examples"
+
+
+def _parse(serialized, tf_transform_output: tft.TFTransformOutput, columns):
+    raw_spec = tf_transform_output.raw_feature_spec()
+    return tf.io.parse_example(serialized, {name: raw_spec[name] for name in columns})
+
+
+def make_signatures(model: keras.Model, tf_transform_output: tft.TFTransformOutput, spec: DatasetSpec) -> dict:
+    """The two signatures, with the Transform graph tracked by `model` so it is saved with it."""
+    model.tft_layer = tf_transform_output.transform_features_layer()
+    feature_columns = [c.name for c in spec.features]
+    input_signature = [tf.TensorSpec(shape=[None], dtype=tf.string, name=EXAMPLES_INPUT)]
+
+    @tf.function(input_signature=input_signature)
+    def serve(examples):
+        raw = _parse(examples, tf_transform_output, feature_columns)
+        transformed = model.tft_layer(raw)
+        outputs = model({c.transformed_name: transformed[c.transformed_name] for c in spec.features})
+        return {name: outputs[name] for name in spec.output_names}
+
+    @tf.function(input_signature=input_signature)
+    def transform_features(examples):
+        raw = _parse(examples, tf_transform_output, feature_columns + list(spec.label_columns))
+        return model.tft_layer(raw)
+
+    return {SERVING_SIGNATURE: serve, TRANSFORM_SIGNATURE: transform_features}
+
+
+def export(model: keras.Model, tf_transform_output: tft.TFTransformOutput, spec: DatasetSpec, path: str) -> None:
+    """Saves `model` as a TF SavedModel at `path` with both signatures."""
+    model.save(path, save_format="tf", signatures=make_signatures(model, tf_transform_output, spec))
