@@ -1,58 +1,75 @@
 """The TFMA EvalConfig, built from the dataset spec in one place.
 
 Per task (TFMA ``output_names`` and ``label_keys`` come from the spec): AUC,
-AUC-PR, example count, with a lower bound on AUC over the overall slice when
-the task sets ``min_auc``. Slices: overall plus one per ``slices`` entry.
+AUC-PR, calibration, example count, and the head's loss (the model's compiled
+metrics, which TFMA adds by default). Thresholds gate the overall slice only:
+AUC >= ``min_auc``, and, against the last blessed model, an AUC drop of at most
+``max_auc_drop`` (TFX drops change thresholds on a first run, when there is no
+baseline). Slices: overall plus each of the spec's ``slices``.
 """
 
 from __future__ import annotations
 
+from typing import List
+
 import tensorflow_model_analysis as tfma
 
-from components.spec import DatasetSpec, TaskType
+from components.spec import DatasetSpec, Task, TaskType
 from trainer.signatures import SERVING_SIGNATURE, TRANSFORM_SIGNATURE
 
 # Metric classes and the keys TFMA reports them under, taken from TFMA itself.
 AUC = tfma.metrics.AUC
 AUC_PR = tfma.metrics.AUCPrecisionRecall
+CALIBRATION = tfma.metrics.Calibration
 EXAMPLE_COUNT = tfma.metrics.ExampleCount
 AUC_KEY = AUC().name
 EXAMPLE_COUNT_KEY = EXAMPLE_COUNT().name
 
-
+CANDIDATE = "candidate"
+BASELINE = "baseline"
 OVERALL = tfma.SlicingSpec()
 
 
-def _auc_thresholds(min_auc):
-    """A lower bound on AUC over the overall slice only (other slices are reported, not gated)."""
-    if min_auc is None:
+def _auc_thresholds(task: Task) -> List[tfma.PerSliceMetricThreshold]:
+    """AUC bounds of a task on the overall slice only (other slices are reported, not gated)."""
+    threshold = tfma.MetricThreshold()
+    if task.min_auc is not None:
+        threshold.value_threshold.lower_bound.value = task.min_auc
+    if task.max_auc_drop is not None:
+        threshold.change_threshold.direction = tfma.MetricDirection.HIGHER_IS_BETTER
+        threshold.change_threshold.absolute.value = -task.max_auc_drop
+    if task.min_auc is None and task.max_auc_drop is None:
         return []
-    threshold = tfma.MetricThreshold(value_threshold=tfma.GenericValueThreshold(lower_bound={"value": min_auc}))
     return [tfma.PerSliceMetricThreshold(slicing_specs=[OVERALL], threshold=threshold)]
 
 
-def _metrics_spec(task) -> tfma.MetricsSpec:
+def _metrics_spec(task: Task) -> tfma.MetricsSpec:
     metrics = [tfma.MetricConfig(class_name=EXAMPLE_COUNT.__name__)]
     if task.type is TaskType.BINARY:
         metrics += [
-            tfma.MetricConfig(class_name=AUC.__name__, per_slice_thresholds=_auc_thresholds(task.min_auc)),
+            tfma.MetricConfig(class_name=AUC.__name__, per_slice_thresholds=_auc_thresholds(task)),
             tfma.MetricConfig(class_name=AUC_PR.__name__),
+            tfma.MetricConfig(class_name=CALIBRATION.__name__),
         ]
     else:
         metrics += [tfma.MetricConfig(class_name="MeanSquaredError")]
     return tfma.MetricsSpec(output_names=[task.output_name], metrics=metrics)
 
 
+def _model_spec(spec: DatasetSpec, name: str, is_baseline: bool) -> tfma.ModelSpec:
+    return tfma.ModelSpec(
+        name=name,
+        is_baseline=is_baseline,
+        signature_name=SERVING_SIGNATURE,
+        preprocessing_function_names=[TRANSFORM_SIGNATURE],
+        label_keys={t.output_name: t.label_key for t in spec.tasks},
+    )
+
+
 def build_eval_config(spec: DatasetSpec) -> tfma.EvalConfig:
-    """Model spec, per-task metrics and thresholds, and slices for the Evaluator."""
+    """Candidate and baseline model specs, per-task metrics and thresholds, and slices."""
     return tfma.EvalConfig(
-        model_specs=[
-            tfma.ModelSpec(
-                signature_name=SERVING_SIGNATURE,
-                preprocessing_function_names=[TRANSFORM_SIGNATURE],
-                label_keys={t.output_name: t.label_key for t in spec.tasks},
-            )
-        ],
+        model_specs=[_model_spec(spec, CANDIDATE, False), _model_spec(spec, BASELINE, True)],
         metrics_specs=[_metrics_spec(task) for task in spec.tasks],
-        slicing_specs=[OVERALL] + [tfma.SlicingSpec(feature_keys=[key]) for key in spec.slices],
+        slicing_specs=[OVERALL] + [tfma.SlicingSpec(feature_keys=[sl.key]) for sl in spec.slices],
     )

@@ -3,6 +3,8 @@
 * numeric features: z-scored (mean and variance over the train split);
 * categorical features: a vocabulary over the train split plus OOV buckets,
   mapped to integer ids (integer-coded columns are vocabularised as strings);
+* slice bands: for a slice with boundaries, its band name (``age_band``:
+  ``'<25'``, ``'25-44'``...), used by TFMA only;
 * labels: 0/1 floats, 1 when the raw value is one of the task's positive values
   (binary tasks), the raw value as a float (regression tasks).
 
@@ -72,6 +74,11 @@ def preprocessing_fn(inputs: Dict[str, Any], custom_config: Mapping[str, Any]) -
                 num_oov_buckets=column.num_oov_buckets,
                 vocab_filename=column.vocabulary_name,
             )
+    for sl in spec.slices:
+        if sl.boundaries:
+            x = tf.cast(_dense(inputs[sl.column], _default(inputs[sl.column])), tf.float32)
+            band = tft.apply_buckets(x, tf.constant([list(sl.boundaries)], dtype=tf.float32))
+            outputs[sl.key] = tf.gather(tf.constant(list(sl.band_labels)), band)
     for task in spec.tasks:
         raw = inputs[task.label_column]
         y = _dense(raw, _default(raw))
@@ -80,3 +87,6 @@ def preprocessing_fn(inputs: Dict[str, Any], custom_config: Mapping[str, Any]) -
         else:
             outputs[task.label_key] = tf.cast(y, tf.float32)
     return outputs
+
+
+PREPROCESSING_FN = f"{__name__}.{preprocessing_fn.__name__}"  # what the pipeline's Transform imports

@@ -155,6 +155,53 @@ class Task:
         return self.name
 
 
+_BAND_SUFFIX = "_band"
+
+
+@dataclasses.dataclass(frozen=True)
+class Slice:
+    """A TFMA slice: a column's values, or bands of a numeric column.
+
+    ``{column: age, boundaries: [25, 45, 65]}`` slices on the bands
+    ``<25``, ``25-44``, ``45-64``, ``>=65`` (a transformed feature ``age_band``).
+    """
+
+    column: str
+    boundaries: Tuple[float, ...] = ()
+
+    def __post_init__(self):
+        boundaries = tuple(self.boundaries)
+        if any(isinstance(b, bool) or not isinstance(b, (int, float)) for b in boundaries) or list(
+            boundaries
+        ) != sorted(set(boundaries)):
+            raise SpecError(
+                f"slice {self.column!r} boundaries: received {list(boundaries)!r}, expected "
+                "strictly increasing numbers."
+            )
+        object.__setattr__(self, "boundaries", boundaries)
+
+    @property
+    def key(self) -> str:
+        """The TFMA slicing feature key."""
+        return self.column + _BAND_SUFFIX if self.boundaries else self.column
+
+    @property
+    def band_labels(self) -> Tuple[str, ...]:
+        """Names of the bands, in order: '<b0', 'b0-(b1-1)', ..., '>=bn'."""
+        b = [f"{x:g}" for x in self.boundaries]
+        inner = [f"{lo}-{float(hi) - 1:g}" for lo, hi in zip(b, b[1:])]
+        return (f"<{b[0]}", *inner, f">={b[-1]}") if b else ()
+
+    def to_dict(self):
+        return {"column": self.column, "boundaries": list(self.boundaries)} if self.boundaries else self.column
+
+    @classmethod
+    def parse(cls, raw, where: str) -> "Slice":
+        if isinstance(raw, str):
+            return cls(raw)
+        return _build(cls, raw, where)
+
+
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
     """Columns, features, tasks and slices of one dataset."""
@@ -162,7 +209,7 @@ class DatasetSpec:
     name: str
     columns: Tuple[Column, ...]
     tasks: Tuple[Task, ...]
-    slices: Tuple[str, ...] = ()
+    slices: Tuple[Slice, ...] = ()
 
     def __post_init__(self):
         if not self.columns:
@@ -178,12 +225,18 @@ class DatasetSpec:
                     f"task {task.name!r} label_column: received {task.label_column!r}, which is "
                     f"not a column of spec {self.name!r}; expected one of {sorted(columns)}."
                 )
-        for key in self.slices:
-            if key not in columns:
+        for sl in self.slices:
+            if sl.column not in columns:
                 raise SpecError(
-                    f"spec {self.name!r} slices: received {key!r}, which is not a column; "
+                    f"spec {self.name!r} slices: received {sl.column!r}, which is not a column; "
                     f"expected one of {sorted(columns)}."
                 )
+            if sl.boundaries and columns[sl.column].kind is not ColumnKind.NUMERIC:
+                raise SpecError(
+                    f"spec {self.name!r} slice {sl.column!r}: boundaries need a numeric column, "
+                    f"{sl.column!r} is {columns[sl.column].kind.value}; slice on its values instead."
+                )
+        _no_duplicates([sl.key for sl in self.slices], f"spec {self.name!r} slices")
         if not self.features:
             raise SpecError(
                 f"spec {self.name!r}: no features left once ignored and label columns are removed."
@@ -236,7 +289,7 @@ class DatasetSpec:
                 }
                 for t in self.tasks
             ],
-            "slices": list(self.slices),
+            "slices": [sl.to_dict() for sl in self.slices],
         }
 
     def to_json(self) -> str:
@@ -254,7 +307,8 @@ class DatasetSpec:
         name = raw.get("name") or where
         columns = tuple(_build(Column, c, f"{where} columns[{i}]") for i, c in enumerate(raw.get("columns") or ()))
         tasks = tuple(_build(Task, t, f"{where} tasks[{i}]") for i, t in enumerate(raw.get("tasks") or ()))
-        return cls(name=name, columns=columns, tasks=tasks, slices=tuple(raw.get("slices") or ()))
+        slices = tuple(Slice.parse(sl, f"{where} slices[{i}]") for i, sl in enumerate(raw.get("slices") or ()))
+        return cls(name=name, columns=columns, tasks=tasks, slices=slices)
 
 
 def _build(cls, raw: Any, where: str):

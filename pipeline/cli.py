@@ -83,30 +83,42 @@ def _trainer_options(f):
                    "Default: the embedded 20,000-row sample.")
 @click.option("--output-dir", default="mmoe_output", show_default=True, type=click.Path(file_okay=False),
               help="Splits, artifacts, metadata and pushed models go here.")
+@click.option("--splits-dir", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Use ready CSV splits (train/, eval/, test/ with a header row) instead of --data.")
 @click.option("--orchestrator", type=click.Choice(["beam", "local"]), default="beam", show_default=True)
 @click.option("--max-rows", type=click.IntRange(min=3), default=None, help="Read only the first N rows of each file.")
 @click.option("--seed", type=int, default=42, show_default=True, help="Seeds the data split and the model.")
 @click.option("--skip-checksum", is_flag=True, help="Do not verify the UCI checksums (data changed on purpose).")
 @_trainer_options
-def run(data_paths, output_dir, orchestrator, max_rows, seed, skip_checksum, variant, train_steps, eval_steps,
+def run(data_paths, splits_dir, output_dir, orchestrator, max_rows, seed, skip_checksum, variant, train_steps, eval_steps,
         spec_path, schema_path) -> None:
     """Prepare the data and run the whole pipeline on this machine."""
     from pipeline import local_runner, report
 
     spec = load_spec(spec_path or schemas.path(*DEFAULT_SPEC))
-    data_file, test_file = classify_inputs(data_paths) if data_paths else (None, census.SAMPLE_PATH)
     output_dir = os.path.abspath(output_dir)
-    prepared = census.prepare(
-        spec, os.path.join(output_dir, "data"), data_path=data_file, test_path=test_file,
-        seed=seed, max_rows=max_rows, verify=not skip_checksum,
-    )
+    if splits_dir:
+        if data_paths:
+            raise click.UsageError("give --data or --splits-dir, not both.")
+        missing = [s for s in census.SPLITS if not glob.glob(os.path.join(splits_dir, s, "*"))]
+        if missing:
+            raise click.BadParameter(f"{splits_dir} has no files under {missing}.", param_hint="--splits-dir")
+        data_root = os.path.abspath(splits_dir)
+    else:
+        data_file, test_file = classify_inputs(data_paths) if data_paths else (None, census.SAMPLE_PATH)
+        data_root = census.prepare(
+            spec, os.path.join(output_dir, "data"), data_path=data_file, test_path=test_file,
+            seed=seed, max_rows=max_rows, verify=not skip_checksum,
+        ).root
     config = local_runner.local_config(
-        output_dir, prepared.root, spec, os.path.abspath(schema_path or schemas.path(*DEFAULT_SCHEMA)),
+        output_dir, data_root, spec, os.path.abspath(schema_path or schemas.path(*DEFAULT_SCHEMA)),
         trainer=TrainerConfig(variant=variant, seed=seed), train_steps=train_steps, eval_steps=eval_steps,
     )
     start = time.monotonic()
-    local_runner.run(config, local_runner.Orchestrator(orchestrator))
-    click.echo(report.summary(config, time.monotonic() - start))
+    decision_path = os.path.join(output_dir, local_runner.DECISION_FILE)
+    decision = local_runner.run(config, local_runner.Orchestrator(orchestrator), decision_path)
+    click.echo(report.summary(config, time.monotonic() - start, decision))
+    click.echo(f"Decision:     {decision_path}")
 
 
 @main.command()

@@ -7,6 +7,7 @@ from typing import Optional, Tuple
 
 from components.spec import DatasetSpec
 from trainer.config import TrainerConfig
+from trainer.run import RUN_FN
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +48,7 @@ class PipelineConfig:
       beam_pipeline_args: arguments of every Beam-powered component.
       enable_cache: reuse outputs of unchanged components.
       trainer_resources: container resources of the Trainer on Kubeflow.
+      run_fn: import path of the Trainer's run_fn.
     """
 
     pipeline_name: str
@@ -62,6 +64,7 @@ class PipelineConfig:
     beam_pipeline_args: Tuple[str, ...] = ()
     enable_cache: bool = True
     trainer_resources: ResourceRequest = ResourceRequest()
+    run_fn: str = RUN_FN
 
     def __post_init__(self):
         for name in ("pipeline_name", "pipeline_root", "data_root", "schema_path", "serving_model_dir"):

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import enum
 import os
+from typing import Optional
 import logging
 
 from tfx import v1 as tfx
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
+from pipeline import report
 from pipeline.config import PipelineConfig
 from pipeline.pipeline import create_pipeline
 
-# In-process Beam: no worker processes to start, no runner binary to fetch.
-DEFAULT_BEAM_ARGS = ("--runner=DirectRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1")
+# No Beam arguments: Beam's default DirectRunner runs in-process, fetches nothing, and TFX
+# skips packaging a copy of itself for remote workers (which it does for any non-empty
+# argument list). Pass e.g. ("--direct_running_mode=multi_processing",
+# "--direct_num_workers=0") to use every core on large data.
+DEFAULT_BEAM_ARGS: tuple = ()
+
+
+DECISION_FILE = "decision.json"
 
 
 class Orchestrator(str, enum.Enum):
@@ -21,12 +29,20 @@ class Orchestrator(str, enum.Enum):
     LOCAL = "local"
 
 
-def run(config: PipelineConfig, orchestrator: Orchestrator = Orchestrator.BEAM) -> None:
-    """Builds the pipeline from `config` and runs it to the end."""
+def run(config: PipelineConfig, orchestrator: Orchestrator = Orchestrator.BEAM, decision_path: Optional[str] = None):
+    """Builds the pipeline from `config`, runs it to the end and returns the push decision.
+
+    The decision (per task AUC, thresholds, baseline, pushed or not and why) is
+    also written as JSON to `decision_path` (default: beside the pipeline root).
+    """
     orchestrator = Orchestrator(orchestrator)
     runner = BeamDagRunner() if orchestrator is Orchestrator.BEAM else tfx.orchestration.LocalDagRunner()
     logging.info("Running pipeline %s with %s; artifacts under %s.", config.pipeline_name, orchestrator.value, config.pipeline_root)
     runner.run(create_pipeline(config))
+    path = decision_path or os.path.join(os.path.dirname(config.pipeline_root), DECISION_FILE)
+    decision = report.write_decision(config, path)
+    logging.info("Push decision written to %s: pushed=%s.", path, decision["pushed"])
+    return decision
 
 
 def local_config(

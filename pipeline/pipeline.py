@@ -1,7 +1,8 @@
 """`create_pipeline(config)`: the TFX component graph, built from small stage builders.
 
 CsvExampleGen -> StatisticsGen -> ImportSchemaGen -> ExampleValidator ->
-Transform -> Trainer -> Evaluator -> Pusher.
+Transform -> Trainer -> Evaluator (against the last blessed model) and
+ServingCheck -> Pusher (only with both blessings).
 """
 
 from __future__ import annotations
@@ -10,17 +11,18 @@ from typing import List, Tuple
 
 from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx import v1 as tfx
-from tfx.dsl.components.base import base_node
+from tfx.dsl.components.base import base_node, executor_spec
 
+from components import pusher as idempotent_pusher
 from components.census import SPLITS
 from components.eval_config import build_eval_config
-from components.preprocessing import SPEC_KEY
+from components.preprocessing import PREPROCESSING_FN, SPEC_KEY
+from components.serving_check import ServingCheck
 from pipeline.config import PipelineConfig, ResourceRequest
 from trainer.run import TRAINER_CONFIG_KEY
 
 TRAIN, EVAL, TEST = SPLITS
-PREPROCESSING_FN = "components.preprocessing.preprocessing_fn"
-RUN_FN = "trainer.run.run_fn"
+BASELINE_RESOLVER = "LatestBlessedModelResolver"
 
 
 def _spec_config(config: PipelineConfig) -> dict:
@@ -63,7 +65,7 @@ def _resource_spec(request: ResourceRequest):
 def train_stage(config: PipelineConfig, transform, schema_gen) -> base_node.BaseNode:
     """The Trainer: `trainer.run.run_fn` on the transformed train and eval splits."""
     trainer = tfx.components.Trainer(
-        run_fn=RUN_FN,
+        run_fn=config.run_fn,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
@@ -77,21 +79,36 @@ def train_stage(config: PipelineConfig, transform, schema_gen) -> base_node.Base
 
 
 def evaluate_and_push_stage(config: PipelineConfig, example_gen, trainer) -> Tuple[base_node.BaseNode, ...]:
-    """Evaluator on the held-out test split; Pusher only when the model is blessed."""
+    """Evaluator on the held-out test split against the last blessed model, a serving
+    check on raw eval examples, and a Pusher that needs both blessings."""
+    baseline = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id(BASELINE_RESOLVER)
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
         example_splits=[TEST],
         model=trainer.outputs["model"],
+        baseline_model=baseline.outputs["model"],
         eval_config=build_eval_config(config.spec),
     )
+    serving_check = ServingCheck(
+        model=trainer.outputs["model"],
+        examples=example_gen.outputs["examples"],
+        spec_json=config.spec.to_json(),
+        split=EVAL,
+    )
     pusher = tfx.components.Pusher(
+        custom_executor_spec=executor_spec.ExecutorClassSpec(idempotent_pusher.Executor),
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
+        infra_blessing=serving_check.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_model_dir)
         ),
     )
-    return evaluator, pusher
+    return baseline, evaluator, serving_check, pusher
 
 
 def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:

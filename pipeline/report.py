@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import json
+import os
 from typing import Dict, List, Optional
 
 import ml_metadata as mlmd
@@ -10,8 +13,10 @@ from ml_metadata.proto import metadata_store_pb2
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
-from components.eval_config import AUC_KEY, EXAMPLE_COUNT_KEY
+from components.eval_config import AUC_KEY, BASELINE, CANDIDATE, EXAMPLE_COUNT_KEY
+from components.serving_check import RESULT_FILE as SERVING_CHECK_FILE
 from components.spec import DatasetSpec
+from pipeline.pipeline import create_pipeline
 
 NODE_CONTEXT = "node"
 _DONE = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
@@ -46,6 +51,17 @@ def latest_output_uri(store, pipeline_name: str, node_id: str, artifact_type: st
     return max(artifacts, key=lambda a: a.id).uri if artifacts else None
 
 
+def node_seconds(store, pipeline_name: str, node_ids) -> Dict[str, float]:
+    """Wall time of each node's latest execution, from its MLMD create and update times."""
+    seconds = {}
+    for node_id in node_ids:
+        executions = _node_executions(store, pipeline_name, node_id)
+        if executions:
+            latest = max(executions, key=lambda e: e.id)
+            seconds[node_id] = (latest.last_update_time_since_epoch - latest.create_time_since_epoch) / 1000.0
+    return seconds
+
+
 @dataclasses.dataclass(frozen=True)
 class SliceMetrics:
     slice_name: str
@@ -63,9 +79,17 @@ def slice_name(slice_key) -> str:
     return tfma.slicer.stringify_slice_key(slice_key) if slice_key else "Overall"
 
 
-def evaluation_metrics(evaluation_uri: str, spec: DatasetSpec) -> List[SliceMetrics]:
-    """AUC and example count per task for every slice of a TFMA evaluation."""
-    result = tfma.load_eval_result(evaluation_uri)
+def evaluation_metrics(evaluation_uri: str, spec: DatasetSpec, model_name: str = CANDIDATE) -> List[SliceMetrics]:
+    """AUC and example count per task for every slice of a TFMA evaluation of `model_name`."""
+    try:
+        result = tfma.load_eval_result(evaluation_uri, model_name=model_name)
+    except (KeyError, ValueError, IndexError):
+        result = None
+    if result is None or not result.slicing_metrics:
+        if model_name != CANDIDATE:
+            return []
+        # Without a baseline TFX evaluates the candidate alone, under no model name.
+        result = tfma.load_eval_result(evaluation_uri)
     rows = []
     for slice_key, metrics in result.slicing_metrics:
         auc, count = {}, {}
@@ -87,7 +111,107 @@ def _custom(store, artifact_uri: str, key: str):
     return None
 
 
-def summary(config, seconds: float) -> str:
+def _overall(rows: List[SliceMetrics]) -> Optional[SliceMetrics]:
+    return next((r for r in rows if r.slice_name == "Overall"), None)
+
+
+def _validation_failures(evaluation_uri: str) -> List[dict]:
+    """Overall-slice threshold failures of a TFMA validation: task, metric, value, kind."""
+    result = tfma.load_validation_result(evaluation_uri)
+    failures = []
+    for per_slice in result.metric_validations_per_slice:
+        for failure in per_slice.failures:
+            key = failure.metric_key
+            failures.append({
+                "task": key.output_name,
+                "slice": slice_name(tfma.slicer.deserialize_slice_key(per_slice.slice_key)),
+                "metric": key.name,
+                "kind": "change against baseline" if key.is_diff else "absolute",
+                "value": failure.metric_value.double_value.value,
+            })
+    return failures
+
+
+def decide(config, store) -> dict:
+    """Per task: AUC, thresholds, baseline AUC, failures; and whether and why the model was pushed."""
+    name = config.pipeline_name
+    evaluation = latest_output_uri(store, name, "Evaluator", "ModelEvaluation")
+    serving = latest_output_uri(store, name, "ServingCheck", "InfraBlessing")
+    pushed_uri = latest_output_uri(store, name, "Pusher", "PushedModel")
+    candidate = _overall(evaluation_metrics(evaluation, config.spec)) if evaluation else None
+    baseline = _overall(evaluation_metrics(evaluation, config.spec, BASELINE)) if evaluation else None
+    failures = _validation_failures(evaluation) if evaluation else []
+    serving_result = {}
+    if serving and os.path.exists(os.path.join(serving, SERVING_CHECK_FILE)):
+        with open(os.path.join(serving, SERVING_CHECK_FILE)) as f:
+            serving_result = json.load(f)
+    pushed = bool(pushed_uri and _custom(store, pushed_uri, "pushed"))
+    tasks = {}
+    for task in config.spec.tasks:
+        auc = candidate.auc.get(task.output_name) if candidate else None
+        base = baseline.auc.get(task.output_name) if baseline else None
+        reasons = [
+            f"{f['metric']} {f['kind']} failed on {f['slice']}: {f['value']:.4f}"
+            for f in failures if f["task"] == task.output_name
+        ]
+        if task.name in serving_result.get("failures", {}):
+            reasons.append("serving check: " + serving_result["failures"][task.name])
+        tasks[task.name] = {
+            "auc": auc,
+            "min_auc": task.min_auc,
+            "baseline_auc": base,
+            "auc_change": None if auc is None or base is None else auc - base,
+            "max_auc_drop": task.max_auc_drop,
+            "passed": not reasons,
+            "failures": reasons,
+        }
+    why = [f"{t}: {r}" for t, d in tasks.items() for r in d["failures"]]
+    if not pushed and not why:
+        why = ["the Pusher did not push (see its logs)"]
+    return {
+        "pipeline": name,
+        "written_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "pushed": pushed,
+        "pushed_destination": _custom(store, pushed_uri, "pushed_destination") if pushed else None,
+        "serving_model_dir": config.serving_model_dir,
+        "evaluation": evaluation,
+        "has_baseline": baseline is not None,
+        "failing_tasks": sorted(t for t, d in tasks.items() if not d["passed"]),
+        "reasons": [] if pushed else why,
+        "tasks": tasks,
+        "serving_check": serving_result,
+    }
+
+
+def write_decision(config, path: str) -> dict:
+    """Writes `decide(...)` as JSON to `path` and returns it."""
+    decision = decide(config, open_store(config.metadata_path))
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(decision, f, indent=2, sort_keys=True)
+    return decision
+
+
+def _fmt(value, spec="{:.4f}") -> str:
+    return "-" if value is None else spec.format(value)
+
+
+def format_decision(decision: dict) -> List[str]:
+    lines = [f"{'task':<16} {'AUC':>7} {'min':>6} {'baseline':>9} {'change':>8} {'max drop':>9}  verdict"]
+    for task, d in decision["tasks"].items():
+        lines.append(
+            f"{task:<16} {_fmt(d['auc']):>7} {_fmt(d['min_auc'], '{:.2f}'):>6} {_fmt(d['baseline_auc']):>9} "
+            f"{_fmt(d['auc_change'], '{:+.4f}'):>8} {_fmt(d['max_auc_drop'], '{:.3f}'):>9}  "
+            + ("pass" if d["passed"] else "FAIL: " + "; ".join(d["failures"]))
+        )
+    if decision["pushed"]:
+        lines.append(f"PUSHED to {decision['pushed_destination']}")
+    else:
+        lines.append("NOT PUSHED: " + "; ".join(decision["reasons"]))
+    return lines
+
+
+def summary(config, seconds: float, decision: Optional[dict] = None) -> str:
     """A few lines for the user: what ran, where the model and evaluation are, AUC per task."""
     store = open_store(config.metadata_path)
     name = config.pipeline_name
@@ -95,10 +219,16 @@ def summary(config, seconds: float) -> str:
     pushed = latest_output_uri(store, name, "Pusher", "PushedModel")
     destination = _custom(store, pushed, "pushed_destination") if pushed else None
     lines = [f"Pipeline {name} finished in {seconds:.0f} s."]
-    if destination:
+    nodes = [c.id for c in create_pipeline(config).components]
+    states = node_states(store, name, nodes)
+    for node, took in node_seconds(store, name, nodes).items():
+        lines.append(f"  {node:<18} {states[node]:<9} {took:7.1f} s")
+    if decision:
+        lines.extend(format_decision(decision))
+    elif destination:
         lines.append(f"Pushed model: {destination}")
     else:
-        lines.append(f"No model pushed (not blessed); serving directory unchanged: {config.serving_model_dir}")
+        lines.append(f"No model pushed; serving directory unchanged: {config.serving_model_dir}")
     if evaluation:
         lines.append(f"Evaluation:   {evaluation}")
         for row in evaluation_metrics(evaluation, config.spec):

@@ -102,3 +102,6 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     )
     export(model, tf_transform_output, spec, fn_args.serving_model_dir)
     logging.info("Exported the model to %s.", fn_args.serving_model_dir)
+
+
+RUN_FN = f"{__name__}.{run_fn.__name__}"  # what the pipeline's Trainer imports

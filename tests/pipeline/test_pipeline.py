@@ -7,12 +7,14 @@ from components.preprocessing import SPEC_KEY
 from components.spec import DatasetSpec
 from pipeline import kubeflow_v2_runner as kfp_runner
 from pipeline.config import PipelineConfig, ResourceRequest
-from pipeline.pipeline import PREPROCESSING_FN, RUN_FN, create_pipeline
+from components.preprocessing import PREPROCESSING_FN
+from pipeline.pipeline import BASELINE_RESOLVER, create_pipeline
+from trainer.run import RUN_FN
 from trainer.config import TrainerConfig
 
 COMPONENT_IDS = [
     "CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
-    "Transform", "Trainer", "Evaluator", "Pusher",
+    "Transform", "Trainer", "LatestBlessedModelResolver", "Evaluator", "ServingCheck", "Pusher",
 ]
 
 
@@ -36,15 +38,18 @@ def test_pipeline_has_the_chain_in_order(census_spec):
         "ExampleValidator": ["ImportSchemaGen", "StatisticsGen"],
         "Transform": ["CsvExampleGen", "ImportSchemaGen"],
         "Trainer": ["ImportSchemaGen", "Transform"],
-        "Evaluator": ["CsvExampleGen", "Trainer"],
-        "Pusher": ["Evaluator", "Trainer"],
+        "LatestBlessedModelResolver": [],
+        "Evaluator": ["CsvExampleGen", "LatestBlessedModelResolver", "Trainer"],
+        "ServingCheck": ["CsvExampleGen", "Trainer"],
+        "Pusher": ["Evaluator", "ServingCheck", "Trainer"],
     }
     trainer = by_id["Trainer"]
     custom = json.loads(trainer.exec_properties["custom_config"])
     assert DatasetSpec.from_dict(custom[SPEC_KEY]) == census_spec
     assert custom["trainer"]["variant"] == "omoe"
-    assert trainer.exec_properties["run_fn"] == RUN_FN
+    assert trainer.exec_properties["run_fn"] == RUN_FN == "trainer.run.run_fn"
     assert by_id["Transform"].exec_properties["preprocessing_fn"] == PREPROCESSING_FN
+    assert PREPROCESSING_FN == "components.preprocessing.preprocessing_fn"
     assert json.loads(by_id["Evaluator"].exec_properties["example_splits"]) == ["test"]
 
 
@@ -65,7 +70,13 @@ def test_kubeflow_compile_requests_a_gpu_for_the_trainer(census_spec, tmp_path):
         compiled = json.load(f)
     spec = compiled.get("pipelineSpec", compiled)
     tasks = spec["root"]["dag"]["tasks"]
-    assert sorted(tasks) == sorted(COMPONENT_IDS)
+    # KFP v2 compiles the Resolver into two resolver tasks.
+    assert sorted(t for t in tasks if not t.startswith(BASELINE_RESOLVER)) == sorted(
+        c for c in COMPONENT_IDS if c != BASELINE_RESOLVER
+    )
+    assert sorted(t for t in tasks if t.startswith(BASELINE_RESOLVER)) == [
+        f"{BASELINE_RESOLVER}-model-blessing-resolver", f"{BASELINE_RESOLVER}-model-resolver"
+    ]
     executors = spec["deploymentSpec"]["executors"]
     trainer = next(e["container"] for name, e in executors.items() if name.startswith("Trainer"))
     assert trainer["image"] == "registry.example/mmoe:1.0"

@@ -1,0 +1,219 @@
+"""The whole chain on 2,000 rows of the embedded sample, run five times in one place:
+
+1. a first run with reachable thresholds trains, blesses and pushes;
+2. the same run again: everything up to the Trainer is cached, the Evaluator compares the
+   model with itself (now the baseline) and no second copy is pushed;
+3. a worse model (one training step) is compared with the pushed one and not pushed;
+4. the same worse run again is served entirely from the cache;
+5. a better-trained model passes against the same baseline and is pushed beside the first.
+"""
+
+import dataclasses
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import schemas
+from components import census
+from components.serving_check import ServingCheck
+from pipeline import local_runner, report
+from trainer.config import TrainerConfig
+from trainer.signatures import SERVING_SIGNATURE
+from tfx import v1 as tfx
+
+pytestmark = pytest.mark.e2e
+
+NODES = ["CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "Transform",
+         "Trainer", "LatestBlessedModelResolver", "Evaluator", "ServingCheck", "Pusher"]
+ROWS = 2000  # -> 1600 train, 200 eval, 200 test
+MIN_AUC, MAX_DROP = 0.6, 0.05
+
+
+@pytest.fixture(scope="module")
+def spec(census_spec):
+    # Reachable but meaningful bounds for short runs: a constant model scores 0.5.
+    tasks = tuple(dataclasses.replace(t, min_auc=MIN_AUC, max_auc_drop=MAX_DROP) for t in census_spec.tasks)
+    return dataclasses.replace(census_spec, tasks=tasks)
+
+
+def _versions(config):
+    return sorted(os.listdir(config.serving_model_dir)) if os.path.isdir(config.serving_model_dir) else []
+
+
+def _read(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, spec):
+    out = str(tmp_path_factory.mktemp("e2e"))
+    prepared = census.prepare(spec, os.path.join(out, "data"), test_path=census.SAMPLE_PATH, max_rows=ROWS)
+    config = local_runner.local_config(
+        out, prepared.root, spec, schemas.path("census", "schema.pbtxt"),
+        trainer=TrainerConfig(num_experts=4, expert_units=8, batch_size=64),
+        train_steps=150, eval_steps=3,
+    )
+    store = report.open_store(config.metadata_path)
+    results = {"config": config, "prepared": prepared, "store": store}
+    for name, steps in (("first", 150), ("again", 150), ("worse", 1), ("cached", 1), ("better", 400)):
+        run_config = dataclasses.replace(config, train_steps=steps)
+        path = os.path.join(out, f"decision-{name}.json")
+        local_runner.run(run_config, decision_path=path)
+        results[name] = {
+            "decision": _read(path),
+            "states": report.node_states(store, config.pipeline_name, NODES),
+            "versions": _versions(config),
+        }
+    return results
+
+
+def test_first_run_executes_every_component_and_pushes(runs):
+    first = runs["first"]
+    assert first["states"] == {node: "COMPLETE" for node in NODES}
+    assert len(first["versions"]) == 1
+    config = runs["config"]
+    assert os.path.exists(os.path.join(config.serving_model_dir, first["versions"][0], "saved_model.pb"))
+    decision = first["decision"]
+    assert decision["pushed"] and decision["failing_tasks"] == [] and not decision["has_baseline"]
+    assert decision["pushed_destination"] == os.path.join(config.serving_model_dir, first["versions"][0])
+    for task in ("income", "never_married"):
+        assert decision["tasks"][task]["auc"] >= MIN_AUC
+        assert decision["tasks"][task]["baseline_auc"] is None
+    assert decision["serving_check"] == {"ok": True, "num_examples": 16, "failures": {}}
+
+
+def test_rerun_reuses_the_cache_and_does_not_push_a_copy(runs):
+    again = runs["again"]
+    # The resolver now finds the first model as baseline, so only evaluation and push re-run.
+    assert again["states"] == {
+        node: ("COMPLETE" if node in ("LatestBlessedModelResolver", "Evaluator", "Pusher") else "CACHED")
+        for node in NODES
+    }
+    assert again["versions"] == runs["first"]["versions"]
+    decision = again["decision"]
+    assert decision["pushed"] and decision["pushed_destination"] == runs["first"]["decision"]["pushed_destination"]
+    for d in decision["tasks"].values():
+        assert d["auc_change"] == pytest.approx(0.0)
+
+
+def test_unchanged_run_after_a_rejected_model_is_entirely_cached(runs):
+    cached = runs["cached"]
+    assert cached["states"] == {
+        node: ("COMPLETE" if node == "LatestBlessedModelResolver" else "CACHED") for node in NODES
+    }
+    assert cached["versions"] == runs["first"]["versions"]
+    assert cached["decision"]["failing_tasks"] == runs["worse"]["decision"]["failing_tasks"]
+
+
+def test_worse_model_is_not_pushed_and_the_decision_names_the_task(runs):
+    worse = runs["worse"]
+    assert worse["versions"] == runs["first"]["versions"]  # serving keeps the old version only
+    decision = worse["decision"]
+    assert not decision["pushed"] and decision["has_baseline"]
+    assert decision["failing_tasks"]
+    for task in decision["failing_tasks"]:
+        d = decision["tasks"][task]
+        assert d["baseline_auc"] == pytest.approx(runs["first"]["decision"]["tasks"][task]["auc"])
+        assert d["auc"] < d["baseline_auc"] - MAX_DROP or d["auc"] < MIN_AUC
+        assert any(task in reason for reason in decision["reasons"])
+    assert any("change against baseline" in r for r in decision["reasons"])
+
+
+def test_better_model_is_pushed_beside_the_old_one(runs):
+    better = runs["better"]
+    assert len(better["versions"]) == 2 and better["versions"][0] == runs["first"]["versions"][0]
+    decision = better["decision"]
+    assert decision["pushed"] and decision["has_baseline"] and decision["failing_tasks"] == []
+    for d in decision["tasks"].values():
+        assert d["auc_change"] >= -MAX_DROP
+    assert decision["pushed_destination"].endswith(better["versions"][1])
+
+
+def test_tfma_reports_auc_for_every_task_on_every_declared_slice(runs, spec):
+    config, prepared, store = runs["config"], runs["prepared"], runs["store"]
+    uri = report.latest_output_uri(store, config.pipeline_name, "Evaluator", "ModelEvaluation")
+    rows = {r.slice_name: r for r in report.evaluation_metrics(uri, spec)}
+    assert rows["Overall"].example_count == {t: prepared.counts["test"] for t in spec.output_names}
+    for sl in spec.slices:
+        names = [n for n in rows if n.startswith(sl.key + ":")]
+        assert names, f"no slice of {sl.key} in {sorted(rows)}"
+        # The slice values partition the test split.
+        assert sum(rows[n].example_count["income"] for n in names) == prepared.counts["test"]
+        for name in names:
+            assert set(rows[name].auc) == set(spec.output_names)
+    assert {n for n in rows if n.startswith("age_band:")} <= {f"age_band:{b}" for b in ("<25", "25-44", "45-64", ">=65")}
+
+
+def test_serving_default_scores_raw_examples_without_labels(runs, spec):
+    config, store = runs["config"], runs["store"]
+    examples_uri = report.latest_output_uri(store, config.pipeline_name, "CsvExampleGen", "Examples")
+    from components.serving_check import raw_examples
+
+    serialized = raw_examples(examples_uri, "test", spec, 20)
+    assert all(col not in tf.train.Example.FromString(serialized[0]).features.feature for col in spec.label_columns)
+    model = tf.saved_model.load(os.path.join(config.serving_model_dir, runs["first"]["versions"][0]))
+    outputs = model.signatures[SERVING_SIGNATURE](examples=tf.constant(serialized))
+    assert sorted(outputs) == sorted(spec.output_names)
+    for value in outputs.values():
+        value = value.numpy()
+        assert value.shape == (20, 1)
+        assert np.isfinite(value).all() and ((value >= 0) & (value <= 1)).all()
+    assert outputs["never_married"].numpy().std() > 0.01  # not a constant
+
+
+class _NaNForOneTask(tf.Module):
+    """Wraps a served model so that one task answers NaN."""
+
+    def __init__(self, model, task):
+        super().__init__()
+        self.model = model
+        self.task = task
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve(self, examples):
+        outputs = dict(self.model.signatures[SERVING_SIGNATURE](examples=examples))
+        outputs[self.task] = outputs[self.task] * float("nan")
+        return outputs
+
+
+def test_serving_check_stops_a_model_that_returns_nan_for_one_task(runs, spec, tmp_path):
+    config, store = runs["config"], runs["store"]
+    good = tf.saved_model.load(os.path.join(config.serving_model_dir, runs["first"]["versions"][0]))
+    bad = _NaNForOneTask(good, "never_married")
+    model_uri = str(tmp_path / "nan_model")
+    tf.saved_model.save(bad, os.path.join(model_uri, "Format-Serving"), signatures={SERVING_SIGNATURE: bad.serve})
+    examples_uri = report.latest_output_uri(store, config.pipeline_name, "CsvExampleGen", "Examples")
+
+    model = tfx.dsl.Importer(source_uri=model_uri, artifact_type=tfx.types.standard_artifacts.Model).with_id("model")
+    examples = tfx.dsl.Importer(
+        source_uri=examples_uri, artifact_type=tfx.types.standard_artifacts.Examples,
+        properties={"split_names": '["train", "eval", "test"]'},
+    ).with_id("examples")
+    check = ServingCheck(model=model.outputs["result"], examples=examples.outputs["result"], spec_json=spec.to_json())
+    serving_dir = str(tmp_path / "serving")
+    pusher = tfx.components.Pusher(
+        model=model.outputs["result"], infra_blessing=check.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)),
+    )
+    check_config = dataclasses.replace(
+        config, pipeline_name="serving-check", pipeline_root=str(tmp_path / "root"),
+        metadata_path=str(tmp_path / "metadata.sqlite"), serving_model_dir=serving_dir,
+    )
+    tfx.orchestration.LocalDagRunner().run(tfx.dsl.Pipeline(
+        pipeline_name=check_config.pipeline_name, pipeline_root=check_config.pipeline_root,
+        components=[model, examples, check, pusher],
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            check_config.metadata_path),
+    ))
+    decision = report.write_decision(check_config, str(tmp_path / "decision.json"))
+    assert not os.path.exists(serving_dir) or os.listdir(serving_dir) == []
+    assert _read(str(tmp_path / "decision.json")) == decision
+    assert not decision["pushed"] and decision["failing_tasks"] == ["never_married"]
+    assert decision["serving_check"]["failures"]["never_married"].startswith("16 of 16 examples did not get")
+    assert "income" not in decision["serving_check"]["failures"]
