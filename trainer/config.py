@@ -14,6 +14,14 @@ class Variant(str, enum.Enum):
     OMOE = "omoe"  # one gate shared by all tasks
     SHARED_BOTTOM = "shared_bottom"  # one shared hidden layer, a tower per task
     SINGLE_TASK = "single_task"  # an independent network per task, trained together
+    PLE = "ple"  # Tang et al. 2020: task-specific and shared experts, stacked CGC levels
+
+
+class LossWeighting(str, enum.Enum):
+    """How task losses are combined."""
+
+    FIXED = "fixed"  # the spec's loss_weight per task
+    UNCERTAINTY = "uncertainty"  # Kendall et al. 2018: a learned log-variance per task
 
 
 class OptimizerName(str, enum.Enum):
@@ -29,7 +37,9 @@ class TrainerConfig:
 
     Attributes:
       variant: architecture, see `Variant`.
-      num_experts: experts of MMoE/OMoE.
+      num_experts: experts of MMoE/OMoE; shared experts of each PLE level.
+      task_experts: experts owned by each task in each PLE level.
+      ple_levels: number of CGC extraction levels of PLE.
       expert_units: width of each expert, of the shared bottom and of each
         single-task bottom.
       tower_units: hidden widths of each task tower (ReLU).
@@ -38,11 +48,16 @@ class TrainerConfig:
       optimizer: optimizer of every variable group, see `OptimizerName`.
       batch_size: examples per training step.
       epochs: train_steps are spread over this many epochs (progress and TensorBoard points).
+      loss_weighting: see `LossWeighting`.
+      prediction_inputs: ``{consumer_task: producer_task}``: the consumer's tower
+        also reads the producer's prediction, through a stop-gradient.
       seed: seeds initialisers, shuffling and dropout.
     """
 
     variant: Variant = Variant.MMOE
     num_experts: int = 8
+    task_experts: int = 2
+    ple_levels: int = 1
     expert_units: int = 16
     tower_units: Tuple[int, ...] = (8,)
     embedding_dim: int = 4
@@ -50,6 +65,8 @@ class TrainerConfig:
     optimizer: OptimizerName = OptimizerName.ADAM
     batch_size: int = 256
     epochs: int = 1
+    loss_weighting: LossWeighting = LossWeighting.FIXED
+    prediction_inputs: Tuple[Tuple[str, str], ...] = ()
     seed: int = 42
 
     def __post_init__(self):
@@ -67,8 +84,26 @@ class TrainerConfig:
                 f"TrainerConfig.optimizer: received {self.optimizer!r}, expected one of "
                 f"{[o.value for o in OptimizerName]}."
             ) from None
+        try:
+            object.__setattr__(self, "loss_weighting", LossWeighting(self.loss_weighting))
+        except ValueError:
+            raise ValueError(
+                f"TrainerConfig.loss_weighting: received {self.loss_weighting!r}, expected one of "
+                f"{[w.value for w in LossWeighting]}."
+            ) from None
+        pairs = self.prediction_inputs
+        if isinstance(pairs, Mapping):
+            pairs = tuple(pairs.items())
+        pairs = tuple(tuple(p) for p in pairs)
+        if any(len(p) != 2 or not all(isinstance(t, str) for t in p) for p in pairs):
+            raise ValueError(
+                f"TrainerConfig.prediction_inputs: received {self.prediction_inputs!r}, expected a mapping "
+                "{consumer_task: producer_task}."
+            )
+        object.__setattr__(self, "prediction_inputs", pairs)
         object.__setattr__(self, "tower_units", tuple(self.tower_units))
-        for name in ("num_experts", "expert_units", "embedding_dim", "batch_size", "epochs"):
+        for name in ("num_experts", "task_experts", "ple_levels", "expert_units", "embedding_dim", "batch_size",
+                     "epochs"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"TrainerConfig.{name}: received {value!r}, expected a positive integer.")
@@ -88,6 +123,8 @@ class TrainerConfig:
         d = dataclasses.asdict(self)
         d["variant"] = self.variant.value
         d["optimizer"] = self.optimizer.value
+        d["loss_weighting"] = self.loss_weighting.value
+        d["prediction_inputs"] = dict(self.prediction_inputs)
         d["tower_units"] = list(self.tower_units)
         return d
 

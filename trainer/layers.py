@@ -239,3 +239,135 @@ class Tower(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "units": list(self.units), "activation": self.activation, "dropout": self.dropout}
+
+
+@keras.utils.register_keras_serializable(package=PACKAGE)
+class CGC(keras.layers.Layer):
+    """Customized Gate Control: one extraction level of PLE.
+
+    Tang, Liu, Zhao, Gong. "Progressive Layered Extraction (PLE): A Novel
+    Multi-Task Learning (MTL) Model for Personalized Recommendations", RecSys 2020.
+
+    Each task has its own experts; all tasks share `num_shared_experts`. Task
+    k's gate mixes its own and the shared experts; unless this is the last
+    level, a shared gate mixes every expert into the shared path of the next
+    level.
+
+    Args:
+      num_tasks: number of tasks.
+      num_task_experts: experts owned by each task.
+      num_shared_experts: experts shared by all tasks.
+      expert_units: width of every expert.
+      is_last: the last level returns only the task outputs.
+
+    Input: one tensor ``[batch, d]`` (first level) or a list of ``num_tasks + 1``
+    tensors (each task's input, then the shared input).
+    Output: a list of ``num_tasks`` tensors ``[batch, expert_units]``, plus the
+    shared one unless ``is_last``; with ``return_gates=True`` also the task gates.
+    """
+
+    def __init__(self, num_tasks: int, num_task_experts: int, num_shared_experts: int, expert_units: int,
+                 is_last: bool = True, expert_activation="relu", **kwargs):
+        super().__init__(**kwargs)
+        self.num_tasks = _positive_int("num_tasks", num_tasks)
+        self.num_task_experts = _positive_int("num_task_experts", num_task_experts)
+        self.num_shared_experts = _positive_int("num_shared_experts", num_shared_experts)
+        self.expert_units = _positive_int("expert_units", expert_units)
+        self.is_last = is_last
+        self.expert_activation = expert_activation
+        self.task_experts = [
+            Experts(num_task_experts, expert_units, activation=expert_activation, name=f"task_experts_{k}")
+            for k in range(num_tasks)
+        ]
+        self.shared_experts = Experts(num_shared_experts, expert_units, activation=expert_activation,
+                                      name="shared_experts")
+        self.task_gates = [Gate(num_task_experts + num_shared_experts, name=f"task_gate_{k}") for k in range(num_tasks)]
+        self.shared_gate = None if is_last else Gate(num_tasks * num_task_experts + num_shared_experts,
+                                                     name="shared_gate")
+
+    def call(self, inputs, training=None, return_gates=False):
+        if isinstance(inputs, (list, tuple)):
+            if len(inputs) != self.num_tasks + 1:
+                raise ValueError(
+                    f"CGC received {len(inputs)} inputs, expected num_tasks + 1 = {self.num_tasks + 1} "
+                    "(one per task, then the shared one)."
+                )
+            task_inputs, shared_input = list(inputs[:-1]), inputs[-1]
+        else:
+            task_inputs, shared_input = [inputs] * self.num_tasks, inputs
+        shared = self.shared_experts(shared_input)
+        owned = [experts(x) for experts, x in zip(self.task_experts, task_inputs)]
+        gates = [gate(x) for gate, x in zip(self.task_gates, task_inputs)]
+        outputs = [mix(tf.concat([own, shared], axis=1), g) for own, g in zip(owned, gates)]
+        if not self.is_last:
+            outputs.append(mix(tf.concat(owned + [shared], axis=1), self.shared_gate(shared_input)))
+        return (outputs, gates) if return_gates else outputs
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_tasks": self.num_tasks,
+            "num_task_experts": self.num_task_experts,
+            "num_shared_experts": self.num_shared_experts,
+            "expert_units": self.expert_units,
+            "is_last": self.is_last,
+            "expert_activation": self.expert_activation,
+        }
+
+
+@keras.utils.register_keras_serializable(package=PACKAGE)
+class StopGradient(keras.layers.Layer):
+    """Identity forward, no gradient backward: lets a task read another's estimate
+    as a feature without training the other task through it."""
+
+    def call(self, inputs, training=None):
+        return tf.stop_gradient(inputs)
+
+
+@keras.utils.register_keras_serializable(package=PACKAGE)
+class UncertaintyWeighting(keras.layers.Layer):
+    """Homoscedastic-uncertainty loss weighting (Kendall, Gal, Cipolla, CVPR 2018).
+
+    Learns ``s_k = log sigma_k^2`` per task and combines task losses ``L_k`` as
+    ``exp(-s_k) L_k + s_k / 2`` for classification tasks and
+    ``exp(-s_k) L_k / 2 + s_k / 2`` for regression tasks (their eq. 7 and 10,
+    written with ``s = log sigma^2`` for numerical stability).
+
+    Args:
+      task_names: tasks in order.
+      regression: for each task, whether it is a regression task.
+
+    Input: a dict ``{task: scalar loss}``. Output: the scalar total loss.
+    """
+
+    def __init__(self, task_names, regression, **kwargs):
+        super().__init__(**kwargs)
+        self.task_names = list(task_names)
+        self.regression = [bool(r) for r in regression]
+        if len(self.task_names) != len(self.regression) or not self.task_names:
+            raise ValueError(
+                f"Received: task_names={self.task_names!r}, regression={self.regression!r}; "
+                "expected one regression flag per task and at least one task."
+            )
+        self.log_vars = {
+            name: self.add_weight(name=f"log_var_{name}", shape=(), initializer="zeros")
+            for name in self.task_names
+        }
+
+    def weights_by_task(self):
+        """The current weight ``exp(-s_k)`` (halved for regression) of each task's loss."""
+        return {
+            name: float(tf.exp(-self.log_vars[name]) * (0.5 if reg else 1.0))
+            for name, reg in zip(self.task_names, self.regression)
+        }
+
+    def call(self, losses, training=None):
+        total = 0.0
+        for name, reg in zip(self.task_names, self.regression):
+            s = self.log_vars[name]
+            scale = 0.5 if reg else 1.0
+            total += scale * tf.exp(-s) * losses[name] + 0.5 * s
+        return total
+
+    def get_config(self):
+        return {**super().get_config(), "task_names": self.task_names, "regression": self.regression}

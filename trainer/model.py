@@ -8,35 +8,44 @@ gives the task (``TrainerConfig.shared_learning_rate`` for the shared part).
 
 from __future__ import annotations
 
-from typing import Dict, List, Mapping
+import logging
+from typing import Dict, List, Mapping, Optional
 
 import tensorflow as tf
 import tf_keras as keras
 
-from components.spec import ColumnKind, DatasetSpec
+from components.spec import ColumnKind, DatasetSpec, TaskType
 from trainer import layers
-from trainer.config import OptimizerName, TrainerConfig, Variant
+from trainer.config import LossWeighting, OptimizerName, TrainerConfig, Variant
 from trainer.heads import head_for
 
 SHARED = "shared"
+GATED_LAYER = "gated_experts"  # the MMoE layer, or PLE's last CGC level
 
 
 def tower_name(task_name: str) -> str:
     return f"tower_{task_name}"
 
 
+@keras.utils.register_keras_serializable(package=layers.PACKAGE)
 class MultiTaskModel(keras.Model):
     """A functional Keras model whose variables are updated group by group.
 
     ``compile(optimizer=..., task_optimizers={task: optimizer}, ...)``: the
-    gradient of the (weighted) total loss is computed once per step; each task
-    optimizer applies it to that task's tower and output layer, the main
-    optimizer to all other (shared) variables.
+    gradient of the total loss is computed once per step; each task optimizer
+    applies it to that task's tower and output layer, the main optimizer to all
+    other (shared) variables. With ``uncertainty=UncertaintyWeighting(...)``
+    the total loss is the uncertainty-weighted sum of the task losses instead
+    of the compiled fixed-weight sum.
     """
 
-    def compile(self, optimizer=None, task_optimizers: Mapping[str, keras.optimizers.Optimizer] = None, **kwargs):
+    def compile(self, optimizer=None, task_optimizers: Mapping[str, keras.optimizers.Optimizer] = None,
+                task_losses: Optional[Mapping[str, keras.losses.Loss]] = None,
+                uncertainty: Optional[layers.UncertaintyWeighting] = None, **kwargs):
         super().compile(optimizer=optimizer, **kwargs)
         self.task_optimizers = dict(task_optimizers or {})
+        self.task_losses = dict(task_losses or {})
+        self.uncertainty = uncertainty
 
     def variable_groups(self) -> Dict[str, List[tf.Variable]]:
         """Disjoint trainable variables: one group per task (tower + output), the rest shared."""
@@ -62,11 +71,21 @@ class MultiTaskModel(keras.Model):
             if pairs:
                 optimizer.apply_gradients(pairs)
 
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None):
+        fixed = super().compute_loss(x, y, y_pred, sample_weight)  # also tracks each task's loss
+        if self.uncertainty is None:
+            return fixed
+        per_task = {name: loss(y[name], y_pred[name]) for name, loss in self.task_losses.items()}
+        total = self.uncertainty(per_task)
+        return total + tf.add_n(self.losses) if self.losses else total
+
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
             y_pred = self(x, training=True)
             loss = self.compute_loss(x, y, y_pred, sample_weight)
+        # The uncertainty log-variances are attributes of the model, hence among its
+        # trainable variables, in the shared group.
         grads = tape.gradient(loss, self.trainable_variables)
         self.apply_gradients_by_group(list(zip(grads, self.trainable_variables)))
         return self.compute_metrics(x, y, y_pred, sample_weight)
@@ -106,15 +125,57 @@ def _task_inputs(x, spec: DatasetSpec, config: TrainerConfig) -> List[tf.Tensor]
     n = len(spec.tasks)
     if config.variant in (Variant.MMOE, Variant.OMOE):
         gates = n if config.variant is Variant.MMOE else 1
-        mixtures = layers.MMoE(config.num_experts, config.expert_units, num_gates=gates, name="mmoe")(x)
+        mixtures, _ = layers.MMoE(config.num_experts, config.expert_units, num_gates=gates, name=GATED_LAYER)(
+            x, return_gates=True
+        )
         return mixtures if gates == n else mixtures * n
+    if config.variant is Variant.PLE:
+        level = x
+        for i in range(config.ple_levels):
+            last = i == config.ple_levels - 1
+            cgc = layers.CGC(n, config.task_experts, config.num_experts, config.expert_units, is_last=last,
+                             name=GATED_LAYER if last else f"cgc_{i}")
+            level = cgc(level, return_gates=True)[0] if last else cgc(level)
+        return level
     if config.variant is Variant.SHARED_BOTTOM:
         bottom = keras.layers.Dense(config.expert_units, activation="relu", name="shared_bottom")(x)
         return [bottom] * n
     if config.variant is Variant.SINGLE_TASK:
-        # The bottoms are each task's own: they belong to the task's variable group.
+        # Each task's bottom is the first layer of its own tower (its own variable group).
         return [x] * n
     raise ValueError(f"unsupported variant {config.variant!r}")
+
+
+def build_order(spec: DatasetSpec, prediction_inputs: Mapping[str, str]) -> List[str]:
+    """Task names ordered so that every producer of a prediction input comes before its consumer."""
+    names = [t.name for t in spec.tasks]
+    for consumer, producer in prediction_inputs.items():
+        for role, name in (("consumer", consumer), ("producer", producer)):
+            if name not in names:
+                raise ValueError(
+                    f"TrainerConfig.prediction_inputs: {role} task {name!r} is not in spec "
+                    f"{spec.name!r}; tasks are {names}."
+                )
+    order: List[str] = []
+    visiting = set()
+
+    def visit(name):
+        if name in order:
+            return
+        if name in visiting:
+            raise ValueError(
+                f"TrainerConfig.prediction_inputs {dict(prediction_inputs)!r} has a cycle through {name!r}; "
+                "a task cannot depend on its own prediction."
+            )
+        visiting.add(name)
+        if name in prediction_inputs:
+            visit(prediction_inputs[name])
+        visiting.discard(name)
+        order.append(name)
+
+    for name in names:
+        visit(name)
+    return order
 
 
 _OPTIMIZERS = {OptimizerName.ADAM: keras.optimizers.Adam, OptimizerName.SGD: keras.optimizers.SGD}
@@ -128,20 +189,83 @@ def build_model(spec: DatasetSpec, config: TrainerConfig, vocab_sizes: Mapping[s
     """The compiled multi-task model of `config.variant` on `spec`."""
     inputs = feature_inputs(spec)
     x = embed_features(inputs, spec, vocab_sizes, config.embedding_dim)
+    heads = {t.name: head_for(t) for t in spec.tasks}
+    task_inputs = dict(zip((t.name for t in spec.tasks), _task_inputs(x, spec, config)))
+    producers = dict(config.prediction_inputs)
     outputs = {}
-    heads = [head_for(task) for task in spec.tasks]
-    for head, task_input in zip(heads, _task_inputs(x, spec, config)):
+    for name in build_order(spec, producers):
+        hidden = task_inputs[name]
+        if name in producers:
+            estimate = layers.StopGradient(name=f"estimate_of_{producers[name]}_for_{name}")(outputs[producers[name]])
+            hidden = keras.layers.Concatenate(name=f"with_estimate_{name}")([hidden, estimate])
         units = config.tower_units
         if config.variant is Variant.SINGLE_TASK:
             units = (config.expert_units, *units)
-        hidden = layers.Tower(units, name=tower_name(head.name))(task_input)
-        outputs[head.name] = head.output_layer()(hidden)
-    model = MultiTaskModel(inputs=inputs, outputs=outputs, name=f"{config.variant.value}_{spec.name}")
+        hidden = layers.Tower(units, name=tower_name(name))(hidden)
+        outputs[name] = heads[name].output_layer()(hidden)
+    model = MultiTaskModel(inputs=inputs, outputs={t.output_name: outputs[t.name] for t in spec.tasks},
+                           name=f"{config.variant.value}_{spec.name}")
+    uncertainty = None
+    if config.loss_weighting is LossWeighting.UNCERTAINTY:
+        uncertainty = layers.UncertaintyWeighting(
+            [t.name for t in spec.tasks], [t.type is TaskType.REGRESSION for t in spec.tasks], name="uncertainty"
+        )
     model.compile(
         optimizer=make_optimizer(config.optimizer, config.shared_learning_rate),
         task_optimizers={t.name: make_optimizer(config.optimizer, t.learning_rate) for t in spec.tasks},
-        loss={h.name: h.loss() for h in heads},
+        task_losses={name: head.loss() for name, head in heads.items()},
+        uncertainty=uncertainty,
+        loss={name: head.loss() for name, head in heads.items()},
         loss_weights={t.output_name: t.loss_weight for t in spec.tasks},
-        metrics={h.name: h.metrics() for h in heads},
+        metrics={name: head.metrics() for name, head in heads.items()},
     )
     return model
+
+
+def gate_model(model: keras.Model, spec: DatasetSpec) -> Optional[keras.Model]:
+    """A model from the same inputs to each task's gate weights ``[batch, experts]``, or None
+    for variants without gates. OMoE's single gate is reported for every task."""
+    try:
+        layer = model.get_layer(GATED_LAYER)
+    except ValueError:
+        return None
+    gates = layer.output[1]
+    if len(gates) == 1:
+        gates = gates * len(spec.tasks)
+    return keras.Model(model.inputs, {t.name: g for t, g in zip(spec.tasks, gates)})
+
+
+def gate_statistics(model: keras.Model, spec: DatasetSpec, dataset: tf.data.Dataset, steps: int) -> Optional[dict]:
+    """Mean gate weight per task per expert, and mean gate entropy (nats), over `steps` batches."""
+    gates = gate_model(model, spec)
+    if gates is None:
+        return None
+    sums, entropy, count = {}, {}, 0
+    for features, _ in dataset.take(steps):
+        weights = gates(features, training=False)
+        for task, w in weights.items():
+            sums[task] = sums.get(task, 0.0) + tf.reduce_sum(w, axis=0).numpy()
+            h = -tf.reduce_sum(w * tf.math.log(tf.maximum(w, 1e-12)), axis=-1)
+            entropy[task] = entropy.get(task, 0.0) + float(tf.reduce_sum(h))
+        count += int(next(iter(weights.values())).shape[0])
+    if not count:
+        return None
+    return {
+        "examples": count,
+        "tasks": {
+            task: {"mean_gate_weight": (sums[task] / count).tolist(), "mean_entropy": entropy[task] / count}
+            for task in sums
+        },
+    }
+
+
+class LogUncertaintyWeights(keras.callbacks.Callback):
+    """Logs the learned loss weight of each task at the end of every epoch."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        uncertainty = getattr(self.model, "uncertainty", None)
+        if uncertainty is not None:
+            weights = uncertainty.weights_by_task()
+            logging.info("Epoch %d learned loss weights: %s", epoch + 1, weights)
+            if logs is not None:
+                logs.update({f"loss_weight_{k}": v for k, v in weights.items()})

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from typing import Dict, List
 
 import tensorflow as tf
@@ -14,10 +16,11 @@ from tfx_bsl.public import tfxio
 from components.preprocessing import spec_from_custom_config
 from components.spec import ColumnKind, DatasetSpec
 from trainer.config import TrainerConfig
-from trainer.model import build_model
+from trainer.model import LogUncertaintyWeights, build_model, gate_statistics
 from trainer.signatures import export
 
 TRAINER_CONFIG_KEY = "trainer"
+GATE_STATS_FILE = "gate_stats.json"
 
 
 def vocabulary_sizes(tf_transform_output: tft.TFTransformOutput, spec: DatasetSpec) -> Dict[str, int]:
@@ -71,6 +74,16 @@ class RaiseOnNaN(keras.callbacks.Callback):
             )
 
 
+def write_gate_statistics(model, spec: DatasetSpec, config: TrainerConfig, dataset, steps: int, out_dir: str):
+    """Mean gate weight per task per expert and gate entropy on the eval split, as JSON."""
+    stats = gate_statistics(model, spec, dataset, steps)
+    path = os.path.join(out_dir, GATE_STATS_FILE)
+    tf.io.gfile.makedirs(out_dir)
+    with tf.io.gfile.GFile(path, "w") as f:
+        json.dump({"variant": config.variant.value, "gates": stats}, f, indent=2)
+    logging.info("Gate statistics written to %s.", path)
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """TFX Trainer entry point (``Trainer(run_fn='trainer.run.run_fn')``)."""
     spec = spec_from_custom_config(fn_args.custom_config, "Trainer")
@@ -97,9 +110,14 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         steps_per_epoch=steps_per_epoch,
         validation_data=evaluation,
         validation_steps=fn_args.eval_steps,
-        callbacks=[RaiseOnNaN(), keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")],
+        callbacks=[
+            RaiseOnNaN(),
+            LogUncertaintyWeights(),
+            keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch"),
+        ],
         verbose=2,
     )
+    write_gate_statistics(model, spec, config, evaluation, fn_args.eval_steps, fn_args.model_run_dir)
     export(model, tf_transform_output, spec, fn_args.serving_model_dir)
     logging.info("Exported the model to %s.", fn_args.serving_model_dir)
 

@@ -91,3 +91,53 @@ def test_get_config_round_trip(layer):
     # Registered: Keras can rebuild it by its registered name alone.
     rebuilt = keras.layers.deserialize(keras.layers.serialize(layer))
     assert type(rebuilt) is type(layer)
+
+
+def test_cgc_mixes_own_and_shared_experts_and_feeds_the_next_level():
+    first = layers.CGC(num_tasks=2, num_task_experts=2, num_shared_experts=3, expert_units=4, is_last=False)
+    x = tf.random.stateless_normal([5, 6], seed=[3, 4])
+    outputs, gates = first(x, return_gates=True)
+    assert [o.shape for o in outputs] == [(5, 4)] * 3  # two tasks + the shared path
+    for g in gates:
+        assert g.shape == (5, 2 + 3)
+        np.testing.assert_allclose(g.numpy().sum(-1), np.ones(5), rtol=1e-6)
+    last = layers.CGC(num_tasks=2, num_task_experts=2, num_shared_experts=3, expert_units=4, is_last=True)
+    assert [o.shape for o in last(outputs)] == [(5, 4)] * 2
+    with pytest.raises(ValueError, match=r"CGC received 2 inputs, expected num_tasks \+ 1 = 3"):
+        last(outputs[:2])
+
+
+def test_cgc_task_output_is_the_gate_weighted_sum_of_own_then_shared_experts():
+    cgc = layers.CGC(num_tasks=1, num_task_experts=1, num_shared_experts=1, expert_units=1,
+                     expert_activation="linear")
+    x = tf.constant([[2.0]])
+    cgc(x)
+    cgc.task_experts[0].set_weights([np.array([[[3.0]]]), np.zeros((1, 1))])  # own expert: 3x = 6
+    cgc.shared_experts.set_weights([np.array([[[-1.0]]]), np.zeros((1, 1))])  # shared: -x = -2
+    cgc.task_gates[0].set_weights([np.array([[0.0, np.log(3.0) / 2]])])  # softmax(0, ln 3) = (.25, .75)
+    (out,) = cgc(x)
+    np.testing.assert_allclose(out.numpy(), [[0.25 * 6 + 0.75 * -2]], rtol=1e-6)
+
+
+def test_uncertainty_weighting_formula():
+    weighting = layers.UncertaintyWeighting(["a", "b"], regression=[False, True])
+    weighting.log_vars["b"].assign(np.log(2.0))
+    total = weighting({"a": tf.constant(0.5), "b": tf.constant(2.0)})
+    # a (classification, s=0): e^0 * 0.5 + 0 ; b (regression, s=ln 2): 0.5 * 2 / 2 + 0.5 ln 2
+    np.testing.assert_allclose(total.numpy(), 0.5 + 0.5 + 0.5 * np.log(2.0), rtol=1e-6)
+    assert weighting.weights_by_task() == pytest.approx({"a": 1.0, "b": 0.25})
+    # The optimum of e^-s L + s/2 is s = ln(2L): the gradient vanishes there.
+    with tf.GradientTape() as tape:
+        weighting.log_vars["a"].assign(np.log(2 * 0.5))
+        loss = weighting({"a": tf.constant(0.5), "b": tf.constant(2.0)})
+    grad_a = tape.gradient(loss, weighting.log_vars["a"])
+    assert abs(float(grad_a)) < 1e-6
+
+
+def test_stop_gradient_is_identity_forward_and_blocks_gradient():
+    x = tf.Variable([[1.0, -2.0]])
+    with tf.GradientTape() as tape:
+        y = layers.StopGradient()(x)
+        loss = tf.reduce_sum(y * 3.0)
+    np.testing.assert_allclose(y.numpy(), x.numpy())
+    assert tape.gradient(loss, x) is None

@@ -7,7 +7,7 @@ import tf_keras as keras
 
 from components.spec import DatasetSpec
 from trainer.config import TrainerConfig, Variant
-from trainer.model import SHARED, build_model, tower_name
+from trainer.model import GATED_LAYER, SHARED, build_model, tower_name
 
 SPEC = DatasetSpec.from_dict({
     "name": "toy",
@@ -59,7 +59,7 @@ def test_variable_groups_are_disjoint_and_cover_the_model():
     assert len(refs) == len(set(refs)) == len(model.trainable_variables)
     tower_a = {v.ref() for v in model.get_layer(tower_name("task_a")).trainable_variables}
     assert tower_a <= {v.ref() for v in groups["task_a"]}
-    assert any("mmoe" in v.name for v in groups[SHARED])
+    assert any(GATED_LAYER in v.name for v in groups[SHARED])
 
 
 def test_each_group_moves_by_its_own_learning_rate_times_its_gradient():
@@ -103,3 +103,86 @@ def test_config_round_trip():
     config = TrainerConfig(variant="omoe", tower_units=(4, 2), optimizer="sgd")
     assert TrainerConfig.from_dict(config.to_dict()) == config
     assert dataclasses.asdict(config)["tower_units"] == (4, 2)
+
+
+def test_ple_with_two_levels_builds_and_reports_gates():
+    from trainer.model import gate_model
+
+    config = TrainerConfig(variant="ple", ple_levels=2, num_experts=2, task_experts=1, expert_units=4)
+    model = build_model(SPEC, config, VOCAB)
+    x, _ = _batch()
+    assert sorted(model(x)) == ["task_a", "task_b"]
+    gates = gate_model(model, SPEC)(x)
+    for g in gates.values():
+        assert g.shape == (32, 1 + 2)
+        np.testing.assert_allclose(g.numpy().sum(-1), np.ones(32), rtol=1e-6)
+
+
+def test_gate_statistics_average_over_the_dataset():
+    from trainer.model import gate_statistics
+
+    model = build_model(SPEC, TrainerConfig(num_experts=3, expert_units=4), VOCAB)
+    x, y = _batch(40)
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    stats = gate_statistics(model, SPEC, dataset, steps=10)
+    assert stats["examples"] == 40
+    for task, s in stats["tasks"].items():
+        assert len(s["mean_gate_weight"]) == 3
+        assert sum(s["mean_gate_weight"]) == pytest.approx(1.0, abs=1e-5)
+        assert 0.0 <= s["mean_entropy"] <= np.log(3) + 1e-6
+    shared_bottom = build_model(SPEC, TrainerConfig(variant="shared_bottom"), VOCAB)
+    assert gate_statistics(shared_bottom, SPEC, dataset, steps=1) is None
+
+
+def test_estimate_as_feature_does_not_train_the_producer_through_the_consumer():
+    config = TrainerConfig(num_experts=2, expert_units=4, prediction_inputs={"task_b": "task_a"})
+    model = build_model(SPEC, config, VOCAB)
+    x, y = _batch()
+    producer = model.get_layer(tower_name("task_a")).trainable_variables + model.get_layer("task_a").trainable_variables
+    with tf.GradientTape() as tape:
+        pred = model(x, training=True)
+        consumer_loss = keras.losses.BinaryCrossentropy()(y["task_b"], pred["task_b"])
+    grads = tape.gradient(consumer_loss, producer)
+    assert all(g is None or np.allclose(g.numpy(), 0.0) for g in grads)
+    # ...while the consumer does read the producer's estimate: its tower input is wider by one.
+    consumer_kernel = model.get_layer(tower_name("task_b")).hidden[0].kernel
+    assert consumer_kernel.shape[0] == 4 + 1
+
+
+@pytest.mark.parametrize(
+    "pairs, message",
+    [
+        ({"task_b": "task_c"}, r"producer task 'task_c' is not in spec 'toy'"),
+        ({"task_a": "task_b", "task_b": "task_a"}, r"has a cycle through"),
+    ],
+)
+def test_prediction_input_errors(pairs, message):
+    with pytest.raises(ValueError, match=message):
+        build_model(SPEC, TrainerConfig(prediction_inputs=pairs), VOCAB)
+
+
+def test_uncertainty_weighted_training_learns_log_variances():
+    config = TrainerConfig(num_experts=2, expert_units=4, loss_weighting="uncertainty", shared_learning_rate=0.05)
+    model = build_model(SPEC, config, VOCAB)
+    x, y = _batch()
+    before = model.uncertainty.weights_by_task()
+    assert before == {"task_a": 1.0, "task_b": 1.0}
+    pred = model(x)
+    bce = keras.losses.BinaryCrossentropy()
+    np.testing.assert_allclose(
+        model.compute_loss(x, y, pred).numpy(), (bce(y["task_a"], pred["task_a"]) + bce(y["task_b"], pred["task_b"])).numpy(),
+        rtol=1e-5,
+    )
+    for _ in range(5):
+        model.train_on_batch(x, y)
+    assert model.uncertainty.weights_by_task() != before
+
+
+def test_save_and_load_give_the_same_predictions(tmp_path):
+    model = build_model(SPEC, TrainerConfig(variant="ple", num_experts=2, task_experts=1, expert_units=4), VOCAB)
+    x, y = _batch()
+    model.train_on_batch(x, y)
+    model.save(str(tmp_path / "m"), save_format="tf")
+    loaded = keras.models.load_model(str(tmp_path / "m"), compile=False)
+    for task, value in model(x).items():
+        np.testing.assert_allclose(loaded(x)[task].numpy(), value.numpy(), rtol=1e-6)
