@@ -219,5 +219,20 @@ def prepare(data_paths, output_dir, spec_path, seed, skip_checksum) -> None:
     click.echo(f"Splits {prepared.counts} under {prepared.root}")
 
 
+@main.command()
+@click.option("--output-dir", required=True, type=click.Path(file_okay=False))
+@click.option("--rows", type=click.IntRange(min=10), default=20000, show_default=True)
+@click.option("--dim", type=click.IntRange(min=2), default=16, show_default=True)
+@click.option("--correlation", type=click.FloatRange(-1, 1), default=0.5, show_default=True,
+              help="Cosine p between the two tasks' weight vectors (MMoE paper, section 3.2).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def synthetic(output_dir, rows, dim, correlation, seed) -> None:
+    """Write the MMoE paper's synthetic two-task data as a pipeline data source."""
+    from components import synthetic as synthetic_data
+
+    splits, spec_path, schema_path = synthetic_data.write_dataset(output_dir, rows, dim, correlation, seed)
+    click.echo(f"mmoe-pipeline run --spec {spec_path} --schema {schema_path} --splits-dir {splits}")
+
+
 if __name__ == "__main__":
     main()

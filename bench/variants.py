@@ -1,0 +1,86 @@
+"""Trains every model variant through the pipeline on one census split and compares them.
+
+All variants run in one pipeline (one output folder), so ExampleGen, statistics
+and Transform run once and are cached for the others; each variant then trains,
+is evaluated on the same test split and reports its AUC per task. Timings are
+the MLMD wall times of each variant's Trainer and Evaluator executions.
+
+    python bench/variants.py --data ../census-income.test.gz --output-dir /tmp/bench
+    python bench/variants.py            # the embedded 20,000-row sample
+
+Prints a Markdown table (paste it into docs/BENCHMARKS.md) and writes
+OUTPUT/variants.json.
+"""
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+
+import click  # noqa: E402
+
+import schemas  # noqa: E402
+from components import census  # noqa: E402
+from components.spec import load_spec  # noqa: E402
+from pipeline import local_runner, report  # noqa: E402
+from pipeline.cli import DEFAULT_SCHEMA, DEFAULT_SPEC, classify_inputs  # noqa: E402
+from trainer.config import TrainerConfig, Variant  # noqa: E402
+
+
+@click.command()
+@click.option("--data", "data_paths", multiple=True, type=click.Path(exists=True))
+@click.option("--output-dir", default="bench_output", show_default=True)
+@click.option("--variants", default=",".join(v.value for v in Variant), show_default=True)
+@click.option("--train-steps", type=int, default=2000, show_default=True)
+@click.option("--eval-steps", type=int, default=50, show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True)
+def main(data_paths, output_dir, variants, train_steps, eval_steps, seed):
+    logging.basicConfig(level=logging.WARNING)
+    spec = load_spec(schemas.path(*DEFAULT_SPEC))
+    # Report only: the gate must not hide a variant's numbers, so no thresholds.
+    spec = dataclasses.replace(
+        spec, tasks=tuple(dataclasses.replace(t, min_auc=None, max_auc_drop=None) for t in spec.tasks)
+    )
+    output_dir = os.path.abspath(output_dir)
+    data_file, test_file = classify_inputs(data_paths) if data_paths else (None, census.SAMPLE_PATH)
+    prepared = census.prepare(spec, os.path.join(output_dir, "data"), data_path=data_file, test_path=test_file,
+                              seed=seed)
+    rows = []
+    for variant in variants.split(","):
+        config = local_runner.local_config(
+            output_dir, prepared.root, spec, schemas.path(*DEFAULT_SCHEMA),
+            trainer=TrainerConfig(variant=variant, seed=seed), train_steps=train_steps, eval_steps=eval_steps,
+        )
+        start = time.monotonic()
+        decision = local_runner.run(config, decision_path=os.path.join(output_dir, f"decision-{variant}.json"))
+        seconds = report.node_seconds(report.open_store(config.metadata_path), config.pipeline_name,
+                                      ["Trainer", "Evaluator"])
+        rows.append({
+            "variant": variant,
+            "auc": {t: d["auc"] for t, d in decision["tasks"].items()},
+            "trainer_s": seconds.get("Trainer"),
+            "evaluator_s": seconds.get("Evaluator"),
+            "run_s": time.monotonic() - start,
+        })
+        click.echo(f"{variant}: {rows[-1]}", err=True)
+    tasks = list(spec.output_names)
+    with open(os.path.join(output_dir, "variants.json"), "w") as f:
+        json.dump({"counts": prepared.counts, "train_steps": train_steps, "rows": rows}, f, indent=2)
+    click.echo(f"splits: {prepared.counts}; {train_steps} steps of {TrainerConfig().batch_size}")
+    click.echo("| variant | " + " | ".join(f"{t} AUC" for t in tasks) + " | Trainer s | Evaluator s |")
+    click.echo("|---|" + "---|" * (len(tasks) + 2))
+    for r in rows:
+        aucs = " | ".join(f"{r['auc'][t]:.4f}" for t in tasks)
+        click.echo(f"| {r['variant']} | {aucs} | {r['trainer_s']:.0f} | {r['evaluator_s']:.0f} |")
+    trainer_times = [r["trainer_s"] for r in rows if r["trainer_s"]]
+    if trainer_times:
+        click.echo(f"median Trainer time: {statistics.median(trainer_times):.0f} s")
+
+
+if __name__ == "__main__":
+    main()

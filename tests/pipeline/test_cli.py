@@ -1,0 +1,57 @@
+import os
+
+from click.testing import CliRunner
+
+from pipeline import cli
+
+
+def _uci(path, n):
+    # 42 fields as in census-income: age, 40 placeholders, the label with its trailing '.'.
+    with open(path, "w") as f:
+        for i in range(n):
+            f.write(", ".join([str(20 + i)] + ["x"] * 40 + ["50000+." if i % 2 else "- 50000."]) + "\n")
+    return str(path)
+
+
+def test_classify_inputs_takes_files_or_a_folder(tmp_path):
+    data = _uci(tmp_path / "census-income.data", 1)
+    test = _uci(tmp_path / "census-income.test", 1)
+    assert cli.classify_inputs([str(tmp_path)]) == (data, test)
+    assert cli.classify_inputs([test]) == (None, test)
+
+
+def test_a_folder_without_census_files_is_refused(tmp_path):
+    result = CliRunner().invoke(cli.main, ["prepare", "--data", str(tmp_path), "--output-dir", str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "holds no census-income.data or census-income.test" in result.output
+    assert "make data" in result.output
+
+
+def test_prepare_writes_splits_and_refuses_a_bad_checksum(tmp_path):
+    test = _uci(tmp_path / "census-income.test", 30)
+    bad = CliRunner().invoke(cli.main, ["prepare", "--data", test, "--output-dir", str(tmp_path / "o")])
+    assert bad.exit_code != 0 and "SHA-256 of its content" in str(bad.exception)
+    ok = CliRunner().invoke(
+        cli.main, ["prepare", "--data", test, "--output-dir", str(tmp_path / "o"), "--skip-checksum"]
+    )
+    assert ok.exit_code == 0, ok.output
+    assert "{'train': 24, 'eval': 3, 'test': 3}" in ok.output
+    with open(tmp_path / "o" / "train" / "data.csv") as f:
+        header = f.readline().strip().split(",")
+    assert header[0] == "age" and header[24] == "instance_weight" and header[-1] == "income"
+
+
+def test_synthetic_prints_the_run_command(tmp_path):
+    result = CliRunner().invoke(cli.main, ["synthetic", "--output-dir", str(tmp_path), "--rows", "20", "--dim", "3"])
+    assert result.exit_code == 0, result.output
+    assert f"--splits-dir {os.path.join(str(tmp_path), 'splits')}" in result.output
+    assert os.path.exists(tmp_path / "spec.yaml") and os.path.exists(tmp_path / "schema.pbtxt")
+
+
+def test_schedule_rejects_a_bad_cron_before_compiling(tmp_path):
+    args = ["schedule", "--host", "http://kfp", "--cron", "0 3 * * *", "--pipeline-root", "gs://b/r",
+            "--data-root", "gs://b/d", "--serving-model-dir", "gs://b/s", "--image", "img",
+            "--output", str(tmp_path / "p.json")]
+    result = CliRunner().invoke(cli.main, args)
+    assert result.exit_code != 0 and "6 fields" in str(result.exception)
+    assert not os.path.exists(tmp_path / "p.json")
