@@ -4,7 +4,7 @@
 2. the same run again: everything up to the Trainer is cached, the Evaluator compares the
    model with itself (now the baseline) and no second copy is pushed;
 3. a worse model (one training step) is compared with the pushed one and not pushed;
-4. the same worse run again is served entirely from the cache;
+4. the same worse run again, with the LocalDagRunner, is served entirely from the cache;
 5. a better-trained model passes against the same baseline and is pushed beside the first.
 """
 
@@ -60,10 +60,12 @@ def runs(tmp_path_factory, spec):
     )
     store = report.open_store(config.metadata_path)
     results = {"config": config, "prepared": prepared, "store": store}
-    for name, steps in (("first", 150), ("again", 150), ("worse", 1), ("cached", 1), ("better", 400)):
+    beam, local = local_runner.Orchestrator.BEAM, local_runner.Orchestrator.LOCAL
+    for name, steps, orchestrator in (("first", 150, beam), ("again", 150, beam), ("worse", 1, beam),
+                                      ("cached", 1, local), ("better", 400, beam)):
         run_config = dataclasses.replace(config, train_steps=steps)
         path = os.path.join(out, f"decision-{name}.json")
-        local_runner.run(run_config, decision_path=path)
+        local_runner.run(run_config, orchestrator, decision_path=path)
         results[name] = {
             "decision": _read(path),
             "states": report.node_states(store, config.pipeline_name, NODES),
@@ -85,6 +87,31 @@ def test_first_run_executes_every_component_and_pushes(runs):
         assert decision["tasks"][task]["auc"] >= MIN_AUC
         assert decision["tasks"][task]["baseline_auc"] is None
     assert decision["serving_check"] == {"ok": True, "num_examples": 16, "failures": {}}
+
+
+def test_trainer_writes_gate_statistics_beside_the_model_run(runs):
+    config, store = runs["config"], runs["store"]
+    model_run = report.latest_output_uri(store, config.pipeline_name, "Trainer", "ModelRun")
+    stats = _read(os.path.join(model_run, "gate_stats.json"))
+    assert stats["variant"] == "mmoe" and stats["gates"]["examples"] == 3 * 64  # eval_steps x batch_size
+    for task in ("income", "never_married"):
+        weights = stats["gates"]["tasks"][task]["mean_gate_weight"]
+        assert len(weights) == 4 and sum(weights) == pytest.approx(1.0, abs=1e-5)
+        assert 0.0 <= stats["gates"]["tasks"][task]["mean_entropy"] <= np.log(4) + 1e-6
+
+
+def test_curated_schema_finds_no_anomaly_in_the_sample(runs):
+    from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+    config, store = runs["config"], runs["store"]
+    uri = report.latest_output_uri(store, config.pipeline_name, "ExampleValidator", "ExampleAnomalies")
+    files = sorted(glob.glob(os.path.join(uri, "Split-*", "SchemaDiff.pb")))
+    assert [os.path.basename(os.path.dirname(f)) for f in files] == ["Split-eval", "Split-test", "Split-train"]
+    for path in files:
+        anomalies = anomalies_pb2.Anomalies()
+        with open(path, "rb") as f:
+            anomalies.ParseFromString(f.read())
+        assert dict(anomalies.anomaly_info) == {}, path
 
 
 def test_rerun_reuses_the_cache_and_does_not_push_a_copy(runs):
