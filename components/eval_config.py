@@ -2,10 +2,10 @@
 
 Per task (TFMA ``output_names`` and ``label_keys`` come from the spec): AUC,
 AUC-PR, calibration, example count, and the head's loss (the model's compiled
-metrics, which TFMA adds by default). Thresholds gate the overall slice only:
-AUC >= ``min_auc``, and, against the last blessed model, an AUC drop of at most
-``max_auc_drop`` (TFX drops change thresholds on a first run, when there is no
-baseline). Slices: overall plus each of the spec's ``slices``.
+metrics, which TFMA adds by default); MSE for regression tasks. Thresholds gate
+the overall slice only: AUC >= ``min_auc``, and, against the last blessed model,
+an AUC drop of at most ``max_auc_drop`` (TFX drops change thresholds on a first
+run, when there is no baseline); MSE <= ``max_mse`` for regression tasks. Slices: overall plus each of the spec's ``slices``.
 """
 
 from __future__ import annotations
@@ -21,9 +21,11 @@ from trainer.signatures import SERVING_SIGNATURE, TRANSFORM_SIGNATURE
 AUC = tfma.metrics.AUC
 AUC_PR = tfma.metrics.AUCPrecisionRecall
 CALIBRATION = tfma.metrics.Calibration
+MSE = tfma.metrics.MeanSquaredError
 EXAMPLE_COUNT = tfma.metrics.ExampleCount
 AUC_KEY = AUC().name
 EXAMPLE_COUNT_KEY = EXAMPLE_COUNT().name
+MSE_KEY = MSE().name
 
 CANDIDATE = "candidate"
 BASELINE = "baseline"
@@ -43,6 +45,16 @@ def _auc_thresholds(task: Task) -> List[tfma.PerSliceMetricThreshold]:
     return [tfma.PerSliceMetricThreshold(slicing_specs=[OVERALL], threshold=threshold)]
 
 
+def _mse_thresholds(task: Task) -> List[tfma.PerSliceMetricThreshold]:
+    """An upper bound on MSE over the overall slice (regression tasks)."""
+    if task.max_mse is None:
+        return []
+    threshold = tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(upper_bound={"value": task.max_mse})
+    )
+    return [tfma.PerSliceMetricThreshold(slicing_specs=[OVERALL], threshold=threshold)]
+
+
 def _metrics_spec(task: Task) -> tfma.MetricsSpec:
     metrics = [tfma.MetricConfig(class_name=EXAMPLE_COUNT.__name__)]
     if task.type is TaskType.BINARY:
@@ -52,7 +64,7 @@ def _metrics_spec(task: Task) -> tfma.MetricsSpec:
             tfma.MetricConfig(class_name=CALIBRATION.__name__),
         ]
     else:
-        metrics += [tfma.MetricConfig(class_name="MeanSquaredError")]
+        metrics += [tfma.MetricConfig(class_name=MSE.__name__, per_slice_thresholds=_mse_thresholds(task))]
     return tfma.MetricsSpec(output_names=[task.output_name], metrics=metrics)
 
 

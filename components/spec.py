@@ -17,8 +17,13 @@ Example::
         type: binary
         loss_weight: 1.0
         learning_rate: 0.001
-        min_auc: 0.70
-    slices: [sex]
+        min_auc: 0.70          # gate: AUC on the overall test slice (binary tasks)
+        max_auc_drop: 0.01     # gate: largest AUC drop against the last blessed model
+    slices: [sex, {column: age, boundaries: [25, 45, 65]}]
+
+Regression tasks are gated with ``max_mse`` instead. A model is blessed only
+when every threshold of every task passes; a spec with no threshold at all
+never blesses (TFMA reports missing thresholds).
 """
 
 from __future__ import annotations
@@ -116,6 +121,7 @@ class Task:
     learning_rate: float = 1e-3
     min_auc: Optional[float] = None
     max_auc_drop: Optional[float] = None
+    max_mse: Optional[float] = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -139,10 +145,16 @@ class Task:
         object.__setattr__(self, "learning_rate", _positive_number(self.learning_rate, f"{where} learning_rate"))
         for field in ("min_auc", "max_auc_drop"):
             value = getattr(self, field)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1
-            ):
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise SpecError(f"{where} {field}: received {value!r}, expected a number in [0, 1].")
+            if self.type is not TaskType.BINARY:
+                raise SpecError(f"{where} {field}: AUC bounds are for binary tasks; use max_mse for regression.")
+        if self.max_mse is not None:
+            _positive_number(self.max_mse, f"{where} max_mse")
+            if self.type is not TaskType.REGRESSION:
+                raise SpecError(f"{where} max_mse: an MSE bound is for regression tasks; use min_auc for binary.")
 
     @property
     def label_key(self) -> str:
@@ -286,6 +298,7 @@ class DatasetSpec:
                     "learning_rate": t.learning_rate,
                     "min_auc": t.min_auc,
                     "max_auc_drop": t.max_auc_drop,
+                    "max_mse": t.max_mse,
                 }
                 for t in self.tasks
             ],

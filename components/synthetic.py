@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import yaml
@@ -61,13 +61,19 @@ def generate(n: int, dim: int = 100, correlation: float = 0.5, c: float = 1.0, n
     return SyntheticData(x=x.astype(np.float32), y={"y1": target(w1), "y2": target(w2)}, w1=w1, w2=w2)
 
 
-def spec_dict(dim: int, name: str = "synthetic") -> dict:
-    """The dataset spec of `write_dataset`'s CSV: d numeric features, two regression tasks."""
+def spec_dict(dim: int, max_mse: Optional[Dict[str, float]] = None, name: str = "synthetic") -> dict:
+    """The dataset spec of `write_dataset`'s CSV: d numeric features, two regression tasks,
+    gated by `max_mse` (label column -> bound) when given."""
+    max_mse = max_mse or {}
     return {
         "name": name,
         "columns": [{"name": f"x{i}", "kind": "numeric"} for i in range(dim)]
         + [{"name": t, "kind": "numeric"} for t in TASKS],
-        "tasks": [{"name": f"task_{t}", "label_column": t, "type": "regression"} for t in TASKS],
+        "tasks": [
+            {"name": f"task_{t}", "label_column": t, "type": "regression",
+             **({"max_mse": round(max_mse[t], 4)} if t in max_mse else {})}
+            for t in TASKS
+        ],
     }
 
 
@@ -82,11 +88,16 @@ def schema_for(spec: DatasetSpec) -> schema_pb2.Schema:
 
 
 def write_dataset(out_dir: str, n: int, dim: int = 16, correlation: float = 0.5, seed: int = 0) -> Tuple[str, str, str]:
-    """Writes splits (80/10/10), spec.yaml and schema.pbtxt; returns (splits_dir, spec_path, schema_path)."""
+    """Writes splits (80/10/10), spec.yaml and schema.pbtxt; returns (splits_dir, spec_path, schema_path).
+
+    Each task is gated at half its target variance (R^2 >= 0.5 on the test split):
+    a constant prediction scores the full variance.
+    """
     from google.protobuf import text_format
 
     data = generate(n, dim=dim, correlation=correlation, seed=seed)
-    spec = DatasetSpec.from_dict(spec_dict(dim))
+    raw = spec_dict(dim, max_mse={t: 0.5 * float(np.var(data.y[t])) for t in TASKS})
+    spec = DatasetSpec.from_dict(raw)
     splits_dir = os.path.join(out_dir, "splits")
     bounds = np.cumsum([0] + [int(round(f * n)) for f in SINGLE_FILE_FRACTIONS[:-1]] + [n])
     bounds[-1] = n
@@ -99,7 +110,7 @@ def write_dataset(out_dir: str, n: int, dim: int = 16, correlation: float = 0.5,
                 writer.writerow([f"{v:.6g}" for v in data.x[i]] + [f"{data.y[t][i]:.6g}" for t in TASKS])
     spec_path = os.path.join(out_dir, "spec.yaml")
     with open(spec_path, "w") as f:
-        yaml.safe_dump(spec_dict(dim), f, sort_keys=False)
+        yaml.safe_dump(raw, f, sort_keys=False)
     schema_path = os.path.join(out_dir, "schema.pbtxt")
     with open(schema_path, "w") as f:
         f.write(text_format.MessageToString(schema_for(spec)))

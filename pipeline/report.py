@@ -13,7 +13,7 @@ from ml_metadata.proto import metadata_store_pb2
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
-from components.eval_config import AUC_KEY, BASELINE, CANDIDATE, EXAMPLE_COUNT_KEY
+from components.eval_config import AUC_KEY, BASELINE, CANDIDATE, EXAMPLE_COUNT_KEY, MSE_KEY
 from components.serving_check import RESULT_FILE as SERVING_CHECK_FILE
 from components.spec import DatasetSpec
 from pipeline.pipeline import create_pipeline
@@ -67,6 +67,7 @@ class SliceMetrics:
     slice_name: str
     auc: Dict[str, float]
     example_count: Dict[str, float]
+    mse: Dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 def _value(metric: dict) -> Optional[float]:
@@ -92,14 +93,16 @@ def evaluation_metrics(evaluation_uri: str, spec: DatasetSpec, model_name: str =
         result = tfma.load_eval_result(evaluation_uri)
     rows = []
     for slice_key, metrics in result.slicing_metrics:
-        auc, count = {}, {}
+        auc, count, mse = {}, {}, {}
         for task in spec.output_names:
             by_name = metrics.get(task, {}).get("", {})
             if AUC_KEY in by_name:
                 auc[task] = _value(by_name[AUC_KEY])
             if EXAMPLE_COUNT_KEY in by_name:
                 count[task] = _value(by_name[EXAMPLE_COUNT_KEY])
-        rows.append(SliceMetrics(slice_name(slice_key), auc, count))
+            if MSE_KEY in by_name:
+                mse[task] = _value(by_name[MSE_KEY])
+        rows.append(SliceMetrics(slice_name(slice_key), auc, count, mse))
     return rows
 
 
@@ -116,9 +119,11 @@ def _overall(rows: List[SliceMetrics]) -> Optional[SliceMetrics]:
 
 
 def _validation_failures(evaluation_uri: str) -> List[dict]:
-    """Overall-slice threshold failures of a TFMA validation: task, metric, value, kind."""
+    """Threshold failures of a TFMA validation: task, slice, metric, kind, value."""
     result = tfma.load_validation_result(evaluation_uri)
     failures = []
+    if result.missing_thresholds:
+        failures.append({"task": None, "slice": "Overall", "metric": "thresholds", "kind": "missing", "value": None})
     for per_slice in result.metric_validations_per_slice:
         for failure in per_slice.failures:
             key = failure.metric_key
@@ -157,7 +162,10 @@ def decide(config, store) -> dict:
         if task.name in serving_result.get("failures", {}):
             reasons.append("serving check: " + serving_result["failures"][task.name])
         tasks[task.name] = {
+            "type": task.type.value,
             "auc": auc,
+            "mse": candidate.mse.get(task.output_name) if candidate else None,
+            "max_mse": task.max_mse,
             "min_auc": task.min_auc,
             "baseline_auc": base,
             "auc_change": None if auc is None or base is None else auc - base,
@@ -166,6 +174,8 @@ def decide(config, store) -> dict:
             "failures": reasons,
         }
     why = [f"{t}: {r}" for t, d in tasks.items() for r in d["failures"]]
+    if any(f["kind"] == "missing" for f in failures):
+        why.append("the spec sets no threshold (min_auc, max_auc_drop or max_mse), so TFMA cannot bless the model")
     if not pushed and not why:
         why = ["the Pusher did not push (see its logs)"]
     return {
@@ -232,7 +242,8 @@ def summary(config, seconds: float, decision: Optional[dict] = None) -> str:
     if evaluation:
         lines.append(f"Evaluation:   {evaluation}")
         for row in evaluation_metrics(evaluation, config.spec):
-            aucs = ", ".join(f"{task} AUC={auc:.4f}" for task, auc in row.auc.items())
+            aucs = ", ".join([f"{task} AUC={auc:.4f}" for task, auc in row.auc.items()]
+                             + [f"{task} MSE={mse:.4f}" for task, mse in row.mse.items()])
             count = max(row.example_count.values(), default=0)
             lines.append(f"  {row.slice_name:<24} n={count:<7.0f} {aucs}")
     return "\n".join(lines)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from typing import Dict, List
 
 import tensorflow as tf
@@ -74,6 +75,25 @@ class RaiseOnNaN(keras.callbacks.Callback):
             )
 
 
+class LogProgress(keras.callbacks.Callback):
+    """Logs the step, the running loss and the examples per second about ten times per epoch."""
+
+    def __init__(self, steps: int, batch_size: int):
+        super().__init__()
+        self.steps, self.batch_size = steps, batch_size
+        self.every = max(1, steps // 10)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch, self.start = epoch, time.monotonic()
+
+    def on_train_batch_end(self, batch, logs=None):
+        done = batch + 1
+        if done % self.every == 0 or done == self.steps:
+            rate = done * self.batch_size / max(time.monotonic() - self.start, 1e-9)
+            logging.info("epoch %d step %d/%d loss=%.4f (%.0f examples/s)",
+                         self.epoch + 1, done, self.steps, (logs or {}).get("loss", float("nan")), rate)
+
+
 def write_gate_statistics(model, spec: DatasetSpec, config: TrainerConfig, dataset, steps: int, out_dir: str):
     """Mean gate weight per task per expert and gate entropy on the eval split, as JSON."""
     stats = gate_statistics(model, spec, dataset, steps)
@@ -112,6 +132,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         validation_steps=fn_args.eval_steps,
         callbacks=[
             RaiseOnNaN(),
+            LogProgress(steps_per_epoch, config.batch_size),
             LogUncertaintyWeights(),
             keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch"),
         ],

@@ -23,6 +23,7 @@ SPEC = DatasetSpec.from_dict({
         {"name": "rich", "label_column": "income", "positive_values": ["50000+"]},
         {"name": "single", "label_column": "marital", "positive_values": ["Never married", "Divorced"]},
     ],
+    "slices": ["job", {"column": "age", "boundaries": [15, 35]}],
 })
 
 RAW = [
@@ -70,8 +71,13 @@ def test_labels_are_zero_one_from_positive_values(transformed):
     assert [float(np.ravel(row["single_label"])[0]) for row in transformed] == [1.0, 0.0, 1.0, 0.0]
 
 
+def test_age_bands_for_slicing(transformed):
+    assert [np.ravel(row["age_band"])[0] for row in transformed] == [b"<15", b"15-34", b"15-34", b">=35"]
+
+
 def test_labels_and_ignored_columns_are_not_features(transformed):
-    assert set(transformed[0]) == {"age_xf", "code_xf", "job_xf", "rich_label", "single_label"}
+    # Slices on raw columns ('job') need no output; banded slices add one for TFMA.
+    assert set(transformed[0]) == {"age_xf", "code_xf", "job_xf", "age_band", "rich_label", "single_label"}
 
 
 def test_missing_spec_in_custom_config_says_how_to_fix():

@@ -78,11 +78,25 @@ def test_round_trip_through_dict():
         ({"colums": []}, r"unknown keys \['colums'\]"),
         ({"tasks": [{"name": "clicked", "label_column": "label", "positive_values": ["y"], "min_auc": 1.5}]},
          r"min_auc: received 1.5, expected a number in \[0, 1\]"),
+        ({"tasks": [{"name": "clicked", "label_column": "label", "positive_values": ["y"], "max_mse": 2.0}]},
+         r"max_mse: an MSE bound is for regression tasks; use min_auc for binary"),
+        ({"tasks": [{"name": "amount", "label_column": "age", "type": "regression", "min_auc": 0.7}]},
+         r"min_auc: AUC bounds are for binary tasks; use max_mse for regression"),
+        ({"slices": [{"column": "color", "boundaries": [1, 2]}]}, r"boundaries need a numeric column"),
+        ({"slices": [{"column": "age", "boundaries": [30, 20]}]},
+         r"boundaries: received \[30, 20\], expected strictly increasing numbers"),
     ],
 )
 def test_spec_errors_name_the_value(overrides, message):
     with pytest.raises(SpecError, match=message):
         DatasetSpec.from_dict(_raw(**overrides))
+
+
+def test_age_bands_are_named_from_the_boundaries():
+    spec = DatasetSpec.from_dict(_raw(slices=["color", {"column": "age", "boundaries": [25, 45, 65]}]))
+    band = spec.slices[1]
+    assert (band.key, band.band_labels) == ("age_band", ("<25", "25-44", "45-64", ">=65"))
+    assert spec.slices[0].key == "color" and spec.slices[0].band_labels == ()
 
 
 def test_no_features_left_is_an_error():

@@ -24,6 +24,10 @@ def test_synthetic_regression_tasks_run_through_the_whole_pipeline(tmp_path):
     decision = local_runner.run(config)
     assert decision["pushed"], decision["reasons"]
     assert decision["serving_check"]["ok"]
+    for task in ("task_y1", "task_y2"):
+        d = decision["tasks"][task]
+        assert d["type"] == "regression" and d["auc"] is None
+        assert 0 < d["mse"] <= d["max_mse"] == spec.task(task).max_mse
     uri = report.latest_output_uri(report.open_store(config.metadata_path), "synthetic", "Evaluator",
                                    "ModelEvaluation")
     import tensorflow_model_analysis as tfma
