@@ -19,24 +19,23 @@ from components.spec import DatasetSpec
 from pipeline.pipeline import create_pipeline
 
 NODE_CONTEXT = "node"
-_DONE = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
 
 
 def open_store(metadata_path: str) -> mlmd.MetadataStore:
     return mlmd.MetadataStore(tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path))
 
 
-def _node_executions(store, pipeline_name: str, node_id: str) -> List[metadata_store_pb2.Execution]:
+def _latest_execution(store, pipeline_name: str, node_id: str) -> Optional[metadata_store_pb2.Execution]:
     context = store.get_context_by_type_and_name(NODE_CONTEXT, f"{pipeline_name}.{node_id}")
-    return store.get_executions_by_context(context.id) if context else []
+    executions = store.get_executions_by_context(context.id) if context else []
+    return max(executions, key=lambda e: e.id) if executions else None
 
 
 def node_states(store, pipeline_name: str, node_ids) -> Dict[str, Optional[str]]:
     """The state of each node's latest execution (COMPLETE, CACHED, FAILED...), None if it never ran."""
     states = {}
     for node_id in node_ids:
-        executions = _node_executions(store, pipeline_name, node_id)
-        latest = max(executions, key=lambda e: e.id) if executions else None
+        latest = _latest_execution(store, pipeline_name, node_id)
         states[node_id] = metadata_store_pb2.Execution.State.Name(latest.last_known_state) if latest else None
     return states
 
@@ -55,9 +54,8 @@ def node_seconds(store, pipeline_name: str, node_ids) -> Dict[str, float]:
     """Wall time of each node's latest execution, from its MLMD create and update times."""
     seconds = {}
     for node_id in node_ids:
-        executions = _node_executions(store, pipeline_name, node_id)
-        if executions:
-            latest = max(executions, key=lambda e: e.id)
+        latest = _latest_execution(store, pipeline_name, node_id)
+        if latest:
             seconds[node_id] = (latest.last_update_time_since_epoch - latest.create_time_since_epoch) / 1000.0
     return seconds
 
