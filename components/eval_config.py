@@ -1,7 +1,7 @@
 """The TFMA EvalConfig, built from the dataset spec in one place.
 
 Per task (TFMA ``output_names`` and ``label_keys`` come from the spec): AUC,
-AUC-PR, calibration, example count, and the head's loss (the model's compiled
+AUC-PR, calibration, mean label (the positive rate), example count, and the head's loss (the model's compiled
 metrics, which TFMA adds by default); MSE for regression tasks. Thresholds gate
 the overall slice only: AUC >= ``min_auc``, and, against the last blessed model,
 an AUC drop of at most ``max_auc_drop`` (TFX drops change thresholds on a first
@@ -22,10 +22,12 @@ AUC = tfma.metrics.AUC
 AUC_PR = tfma.metrics.AUCPrecisionRecall
 CALIBRATION = tfma.metrics.Calibration
 MSE = tfma.metrics.MeanSquaredError
+MEAN_LABEL = tfma.metrics.MeanLabel
 EXAMPLE_COUNT = tfma.metrics.ExampleCount
 AUC_KEY = AUC().name
 EXAMPLE_COUNT_KEY = EXAMPLE_COUNT().name
 MSE_KEY = MSE().name
+MEAN_LABEL_KEY = MEAN_LABEL().name
 
 CANDIDATE = "candidate"
 BASELINE = "baseline"
@@ -62,6 +64,7 @@ def _metrics_spec(task: Task) -> tfma.MetricsSpec:
             tfma.MetricConfig(class_name=AUC.__name__, per_slice_thresholds=_auc_thresholds(task)),
             tfma.MetricConfig(class_name=AUC_PR.__name__),
             tfma.MetricConfig(class_name=CALIBRATION.__name__),
+            tfma.MetricConfig(class_name=MEAN_LABEL.__name__),  # AUC is undefined at 0 or 1
         ]
     else:
         metrics += [tfma.MetricConfig(class_name=MSE.__name__, per_slice_thresholds=_mse_thresholds(task))]

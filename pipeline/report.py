@@ -13,7 +13,7 @@ from ml_metadata.proto import metadata_store_pb2
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
-from components.eval_config import AUC_KEY, BASELINE, CANDIDATE, EXAMPLE_COUNT_KEY, MSE_KEY
+from components.eval_config import AUC_KEY, BASELINE, CANDIDATE, EXAMPLE_COUNT_KEY, MEAN_LABEL_KEY, MSE_KEY
 from components.serving_check import RESULT_FILE as SERVING_CHECK_FILE
 from components.spec import DatasetSpec
 from pipeline.pipeline import create_pipeline
@@ -62,8 +62,10 @@ def node_seconds(store, pipeline_name: str, node_ids) -> Dict[str, float]:
 
 @dataclasses.dataclass(frozen=True)
 class SliceMetrics:
+    """Per-task metrics of one slice. AUC is None where the slice holds one class only."""
+
     slice_name: str
-    auc: Dict[str, float]
+    auc: Dict[str, Optional[float]]
     example_count: Dict[str, float]
     mse: Dict[str, float] = dataclasses.field(default_factory=dict)
 
@@ -90,12 +92,14 @@ def evaluation_metrics(evaluation_uri: str, spec: DatasetSpec, model_name: str =
         # Without a baseline TFX evaluates the candidate alone, under no model name.
         result = tfma.load_eval_result(evaluation_uri)
     rows = []
-    for slice_key, metrics in result.slicing_metrics:
+    for slice_key, metrics in sorted(result.slicing_metrics, key=lambda sm: (bool(sm[0]), slice_name(sm[0]))):
         auc, count, mse = {}, {}, {}
         for task in spec.output_names:
             by_name = metrics.get(task, {}).get("", {})
             if AUC_KEY in by_name:
-                auc[task] = _value(by_name[AUC_KEY])
+                mean_label = _value(by_name[MEAN_LABEL_KEY]) if MEAN_LABEL_KEY in by_name else None
+                # TFMA reports 0 for an AUC with no positive (or no negative) example.
+                auc[task] = None if mean_label in (0.0, 1.0) else _value(by_name[AUC_KEY])
             if EXAMPLE_COUNT_KEY in by_name:
                 count[task] = _value(by_name[EXAMPLE_COUNT_KEY])
             if MSE_KEY in by_name:
@@ -200,8 +204,8 @@ def write_decision(config, path: str) -> dict:
     return decision
 
 
-def _fmt(value, spec="{:.4f}") -> str:
-    return "-" if value is None else spec.format(value)
+def _fmt(value, spec="{:.4f}", missing="-") -> str:
+    return missing if value is None else spec.format(value)
 
 
 def format_decision(decision: dict) -> List[str]:
@@ -229,8 +233,9 @@ def summary(config, seconds: float, decision: Optional[dict] = None) -> str:
     lines = [f"Pipeline {name} finished in {seconds:.0f} s."]
     nodes = [c.id for c in create_pipeline(config).components]
     states = node_states(store, name, nodes)
+    width = max(map(len, nodes))
     for node, took in node_seconds(store, name, nodes).items():
-        lines.append(f"  {node:<18} {states[node]:<9} {took:7.1f} s")
+        lines.append(f"  {node:<{width}} {states[node]:<9} {took:7.1f} s")
     if decision:
         lines.extend(format_decision(decision))
     elif destination:
@@ -240,8 +245,8 @@ def summary(config, seconds: float, decision: Optional[dict] = None) -> str:
     if evaluation:
         lines.append(f"Evaluation:   {evaluation}")
         for row in evaluation_metrics(evaluation, config.spec):
-            aucs = ", ".join([f"{task} AUC={auc:.4f}" for task, auc in row.auc.items()]
+            aucs = ", ".join([f"{task} AUC={_fmt(auc, missing='n/a')}" for task, auc in row.auc.items()]
                              + [f"{task} MSE={mse:.4f}" for task, mse in row.mse.items()])
             count = max(row.example_count.values(), default=0)
-            lines.append(f"  {row.slice_name:<24} n={count:<7.0f} {aucs}")
+            lines.append(f"  {row.slice_name:<40.40} n={count:<7.0f} {aucs}")
     return "\n".join(lines)
