@@ -25,10 +25,10 @@ help:
 	@echo "make test-full   the long tests: the full census test file through the pipeline"
 	@echo "make clean       remove $(VENV), $(OUTPUT) and build files"
 
-$(VENV)/.installed: setup.py constraints.txt
+$(VENV)/.installed: setup.py pyproject.toml constraints.txt
 	@if [ -z "$(PY310)" ]; then \
 	  echo "error: no Python 3.10 found (tried: $(CANDIDATES))."; \
-	  echo "TFX 1.16 needs Python 3.10: install it (e.g. 'pyenv install 3.10.13' or 'apt install python3.10')"; \
+	  echo "TFX 1.16 needs Python 3.10: install it (e.g. 'pyenv install 3.10.13', or your distribution's python3.10 package)"; \
 	  echo "or point to it with 'make install PYTHON=/path/to/python3.10'."; \
 	  exit 1; fi
 	@echo "Using $(PY310)"

@@ -70,27 +70,15 @@ class TrainerConfig:
     seed: int = 42
 
     def __post_init__(self):
-        try:
-            object.__setattr__(self, "variant", Variant(self.variant))
-        except ValueError:
-            raise ValueError(
-                f"TrainerConfig.variant: received {self.variant!r}, expected one of "
-                f"{[v.value for v in Variant]}."
-            ) from None
-        try:
-            object.__setattr__(self, "optimizer", OptimizerName(self.optimizer))
-        except ValueError:
-            raise ValueError(
-                f"TrainerConfig.optimizer: received {self.optimizer!r}, expected one of "
-                f"{[o.value for o in OptimizerName]}."
-            ) from None
-        try:
-            object.__setattr__(self, "loss_weighting", LossWeighting(self.loss_weighting))
-        except ValueError:
-            raise ValueError(
-                f"TrainerConfig.loss_weighting: received {self.loss_weighting!r}, expected one of "
-                f"{[w.value for w in LossWeighting]}."
-            ) from None
+        for name, enum_cls in (("variant", Variant), ("optimizer", OptimizerName),
+                               ("loss_weighting", LossWeighting)):
+            value = getattr(self, name)
+            try:
+                object.__setattr__(self, name, enum_cls(value))
+            except ValueError:
+                raise ValueError(
+                    f"TrainerConfig.{name}: received {value!r}, expected one of {[m.value for m in enum_cls]}."
+                ) from None
         pairs = self.prediction_inputs
         if isinstance(pairs, Mapping):
             pairs = tuple(pairs.items())
