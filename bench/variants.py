@@ -7,6 +7,7 @@ the MLMD wall times of each variant's Trainer and Evaluator executions.
 
     python bench/variants.py --data ../census-income.test.gz --output-dir /tmp/bench
     python bench/variants.py            # the embedded 20,000-row sample
+    python bench/variants.py --repeats 3   # three model seeds per variant: the spread
 
 Prints a Markdown table (paste it into docs/BENCHMARKS.md) and writes
 OUTPUT/variants.json.
@@ -38,8 +39,10 @@ from trainer.config import TrainerConfig, Variant  # noqa: E402
 @click.option("--variants", default=",".join(v.value for v in Variant), show_default=True)
 @click.option("--train-steps", type=int, default=2000, show_default=True)
 @click.option("--eval-steps", type=int, default=50, show_default=True)
-@click.option("--seed", type=int, default=42, show_default=True)
-def main(data_paths, output_dir, variants, train_steps, eval_steps, seed):
+@click.option("--seed", type=int, default=42, show_default=True, help="Seeds the split and the first model.")
+@click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Train each variant with model seeds seed, seed+1, ... (same split) to see the spread.")
+def main(data_paths, output_dir, variants, train_steps, eval_steps, seed, repeats):
     logging.basicConfig(level=logging.WARNING)
     spec = load_spec(schemas.path(*DEFAULT_SPEC))
     # Report only: the gate must not hide a variant's numbers, so no thresholds.
@@ -51,32 +54,46 @@ def main(data_paths, output_dir, variants, train_steps, eval_steps, seed):
     prepared = census.prepare(spec, os.path.join(output_dir, "data"), data_path=data_file, test_path=test_file,
                               seed=seed)
     rows = []
-    for variant in variants.split(","):
-        config = local_runner.local_config(
-            output_dir, prepared.root, spec, schemas.path(*DEFAULT_SCHEMA),
-            trainer=TrainerConfig(variant=variant, seed=seed), train_steps=train_steps, eval_steps=eval_steps,
-        )
-        start = time.monotonic()
-        decision = local_runner.run(config, decision_path=os.path.join(output_dir, f"decision-{variant}.json"))
-        seconds = report.node_seconds(report.open_store(config.metadata_path), config.pipeline_name,
-                                      ["Trainer", "Evaluator"])
-        rows.append({
-            "variant": variant,
-            "auc": {t: d["auc"] for t, d in decision["tasks"].items()},
-            "trainer_s": seconds.get("Trainer"),
-            "evaluator_s": seconds.get("Evaluator"),
-            "run_s": time.monotonic() - start,
-        })
-        click.echo(f"{variant}: {rows[-1]}", err=True)
+    for repeat in range(repeats):
+        for variant in variants.split(","):
+            config = local_runner.local_config(
+                output_dir, prepared.root, spec, schemas.path(*DEFAULT_SCHEMA),
+                trainer=TrainerConfig(variant=variant, seed=seed + repeat), train_steps=train_steps,
+                eval_steps=eval_steps,
+            )
+            start = time.monotonic()
+            decision = local_runner.run(
+                config, decision_path=os.path.join(output_dir, f"decision-{variant}-{repeat}.json")
+            )
+            seconds = report.node_seconds(report.open_store(config.metadata_path), config.pipeline_name,
+                                          ["Trainer", "Evaluator"])
+            rows.append({
+                "variant": variant,
+                "model_seed": seed + repeat,
+                "auc": {t: d["auc"] for t, d in decision["tasks"].items()},
+                "trainer_s": seconds.get("Trainer"),
+                "evaluator_s": seconds.get("Evaluator"),
+                "run_s": time.monotonic() - start,
+            })
+            click.echo(f"{variant}: {rows[-1]}", err=True)
     tasks = list(spec.output_names)
     with open(os.path.join(output_dir, "variants.json"), "w") as f:
         json.dump({"counts": prepared.counts, "train_steps": train_steps, "rows": rows}, f, indent=2)
-    click.echo(f"splits: {prepared.counts}; {train_steps} steps of {TrainerConfig().batch_size}")
-    click.echo("| variant | " + " | ".join(f"{t} AUC" for t in tasks) + " | Trainer s | Evaluator s |")
+    click.echo(f"splits: {prepared.counts}; {train_steps} steps of {TrainerConfig().batch_size}; "
+               f"{repeats} model seed(s) per variant")
+    click.echo("| variant | " + " | ".join(f"{t} AUC median (min-max)" for t in tasks)
+               + " | Trainer s (median) | Evaluator s (median) |")
     click.echo("|---|" + "---|" * (len(tasks) + 2))
-    for r in rows:
-        aucs = " | ".join(f"{r['auc'][t]:.4f}" for t in tasks)
-        click.echo(f"| {r['variant']} | {aucs} | {r['trainer_s']:.0f} | {r['evaluator_s']:.0f} |")
+    for variant in variants.split(","):
+        mine = [r for r in rows if r["variant"] == variant]
+        cells = []
+        for t in tasks:
+            values = [r["auc"][t] for r in mine]
+            spread = f" ({min(values):.4f}-{max(values):.4f})" if len(values) > 1 else ""
+            cells.append(f"{statistics.median(values):.4f}{spread}")
+        trainer_s = statistics.median(r["trainer_s"] for r in mine)
+        evaluator_s = statistics.median(r["evaluator_s"] for r in mine)
+        click.echo(f"| {variant} | " + " | ".join(cells) + f" | {trainer_s:.0f} | {evaluator_s:.0f} |")
     trainer_times = [r["trainer_s"] for r in rows if r["trainer_s"]]
     if trainer_times:
         click.echo(f"median Trainer time: {statistics.median(trainer_times):.0f} s")

@@ -23,7 +23,7 @@ def test_auc_thresholds_gate_the_overall_slice_only(census_spec):
     ))
     income, married = build_eval_config(spec).metrics_specs
     metrics = {m.class_name: m for m in income.metrics}
-    assert set(metrics) == {"ExampleCount", "AUC", "AUCPrecisionRecall", "Calibration"}
+    assert set(metrics) == {"ExampleCount", "AUC", "AUCPrecisionRecall", "Calibration", "MeanLabel"}
     (threshold,) = metrics["AUC"].per_slice_thresholds
     assert list(threshold.slicing_specs) == [tfma.SlicingSpec()]
     assert threshold.threshold.value_threshold.lower_bound.value == 0.8
