@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import enum
+import logging
 import os
 from typing import Optional
-import logging
 
 from tfx import v1 as tfx
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
+from components.spec import DatasetSpec
 from pipeline import report
 from pipeline.config import PipelineConfig
 from pipeline.pipeline import create_pipeline
@@ -19,8 +20,6 @@ from pipeline.pipeline import create_pipeline
 # argument list). Pass e.g. ("--direct_running_mode=multi_processing",
 # "--direct_num_workers=0") to use every core on large data.
 DEFAULT_BEAM_ARGS: tuple = ()
-
-
 DECISION_FILE = "decision.json"
 
 
@@ -37,7 +36,8 @@ def run(config: PipelineConfig, orchestrator: Orchestrator = Orchestrator.BEAM, 
     """
     orchestrator = Orchestrator(orchestrator)
     runner = BeamDagRunner() if orchestrator is Orchestrator.BEAM else tfx.orchestration.LocalDagRunner()
-    logging.info("Running pipeline %s with %s; artifacts under %s.", config.pipeline_name, orchestrator.value, config.pipeline_root)
+    logging.info("Running pipeline %s with %s; artifacts under %s.",
+                 config.pipeline_name, orchestrator.value, config.pipeline_root)
     runner.run(create_pipeline(config))
     path = decision_path or os.path.join(os.path.dirname(config.pipeline_root), DECISION_FILE)
     decision = report.write_decision(config, path)
@@ -48,7 +48,7 @@ def run(config: PipelineConfig, orchestrator: Orchestrator = Orchestrator.BEAM, 
 def local_config(
     output_dir: str,
     data_root: str,
-    spec,
+    spec: DatasetSpec,
     schema_path: str,
     pipeline_name: str = "mmoe-pipeline",
     **overrides,

@@ -174,6 +174,9 @@ def test_tfma_reports_auc_for_every_task_on_every_declared_slice(runs, spec):
         for name in names:
             assert set(rows[name].auc) == set(spec.output_names)
     assert {n for n in rows if n.startswith("age_band:")} <= {f"age_band:{b}" for b in ("<25", "25-44", "45-64", ">=65")}
+    # Children earn no income > 50K: AUC is undefined there and reported as None, not TFMA's 0.
+    assert rows["education:Children"].auc["income"] is None
+    assert rows["Overall"].auc["income"] is not None
 
 
 def test_serving_default_scores_raw_examples_without_labels(runs, spec):
