@@ -201,7 +201,8 @@ def prepare(
 
     header = spec.column_names
     n = len(header)
-    staging = tempfile.mkdtemp(prefix=".staging-", dir=_ensure_dir(output_dir))
+    os.makedirs(output_dir, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".staging-", dir=output_dir)
     try:
         counts: Dict[str, int] = {}
         if data_path and test_path:
@@ -235,11 +236,6 @@ def prepare(
         shutil.rmtree(staging, ignore_errors=True)
     logging.info("Wrote splits %s under %s.", counts, output_dir)
     return PreparedData(output_dir, counts, reused=False)
-
-
-def _ensure_dir(path: str) -> str:
-    os.makedirs(path, exist_ok=True)
-    return path
 
 
 def download(dest_dir: str, base_url: str = UCI_BASE_URL, files: Sequence[str] = UCI_FILES) -> List[str]:

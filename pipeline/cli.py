@@ -8,6 +8,7 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
+import dataclasses  # noqa: E402
 import glob  # noqa: E402
 import logging  # noqa: E402
 import time  # noqa: E402
@@ -18,6 +19,7 @@ import click  # noqa: E402
 import schemas  # noqa: E402
 from components import census  # noqa: E402
 from components.spec import load_spec  # noqa: E402
+from pipeline.config import DEFAULT_CRON, DEFAULT_GPU, Orchestrator, ResourceRequest  # noqa: E402
 from trainer.config import TrainerConfig, Variant  # noqa: E402
 
 DEFAULT_SPEC = ("census", "group1.yaml")
@@ -85,7 +87,8 @@ def _trainer_options(f):
               help="Splits, artifacts, metadata and pushed models go here.")
 @click.option("--splits-dir", type=click.Path(file_okay=False, exists=True), default=None,
               help="Use ready CSV splits (train/, eval/, test/ with a header row) instead of --data.")
-@click.option("--orchestrator", type=click.Choice(["beam", "local"]), default="beam", show_default=True)
+@click.option("--orchestrator", type=click.Choice([o.value for o in Orchestrator]), default=Orchestrator.BEAM.value,
+              show_default=True)
 @click.option("--max-rows", type=click.IntRange(min=3), default=None, help="Read only the first N rows of each file.")
 @click.option("--seed", type=int, default=42, show_default=True, help="Seeds the data split and the model.")
 @click.option("--skip-checksum", is_flag=True, help="Do not verify the UCI checksums (data changed on purpose).")
@@ -116,7 +119,7 @@ def run(data_paths, splits_dir, output_dir, orchestrator, max_rows, seed, skip_c
     )
     start = time.monotonic()
     decision_path = os.path.join(output_dir, local_runner.DECISION_FILE)
-    decision = local_runner.run(config, local_runner.Orchestrator(orchestrator), decision_path)
+    decision = local_runner.run(config, Orchestrator(orchestrator), decision_path)
     click.echo(report.summary(config, time.monotonic() - start, decision))
     click.echo(f"Decision:     {decision_path}")
 
@@ -151,7 +154,7 @@ def _kubeflow_options(f):
         click.option("--output", default="mmoe_pipeline.json", show_default=True, type=click.Path(dir_okay=False)),
         click.option("--gpus", type=click.IntRange(min=0), default=1, show_default=True,
                      help="GPUs requested by the Trainer (0 for none)."),
-        click.option("--gpu-type", default="NVIDIA_TESLA_T4", show_default=True),
+        click.option("--gpu-type", default=DEFAULT_GPU.accelerator_type, show_default=True),
     ]
     for option in reversed(options):
         f = option(f)
@@ -161,12 +164,10 @@ def _kubeflow_options(f):
 def _compile(pipeline_root, data_root, serving_model_dir, image, output, gpus, gpu_type, variant, train_steps,
              eval_steps, spec_path, schema_path) -> str:
     from pipeline import kubeflow_v2_runner as kfp_runner
-    from pipeline.config import ResourceRequest
 
     spec = load_spec(spec_path or schemas.path(*DEFAULT_SPEC))
     resources = (
-        ResourceRequest(cpu=kfp_runner.DEFAULT_GPU.cpu, memory_gib=kfp_runner.DEFAULT_GPU.memory_gib,
-                        accelerator_type=gpu_type, accelerator_count=gpus)
+        dataclasses.replace(DEFAULT_GPU, accelerator_type=gpu_type, accelerator_count=gpus)
         if gpus else ResourceRequest()
     )
     config = kfp_runner.kubeflow_config(
@@ -189,7 +190,7 @@ def compile_command(**kwargs) -> None:
 @_kubeflow_options
 @_trainer_options
 @click.option("--host", required=True, help="Kubeflow Pipelines API endpoint.")
-@click.option("--cron", default="0 0 3 * * *", show_default=True, help="6-field cron (seconds first).")
+@click.option("--cron", default=DEFAULT_CRON, show_default=True, help="6-field cron (seconds first).")
 @click.option("--experiment", default="mmoe-pipeline", show_default=True)
 @click.option("--job-name", default="mmoe-pipeline-daily", show_default=True)
 def schedule(host, cron, experiment, job_name, **kwargs) -> None:

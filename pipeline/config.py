@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 from typing import Optional, Tuple
 
 from components.spec import DatasetSpec
 from trainer.config import TrainerConfig
-from trainer.run import RUN_FN
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +31,18 @@ class ResourceRequest:
             )
 
 
+class Orchestrator(str, enum.Enum):
+    """Local orchestrators: Apache Beam (default) or TFX's LocalDagRunner."""
+
+    BEAM = "beam"
+    LOCAL = "local"
+
+
+# Kubeflow defaults: the Trainer on one T4, and a daily run (KFP cron has a seconds field).
+DEFAULT_GPU = ResourceRequest(cpu=4, memory_gib=16, accelerator_type="NVIDIA_TESLA_T4", accelerator_count=1)
+DEFAULT_CRON = "0 0 3 * * *"
+
+
 @dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     """Everything `create_pipeline` needs: paths, data spec, model and run settings.
@@ -48,7 +60,7 @@ class PipelineConfig:
       beam_pipeline_args: arguments of every Beam-powered component.
       enable_cache: reuse outputs of unchanged components.
       trainer_resources: container resources of the Trainer on Kubeflow.
-      run_fn: import path of the Trainer's run_fn.
+      run_fn: import path of the Trainer's run_fn; None for ``trainer.run.run_fn``.
     """
 
     pipeline_name: str
@@ -64,7 +76,7 @@ class PipelineConfig:
     beam_pipeline_args: Tuple[str, ...] = ()
     enable_cache: bool = True
     trainer_resources: ResourceRequest = ResourceRequest()
-    run_fn: str = RUN_FN
+    run_fn: Optional[str] = None
 
     def __post_init__(self):
         for name in ("pipeline_name", "pipeline_root", "data_root", "schema_path", "serving_model_dir"):

@@ -14,12 +14,10 @@ import posixpath
 
 from tfx import v1 as tfx
 
-from pipeline.config import PipelineConfig, ResourceRequest
+from pipeline.config import DEFAULT_CRON, DEFAULT_GPU, PipelineConfig
 from pipeline.pipeline import create_pipeline
 
 IMAGE_PROJECT_DIR = "/pipeline"  # where the Dockerfile copies the project
-DEFAULT_GPU = ResourceRequest(cpu=4, memory_gib=16, accelerator_type="NVIDIA_TESLA_T4", accelerator_count=1)
-DEFAULT_CRON = "0 0 3 * * *"  # KFP cron has a seconds field: every day at 03:00
 
 
 def image_schema_path(*parts: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import logging
 import os
 from typing import Optional
@@ -12,7 +11,7 @@ from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
 from components.spec import DatasetSpec
 from pipeline import report
-from pipeline.config import PipelineConfig
+from pipeline.config import Orchestrator, PipelineConfig
 from pipeline.pipeline import create_pipeline
 
 # No Beam arguments: Beam's default DirectRunner runs in-process, fetches nothing, and TFX
@@ -21,11 +20,6 @@ from pipeline.pipeline import create_pipeline
 # "--direct_num_workers=0") to use every core on large data.
 DEFAULT_BEAM_ARGS: tuple = ()
 DECISION_FILE = "decision.json"
-
-
-class Orchestrator(str, enum.Enum):
-    BEAM = "beam"
-    LOCAL = "local"
 
 
 def run(config: PipelineConfig, orchestrator: Orchestrator = Orchestrator.BEAM, decision_path: Optional[str] = None):

@@ -19,7 +19,7 @@ from components.eval_config import build_eval_config
 from components.preprocessing import PREPROCESSING_FN, SPEC_KEY
 from components.serving_check import ServingCheck
 from pipeline.config import PipelineConfig, ResourceRequest
-from trainer.run import TRAINER_CONFIG_KEY
+from trainer.run import RUN_FN, TRAINER_CONFIG_KEY
 
 TRAIN, EVAL, TEST = SPLITS
 BASELINE_RESOLVER = "LatestBlessedModelResolver"
@@ -65,7 +65,7 @@ def _resource_spec(request: ResourceRequest):
 def train_stage(config: PipelineConfig, transform, schema_gen) -> base_node.BaseNode:
     """The Trainer: `trainer.run.run_fn` on the transformed train and eval splits."""
     trainer = tfx.components.Trainer(
-        run_fn=config.run_fn,
+        run_fn=config.run_fn or RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
