@@ -15,7 +15,7 @@ from typing import List
 import tensorflow_model_analysis as tfma
 
 from components.spec import DatasetSpec, Task, TaskType
-from trainer.signatures import SERVING_SIGNATURE, TRANSFORM_SIGNATURE
+from components.names import SERVING_SIGNATURE, TRANSFORM_SIGNATURE
 
 # Metric classes and the keys TFMA reports them under, taken from TFMA itself.
 AUC = tfma.metrics.AUC

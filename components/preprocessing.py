@@ -18,21 +18,8 @@ from typing import Any, Dict, Mapping
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from components.names import PREPROCESSING_FN, SPEC_KEY, spec_from_custom_config  # noqa: F401 (re-exported)
 from components.spec import ColumnKind, DatasetSpec, TaskType
-
-SPEC_KEY = "spec"
-
-
-def spec_from_custom_config(custom_config: Mapping[str, Any], component: str) -> DatasetSpec:
-    """The DatasetSpec the pipeline put in a component's custom_config."""
-    if not custom_config or SPEC_KEY not in custom_config:
-        raise ValueError(
-            f"{component}: custom_config has no {SPEC_KEY!r} entry (received keys "
-            f"{sorted(custom_config or {})}); build the pipeline with pipeline.create_pipeline, "
-            "which passes the dataset spec to Transform and Trainer."
-        )
-    return DatasetSpec.from_dict(custom_config[SPEC_KEY], where=f"{component} custom_config")
-
 
 def _dense(x, default):
     """A [batch, 1] dense tensor from a dense or sparse (possibly missing) input."""
@@ -89,4 +76,3 @@ def preprocessing_fn(inputs: Dict[str, Any], custom_config: Mapping[str, Any]) -
     return outputs
 
 
-PREPROCESSING_FN = f"{__name__}.{preprocessing_fn.__name__}"  # what the pipeline's Transform imports

@@ -23,7 +23,7 @@ from tfx.types import standard_artifacts
 from tfx.utils import path_utils
 
 from components.spec import DatasetSpec, TaskType
-from trainer.signatures import EXAMPLES_INPUT, SERVING_SIGNATURE
+from components.names import EXAMPLES_INPUT, SERVING_SIGNATURE
 
 BLESSED_PROPERTY = "blessed"  # what the Pusher reads on an InfraBlessing
 RESULT_FILE = "serving_check.json"

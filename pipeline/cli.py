@@ -1,4 +1,4 @@
-"""Command line: `mmoe-pipeline run | compile | schedule | download | sample`.
+"""Command line: `mmoe-pipeline run | compile | check-spec | run-spec | schedule | prepare | download | ...`.
 
 Keras 2 (tf_keras) must be bound before TensorFlow is first imported, so this
 entry point sets TF_USE_LEGACY_KERAS before importing anything else.
@@ -19,7 +19,10 @@ import click  # noqa: E402
 import schemas  # noqa: E402
 from components import census  # noqa: E402
 from components.spec import load_spec  # noqa: E402
-from pipeline.config import DEFAULT_CRON, DEFAULT_GPU, Orchestrator, ResourceRequest  # noqa: E402
+from pipeline.config import (  # noqa: E402
+    DEFAULT_CRON, DEFAULT_EVAL_STEPS, DEFAULT_GPU, DEFAULT_GPU_TYPE, DEFAULT_PIPELINE_NAME, DEFAULT_SEED,
+    DEFAULT_TARGET, DEFAULT_TRAIN_STEPS, Orchestrator, ResourceRequest, Target,
+)
 from trainer.config import TrainerConfig, Variant  # noqa: E402
 
 DEFAULT_SPEC = ("census", "group1.yaml")
@@ -67,8 +70,8 @@ def _trainer_options(f):
     options = [
         click.option("--variant", type=click.Choice([v.value for v in Variant]), default=TrainerConfig.variant.value,
                      show_default=True, help="Model architecture."),
-        click.option("--train-steps", type=click.IntRange(min=1), default=2000, show_default=True),
-        click.option("--eval-steps", type=click.IntRange(min=1), default=50, show_default=True),
+        click.option("--train-steps", type=click.IntRange(min=1), default=DEFAULT_TRAIN_STEPS, show_default=True),
+        click.option("--eval-steps", type=click.IntRange(min=1), default=DEFAULT_EVAL_STEPS, show_default=True),
         click.option("--spec", "spec_path", type=click.Path(exists=True, dir_okay=False), default=None,
                      help="Dataset spec YAML [default: census group 1]."),
         click.option("--schema", "schema_path", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -90,7 +93,7 @@ def _trainer_options(f):
 @click.option("--orchestrator", type=click.Choice([o.value for o in Orchestrator]), default=Orchestrator.BEAM.value,
               show_default=True)
 @click.option("--max-rows", type=click.IntRange(min=3), default=None, help="Read only the first N rows of each file.")
-@click.option("--seed", type=int, default=42, show_default=True, help="Seeds the data split and the model.")
+@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help="Seeds the data split and the model.")
 @click.option("--skip-checksum", is_flag=True, help="Do not verify the UCI checksums (data changed on purpose).")
 @_trainer_options
 def run(data_paths, splits_dir, output_dir, orchestrator, max_rows, seed, skip_checksum, variant, train_steps, eval_steps,
@@ -145,71 +148,146 @@ def download(dest, base_url) -> None:
         click.echo(f"verified {path}")
 
 
+def _parse_selector(ctx, param, values) -> dict:
+    selector = {}
+    for value in values:
+        key, sep, label = value.partition("=")
+        if not sep or not key or not label:
+            raise click.BadParameter(f"received {value!r}; expected KEY=VALUE, e.g. "
+                                     "cloud.google.com/gke-accelerator=nvidia-tesla-t4.")
+        selector[key] = label
+    return selector
+
+
 def _kubeflow_options(f):
     options = [
+        click.option("--target", type=click.Choice([t.value for t in Target]), default=DEFAULT_TARGET.value,
+                     show_default=True,
+                     help="kfp: open-source Kubeflow Pipelines 2.x (.yaml); vertex: Vertex AI Pipelines (.json)."),
         click.option("--pipeline-root", required=True, help="Artifact root, e.g. gs://bucket/mmoe/root."),
         click.option("--data-root", required=True, help="Folder with train/, eval/, test/ CSV splits (see `prepare`)."),
         click.option("--serving-model-dir", required=True, help="Where the Pusher writes blessed models."),
         click.option("--image", required=True, help="Container image with this project installed (see Dockerfile)."),
-        click.option("--output", default="mmoe_pipeline.json", show_default=True, type=click.Path(dir_okay=False)),
-        click.option("--gpus", type=click.IntRange(min=0), default=1, show_default=True,
+        click.option("--output", default=None, type=click.Path(dir_okay=False),
+                     help="Compiled file [default: mmoe_pipeline.yaml for kfp, mmoe_pipeline.json for vertex]."),
+        click.option("--gpus", type=click.IntRange(min=0), default=DEFAULT_GPU.accelerator_count, show_default=True,
                      help="GPUs requested by the Trainer (0 for none)."),
-        click.option("--gpu-type", default=DEFAULT_GPU.accelerator_type, show_default=True),
+        click.option("--gpu-type", default=None,
+                     help=f"Accelerator type [default: {DEFAULT_GPU_TYPE[Target.KFP]} (the Kubernetes resource) "
+                          f"for kfp, {DEFAULT_GPU_TYPE[Target.VERTEX]} for vertex]."),
+        click.option("--gpu-node-selector", multiple=True, callback=_parse_selector, metavar="KEY=VALUE",
+                     help="kfp: node label the Trainer's pod needs (the GPU model), repeatable."),
     ]
     for option in reversed(options):
         f = option(f)
     return f
 
 
-def _compile(pipeline_root, data_root, serving_model_dir, image, output, gpus, gpu_type, variant, train_steps,
-             eval_steps, spec_path, schema_path) -> str:
+def _compile(target, pipeline_root, data_root, serving_model_dir, image, output, gpus, gpu_type, gpu_node_selector,
+             variant, train_steps, eval_steps, spec_path, schema_path) -> str:
     from pipeline import kubeflow_v2_runner as kfp_runner
 
+    target = Target(target)
     spec = load_spec(spec_path or schemas.path(*DEFAULT_SPEC))
     resources = (
-        dataclasses.replace(DEFAULT_GPU, accelerator_type=gpu_type, accelerator_count=gpus)
+        dataclasses.replace(DEFAULT_GPU, accelerator_type=gpu_type or DEFAULT_GPU_TYPE[target], accelerator_count=gpus)
         if gpus else ResourceRequest()
     )
     config = kfp_runner.kubeflow_config(
         pipeline_root, data_root, spec, schema_path or kfp_runner.image_schema_path(*DEFAULT_SCHEMA),
-        serving_model_dir, trainer=TrainerConfig(variant=variant), train_steps=train_steps,
+        serving_model_dir, target=target, trainer=TrainerConfig(variant=variant), train_steps=train_steps,
         eval_steps=eval_steps, trainer_resources=resources,
     )
-    return kfp_runner.compile_pipeline(config, image, output)
+    output = output or f"mmoe_pipeline{kfp_runner.SUFFIXES[target][0]}"
+    try:
+        return kfp_runner.compile_pipeline(config, image, output, target, gpu_node_selector)
+    except ValueError as e:  # SpecConformanceError included: one message, no traceback
+        raise click.ClickException(str(e)) from None
 
 
 @main.command(name="compile")
 @_kubeflow_options
 @_trainer_options
 def compile_command(**kwargs) -> None:
-    """Compile the pipeline for Kubeflow Pipelines (KubeflowV2DagRunner)."""
+    """Compile the pipeline for Kubeflow Pipelines (--target kfp) or Vertex AI (--target vertex)."""
     click.echo(f"Wrote {_compile(**kwargs)}")
+
+
+@main.command(name="check-spec")
+@click.argument("package", type=click.Path(exists=True, dir_okay=False))
+def check_spec(package) -> None:
+    """Check a compiled package against what open-source Kubeflow Pipelines supports."""
+    from pipeline import spec_check
+
+    try:
+        spec, violations = spec_check.load_package(package)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    violations += spec_check.check(spec)
+    if violations:
+        raise click.ClickException(str(spec_check.SpecConformanceError(package, violations)))
+    click.echo(f"{package}: {len(spec.root.dag.tasks)} tasks conform to open-source Kubeflow Pipelines "
+               f"({len(spec_check.RULES)} rules).")
+
+
+@main.command(name="run-spec")
+@click.argument("package", type=click.Path(exists=True, dir_okay=False))
+@click.option("--pipeline-root", required=True, type=click.Path(file_okay=False),
+              help="Output artifacts go under PIPELINE_ROOT/RUN_ID/<task>/.")
+@click.option("--decision", "decision_path", default=None, type=click.Path(dir_okay=False),
+              help="Where to write the push decision JSON [default: PIPELINE_ROOT/RUN_ID/decision.json].")
+def run_spec_command(package, pipeline_root, decision_path) -> None:
+    """Run a compiled --target kfp package here, task by task, through each task's own container command."""
+    import json
+
+    from pipeline import report, spec_check, spec_runner
+
+    try:
+        runner = spec_runner.run_spec(package, os.path.abspath(pipeline_root))
+    except (spec_check.SpecConformanceError, spec_runner.TaskFailed) as e:
+        raise click.ClickException(str(e)) from None
+    for result in runner.results.values():
+        click.echo(f"  {result.name:<20} {result.seconds:7.1f} s")
+    decision = spec_runner.decision(runner)
+    decision_path = decision_path or os.path.join(runner.run_root, "decision.json")
+    with open(decision_path, "w") as f:
+        json.dump(decision, f, indent=2, sort_keys=True)
+    click.echo("\n".join(report.format_decision(decision)))
+    click.echo(f"Decision:     {decision_path}")
 
 
 @main.command()
 @_kubeflow_options
 @_trainer_options
-@click.option("--host", required=True, help="Kubeflow Pipelines API endpoint.")
+@click.option("--host", required=True, help="Kubeflow Pipelines API endpoint, e.g. http://localhost:8080.")
 @click.option("--cron", default=DEFAULT_CRON, show_default=True, help="6-field cron (seconds first).")
-@click.option("--experiment", default="mmoe-pipeline", show_default=True)
-@click.option("--job-name", default="mmoe-pipeline-daily", show_default=True)
+@click.option("--experiment", default=DEFAULT_PIPELINE_NAME, show_default=True)
+@click.option("--job-name", default=f"{DEFAULT_PIPELINE_NAME}-daily", show_default=True)
 def schedule(host, cron, experiment, job_name, **kwargs) -> None:
-    """Compile, then create a recurring run on a Kubeflow Pipelines cluster."""
-    import kfp
-
+    """Compile for open-source Kubeflow Pipelines, upload, and create a recurring run."""
     from pipeline import kubeflow_v2_runner as kfp_runner
+    from pipeline import schedule as kfp_schedule
 
-    kfp_runner.validate_cron(cron)
+    if Target(kwargs["target"]) is not Target.KFP:
+        raise click.UsageError("schedule uploads to open-source Kubeflow Pipelines: use --target kfp.")
+    try:
+        kfp_runner.validate_cron(cron)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--cron") from None
     package = _compile(**kwargs)
-    kfp_runner.schedule(kfp.Client(host=host), package, cron, experiment, job_name)
-    click.echo(f"Scheduled {job_name} ({cron}) on {host}")
+    try:
+        scheduled = kfp_schedule.schedule(kfp_schedule.connect(host), host, package, cron, experiment, job_name)
+    except kfp_schedule.SchedulingError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"Scheduled {job_name} ({cron}) on {host}: recurring run {scheduled.recurring_run_id}, "
+               f"pipeline {scheduled.pipeline_id} version {scheduled.version_id}")
 
 
 @main.command()
 @click.option("--data", "data_paths", multiple=True, required=True, type=click.Path())
 @click.option("--output-dir", required=True, type=click.Path(file_okay=False))
 @click.option("--spec", "spec_path", type=click.Path(exists=True, dir_okay=False), default=None)
-@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
 @click.option("--skip-checksum", is_flag=True)
 def prepare(data_paths, output_dir, spec_path, seed, skip_checksum) -> None:
     """Write the train/eval/test CSV splits of the UCI files (copy them to --data-root for Kubeflow)."""

@@ -38,9 +38,35 @@ class Orchestrator(str, enum.Enum):
     LOCAL = "local"
 
 
-# Kubeflow defaults: the Trainer on one T4, and a daily run (KFP cron has a seconds field).
-DEFAULT_GPU = ResourceRequest(cpu=4, memory_gib=16, accelerator_type="NVIDIA_TESLA_T4", accelerator_count=1)
+class Target(str, enum.Enum):
+    """Where a compiled pipeline runs."""
+
+    KFP = "kfp"  # open-source Kubeflow Pipelines 2.x: a PipelineSpec .yaml
+    VERTEX = "vertex"  # Vertex AI Pipelines: a PipelineJob .json
+
+
+class BaselineSource(str, enum.Enum):
+    """Where the Evaluator's baseline model comes from."""
+
+    RESOLVER = "resolver"  # TFX's LatestBlessedModelStrategy over ML Metadata (local runners, Vertex)
+    SERVING_DIR = "serving_dir"  # the newest version in serving_model_dir (open-source KFP: no resolvers)
+
+
+# GPU names: open-source KFP uses the accelerator type as the Kubernetes resource name
+# (backend/src/v2/driver/driver.go); Vertex AI takes its own accelerator names.
+KFP_GPU_RESOURCE = "nvidia.com/gpu"
+VERTEX_GPU_TYPE = "NVIDIA_TESLA_T4"
+DEFAULT_GPU_TYPE = {Target.KFP: KFP_GPU_RESOURCE, Target.VERTEX: VERTEX_GPU_TYPE}
+DEFAULT_BASELINE = {Target.KFP: BaselineSource.SERVING_DIR, Target.VERTEX: BaselineSource.RESOLVER}
+DEFAULT_TARGET = Target.KFP
+# Kubeflow defaults: the Trainer on one GPU with 4 CPUs and 16 GiB, a daily run (KFP cron has a seconds field).
+DEFAULT_GPU = ResourceRequest(cpu=4, memory_gib=16, accelerator_type=KFP_GPU_RESOURCE, accelerator_count=1)
 DEFAULT_CRON = "0 0 3 * * *"
+# Run defaults, one place for the CLI, the runners and the tests.
+DEFAULT_TRAIN_STEPS = 2000
+DEFAULT_EVAL_STEPS = 50
+DEFAULT_SEED = 42
+DEFAULT_PIPELINE_NAME = "mmoe-pipeline"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +87,7 @@ class PipelineConfig:
       enable_cache: reuse outputs of unchanged components.
       trainer_resources: container resources of the Trainer on Kubeflow.
       run_fn: import path of the Trainer's run_fn; None for ``trainer.run.run_fn``.
+      baseline: where the Evaluator's baseline comes from, see `BaselineSource`.
     """
 
     pipeline_name: str
@@ -70,13 +97,14 @@ class PipelineConfig:
     spec: DatasetSpec
     serving_model_dir: str
     trainer: TrainerConfig = TrainerConfig()
-    train_steps: int = 1000
-    eval_steps: int = 100
+    train_steps: int = DEFAULT_TRAIN_STEPS
+    eval_steps: int = DEFAULT_EVAL_STEPS
     metadata_path: Optional[str] = None
     beam_pipeline_args: Tuple[str, ...] = ()
     enable_cache: bool = True
     trainer_resources: ResourceRequest = ResourceRequest()
     run_fn: Optional[str] = None
+    baseline: BaselineSource = BaselineSource.RESOLVER
 
     def __post_init__(self):
         for name in ("pipeline_name", "pipeline_root", "data_root", "schema_path", "serving_model_dir"):
@@ -88,3 +116,10 @@ class PipelineConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"PipelineConfig.{name}: received {value!r}, expected a positive integer.")
         object.__setattr__(self, "beam_pipeline_args", tuple(self.beam_pipeline_args))
+        try:
+            object.__setattr__(self, "baseline", BaselineSource(self.baseline))
+        except ValueError:
+            raise ValueError(
+                f"PipelineConfig.baseline: received {self.baseline!r}, expected one of "
+                f"{[b.value for b in BaselineSource]}."
+            ) from None

@@ -1,23 +1,53 @@
-"""Compiles the pipeline for Kubeflow Pipelines (IR JSON) and schedules recurring runs.
+"""Compiles the pipeline for Kubeflow Pipelines or Vertex AI, and schedules recurring runs.
+
+Two targets, one `create_pipeline`:
+
+* ``kfp`` (open-source Kubeflow Pipelines 2.x): a PipelineSpec ``.yaml`` (what
+  ``kfp.Client`` uploads) compiled with ``use_pipeline_spec_2_1=True`` (the
+  backend driver resolves only ``constant`` runtime values), the baseline from
+  `components.baseline.ServingBaseline` instead of a Resolver, GPUs as the
+  Kubernetes resource name (``nvidia.com/gpu``), no ExampleGen driver hook (the
+  backend never runs ``lifecycle.preCacheCheck``) and no caching of the nodes
+  whose result depends on the outside world (ExampleGen reads the data root,
+  ServingBaseline the serving directory). `spec_check` must pass before the
+  file is written.
+* ``vertex`` (Vertex AI Pipelines): TFX's PipelineJob ``.json``, with the
+  ``LatestBlessedModelStrategy`` Resolver and Vertex accelerator names.
 
 Compiling needs no cluster and no cloud credentials: Transform and Trainer
-point at functions of the installed package (``preprocessing_fn=``,
-``run_fn=``), so nothing is uploaded at compile time. The container image must
-have this project installed (see the Dockerfile) with its schemas under
-``IMAGE_PROJECT_DIR``.
+point at functions of the installed package, so nothing is uploaded at
+compile time. The container image must have this project installed (see the
+Dockerfile) with its schemas under ``IMAGE_PROJECT_DIR``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import posixpath
+import tempfile
+from typing import Dict, Optional
 
+import yaml
+from google.protobuf import json_format
+from kfp.client import client as kfp_client
+from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx import v1 as tfx
 
-from pipeline.config import DEFAULT_CRON, DEFAULT_GPU, PipelineConfig
+from components.names import SERVING_BASELINE_COMPONENT
+from pipeline import spec_check
+from pipeline.config import (
+    DEFAULT_BASELINE, DEFAULT_CRON, DEFAULT_GPU, DEFAULT_GPU_TYPE, DEFAULT_PIPELINE_NAME, DEFAULT_TARGET,
+    PipelineConfig, Target,
+)
 from pipeline.pipeline import create_pipeline
 
 IMAGE_PROJECT_DIR = "/pipeline"  # where the Dockerfile copies the project
+SUFFIXES = {Target.KFP: (".yaml", ".yml"), Target.VERTEX: (".json",)}
+EXAMPLE_GEN = "CsvExampleGen"
+UNCACHED_TASKS = (EXAMPLE_GEN, SERVING_BASELINE_COMPONENT)  # their output depends on files outside the spec
+TRAINER = "Trainer"
 
 
 def image_schema_path(*parts: str) -> str:
@@ -26,9 +56,15 @@ def image_schema_path(*parts: str) -> str:
 
 
 def kubeflow_config(pipeline_root: str, data_root: str, spec, schema_path: str, serving_model_dir: str,
-                    pipeline_name: str = "mmoe-pipeline", **overrides) -> PipelineConfig:
-    """A config for Kubeflow: remote paths, the Trainer on a GPU, no local metadata."""
-    overrides.setdefault("trainer_resources", DEFAULT_GPU)
+                    pipeline_name: str = DEFAULT_PIPELINE_NAME, target: Target = DEFAULT_TARGET,
+                    **overrides) -> PipelineConfig:
+    """A config for `target`: remote paths, the Trainer on a GPU named for the target, no local
+    metadata, and the baseline source the target supports."""
+    target = Target(target)
+    overrides.setdefault(
+        "trainer_resources", dataclasses.replace(DEFAULT_GPU, accelerator_type=DEFAULT_GPU_TYPE[target])
+    )
+    overrides.setdefault("baseline", DEFAULT_BASELINE[target])
     return PipelineConfig(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
@@ -40,17 +76,88 @@ def kubeflow_config(pipeline_root: str, data_root: str, spec, schema_path: str, 
     )
 
 
-def compile_pipeline(config: PipelineConfig, image: str, output_path: str) -> str:
-    """Writes the KFP v2 pipeline JSON for `config` to `output_path`; returns the path."""
+def executor_label(spec: pipeline_spec_pb2.PipelineSpec, task: str) -> str:
+    """The deploymentSpec executor of root task `task`."""
+    if task not in spec.root.dag.tasks:
+        raise KeyError(f"no task {task!r} in the spec; tasks: {sorted(spec.root.dag.tasks)}")
+    return spec.components[spec.root.dag.tasks[task].component_ref.name].executor_label
+
+
+def adapt_for_kfp(spec: pipeline_spec_pb2.PipelineSpec) -> None:
+    """What the open-source backend needs beyond TFX's compiler output (in place)."""
+    deployment = json_format.MessageToDict(spec.deployment_spec)
+    for name, executor in deployment["executors"].items():
+        container = executor.get("container", {})
+        if container.pop("lifecycle", None) is not None:
+            logging.info("%s: dropped the preCacheCheck hook (open-source KFP never runs it).", name)
+    spec.deployment_spec.Clear()
+    spec.deployment_spec.update(deployment)
+    for task in UNCACHED_TASKS:
+        if task in spec.root.dag.tasks:
+            spec.root.dag.tasks[task].caching_options.enable_cache = False
+
+
+def platform_spec(spec: pipeline_spec_pb2.PipelineSpec, gpu_node_selector: Dict[str, str]) -> dict:
+    """The kfp-kubernetes platform document: the Trainer's node selector (GPU model)."""
+    if not gpu_node_selector:
+        return {}
+    return {"platforms": {"kubernetes": {"deploymentSpec": {"executors": {
+        executor_label(spec, TRAINER): {"nodeSelector": {"labels": dict(gpu_node_selector)}},
+    }}}}}
+
+
+def write_package(spec: pipeline_spec_pb2.PipelineSpec, platform: dict, path: str) -> None:
+    """Writes the PipelineSpec (and the platform document, if any) as kfp's compiler does."""
+    docs = [json_format.MessageToDict(spec)] + ([platform] if platform else [])
+    with open(path, "w") as f:
+        f.write(f"# PIPELINE DEFINITION\n# Name: {spec.pipeline_info.name}\n")
+        yaml.safe_dump_all(docs, f, sort_keys=True)
+
+
+def compile_pipeline(config: PipelineConfig, image: str, output_path: str, target: Target = DEFAULT_TARGET,
+                     gpu_node_selector: Optional[Dict[str, str]] = None) -> str:
+    """Compiles `config` for `target` to `output_path` and returns the path.
+
+    For ``kfp`` the spec is checked with `spec_check` first; a spec that breaks a
+    rule raises `spec_check.SpecConformanceError` and nothing is written.
+    """
+    target = Target(target)
     if not image:
         raise ValueError("image: received an empty string; pass the container image that has this project installed.")
-    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
-        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
-        output_filename=output_path,
-    )
-    runner.run(create_pipeline(config), write_out=True)
-    logging.info("Wrote the Kubeflow pipeline to %s.", output_path)
+    if not output_path.endswith(SUFFIXES[target]):
+        raise ValueError(
+            f"output: received {output_path!r}; --target {target.value} writes a "
+            f"{' or '.join(SUFFIXES[target])} file (kfp.Client uploads .yaml; Vertex AI takes a PipelineJob .json)."
+        )
+    if gpu_node_selector and target is not Target.KFP:
+        raise ValueError("gpu_node_selector: a Kubernetes node selector applies to --target kfp only.")
+    pipeline = create_pipeline(config)
+    if target is Target.VERTEX:
+        _run_tfx_compiler(pipeline, image, output_path, spec_2_1=False)
+        logging.info("Wrote the Vertex AI pipeline job to %s.", output_path)
+        return output_path
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = os.path.join(tmp, "tfx_pipeline.yaml")
+        _run_tfx_compiler(pipeline, image, raw, spec_2_1=True)
+        spec = kfp_client._extract_pipeline_yaml(raw).pipeline_spec
+    adapt_for_kfp(spec)
+    violations = spec_check.check(spec)
+    if violations:
+        raise spec_check.SpecConformanceError(output_path, violations)
+    write_package(spec, platform_spec(spec, gpu_node_selector or {}), output_path)
+    logging.info("Wrote the Kubeflow Pipelines package to %s.", output_path)
     return output_path
+
+
+def _run_tfx_compiler(pipeline, image: str, path: str, spec_2_1: bool) -> None:
+    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
+            default_image=image, use_pipeline_spec_2_1=spec_2_1
+        ),
+        output_dir=os.path.dirname(os.path.abspath(path)),
+        output_filename=os.path.basename(path),
+    )
+    runner.run(pipeline, write_out=True)
 
 
 def validate_cron(cron: str) -> str:
@@ -61,20 +168,3 @@ def validate_cron(cron: str) -> str:
             f"with seconds first, e.g. {DEFAULT_CRON!r} for every day at 03:00."
         )
     return cron
-
-
-def schedule(client, package_path: str, cron: str, experiment: str, job_name: str, enable_caching: bool = True):
-    """Creates a recurring run of the compiled pipeline on a KFP cluster (`client`: a kfp.Client)."""
-    validate_cron(cron)
-    experiment_id = client.create_experiment(name=experiment).experiment_id
-    run = client.create_recurring_run(
-        experiment_id=experiment_id,
-        job_name=job_name,
-        cron_expression=cron,
-        pipeline_package_path=package_path,
-        enable_caching=enable_caching,
-        max_concurrency=1,
-        no_catchup=True,
-    )
-    logging.info("Scheduled %s (%s) in experiment %s.", job_name, cron, experiment)
-    return run

@@ -13,16 +13,18 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx import v1 as tfx
 from tfx.dsl.components.base import base_node, executor_spec
 
+from components import baseline as serving_baseline
 from components import pusher as idempotent_pusher
 from components.census import SPLITS
 from components.eval_config import build_eval_config
-from components.preprocessing import PREPROCESSING_FN, SPEC_KEY
+from components.names import (
+    BASELINE_COMPONENT, PREPROCESSING_FN, RUN_FN, SERVING_BASELINE_COMPONENT, SPEC_KEY, TRAINER_CONFIG_KEY,
+)
 from components.serving_check import ServingCheck
-from pipeline.config import PipelineConfig, ResourceRequest
-from trainer.run import RUN_FN, TRAINER_CONFIG_KEY
+from pipeline.config import BaselineSource, PipelineConfig, ResourceRequest
 
 TRAIN, EVAL, TEST = SPLITS
-BASELINE_RESOLVER = "LatestBlessedModelResolver"
+BASELINE_RESOLVER = BASELINE_COMPONENT
 
 
 def _spec_config(config: PipelineConfig) -> dict:
@@ -78,21 +80,32 @@ def train_stage(config: PipelineConfig, transform, schema_gen) -> base_node.Base
     return trainer
 
 
-def evaluate_and_push_stage(config: PipelineConfig, example_gen, trainer) -> Tuple[base_node.BaseNode, ...]:
-    """Evaluator on the held-out test split against the last blessed model, a serving
-    check on raw eval examples, and a Pusher that needs both blessings."""
-    baseline = tfx.dsl.Resolver(
+def baseline_stage(config: PipelineConfig) -> base_node.BaseNode:
+    """The node that gives the Evaluator the model to beat (see `BaselineSource`)."""
+    if config.baseline is BaselineSource.SERVING_DIR:
+        return serving_baseline.ServingBaseline(serving_model_dir=config.serving_model_dir).with_id(
+            SERVING_BASELINE_COMPONENT
+        )
+    return tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id(BASELINE_RESOLVER)
+
+
+def evaluate_and_push_stage(config: PipelineConfig, example_gen, trainer) -> Tuple[base_node.BaseNode, ...]:
+    """Evaluator on the held-out test split against the last blessed model, a serving
+    check on raw eval examples, and a Pusher that needs both blessings."""
+    baseline = baseline_stage(config)
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
         example_splits=[TEST],
         model=trainer.outputs["model"],
-        baseline_model=baseline.outputs["model"],
+        baseline_model=baseline.outputs["baseline" if config.baseline is BaselineSource.SERVING_DIR else "model"],
         eval_config=build_eval_config(config.spec),
     )
+    # TFX's Evaluator, except that a ServingBaseline with no model yet counts as no baseline.
+    evaluator.executor_spec = executor_spec.BeamExecutorSpec(serving_baseline.Executor)
     serving_check = ServingCheck(
         model=trainer.outputs["model"],
         examples=example_gen.outputs["examples"],

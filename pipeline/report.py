@@ -139,22 +139,42 @@ def _validation_failures(evaluation_uri: str) -> List[dict]:
     return failures
 
 
+@dataclasses.dataclass(frozen=True)
+class RunOutputs:
+    """Where a run's Evaluator and ServingCheck wrote, and what its Pusher did."""
+
+    evaluation: Optional[str]
+    serving: Optional[str]
+    pushed: bool
+    pushed_destination: Optional[str]
+
+
 def decide(config, store) -> dict:
-    """Per task: AUC, thresholds, baseline AUC, failures; and whether and why the model was pushed."""
+    """The decision of the latest local run, found through ML Metadata."""
     name = config.pipeline_name
-    evaluation = latest_output_uri(store, name, "Evaluator", "ModelEvaluation")
-    serving = latest_output_uri(store, name, "ServingCheck", "InfraBlessing")
     pushed_uri = latest_output_uri(store, name, "Pusher", "PushedModel")
-    candidate = _overall(evaluation_metrics(evaluation, config.spec)) if evaluation else None
-    baseline = _overall(evaluation_metrics(evaluation, config.spec, BASELINE)) if evaluation else None
+    pushed = bool(pushed_uri and _custom(store, pushed_uri, "pushed"))
+    outputs = RunOutputs(
+        evaluation=latest_output_uri(store, name, "Evaluator", "ModelEvaluation"),
+        serving=latest_output_uri(store, name, "ServingCheck", "InfraBlessing"),
+        pushed=pushed,
+        pushed_destination=_custom(store, pushed_uri, "pushed_destination") if pushed else None,
+    )
+    return decide_from(name, config.spec, config.serving_model_dir, outputs)
+
+
+def decide_from(name: str, spec: DatasetSpec, serving_model_dir: str, outputs: RunOutputs) -> dict:
+    """Per task: AUC, thresholds, baseline AUC, failures; and whether and why the model was pushed."""
+    evaluation, serving, pushed = outputs.evaluation, outputs.serving, outputs.pushed
+    candidate = _overall(evaluation_metrics(evaluation, spec)) if evaluation else None
+    baseline = _overall(evaluation_metrics(evaluation, spec, BASELINE)) if evaluation else None
     failures = _validation_failures(evaluation) if evaluation else []
     serving_result = {}
     if serving and os.path.exists(os.path.join(serving, SERVING_CHECK_FILE)):
         with open(os.path.join(serving, SERVING_CHECK_FILE)) as f:
             serving_result = json.load(f)
-    pushed = bool(pushed_uri and _custom(store, pushed_uri, "pushed"))
     tasks = {}
-    for task in config.spec.tasks:
+    for task in spec.tasks:
         auc = candidate.auc.get(task.output_name) if candidate else None
         base = baseline.auc.get(task.output_name) if baseline else None
         reasons = [
@@ -184,8 +204,8 @@ def decide(config, store) -> dict:
         "pipeline": name,
         "written_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "pushed": pushed,
-        "pushed_destination": _custom(store, pushed_uri, "pushed_destination") if pushed else None,
-        "serving_model_dir": config.serving_model_dir,
+        "pushed_destination": outputs.pushed_destination if pushed else None,
+        "serving_model_dir": serving_model_dir,
         "evaluation": evaluation,
         "has_baseline": baseline is not None,
         "failing_tasks": sorted(t for t, d in tasks.items() if not d["passed"]),

@@ -14,14 +14,12 @@ import tf_keras as keras
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
-from components.preprocessing import spec_from_custom_config
+from components.names import GATE_STATS_FILE, TRAINER_CONFIG_KEY, spec_from_custom_config
 from components.spec import ColumnKind, DatasetSpec
 from trainer.config import TrainerConfig
 from trainer.model import LogUncertaintyWeights, build_model, gate_statistics
 from trainer.signatures import export
 
-TRAINER_CONFIG_KEY = "trainer"
-GATE_STATS_FILE = "gate_stats.json"
 
 
 def vocabulary_sizes(tf_transform_output: tft.TFTransformOutput, spec: DatasetSpec) -> Dict[str, int]:
@@ -142,5 +140,3 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     export(model, tf_transform_output, spec, fn_args.serving_model_dir)
     logging.info("Exported the model to %s.", fn_args.serving_model_dir)
 
-
-RUN_FN = f"{__name__}.{run_fn.__name__}"  # what the pipeline's Trainer imports

@@ -13,11 +13,9 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
+from components.names import EXAMPLES_INPUT, SERVING_SIGNATURE, TRANSFORM_SIGNATURE
 from components.spec import DatasetSpec
 
-SERVING_SIGNATURE = "serving_default"
-TRANSFORM_SIGNATURE = "transform_features"
-EXAMPLES_INPUT = "examples"
 
 
 def _parse(serialized, tf_transform_output: tft.TFTransformOutput, columns):

@@ -22,7 +22,7 @@ from components import census
 from components.serving_check import ServingCheck
 from pipeline import local_runner, report
 from trainer.config import TrainerConfig
-from trainer.signatures import SERVING_SIGNATURE
+from components.names import SERVING_SIGNATURE
 from tfx import v1 as tfx
 
 pytestmark = pytest.mark.e2e

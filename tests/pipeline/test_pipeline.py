@@ -1,15 +1,14 @@
 import json
+import subprocess
+import sys
 
 import pytest
 
 import schemas
-from components.preprocessing import SPEC_KEY
+from components.names import PREPROCESSING_FN, RUN_FN, SPEC_KEY
 from components.spec import DatasetSpec
-from pipeline import kubeflow_v2_runner as kfp_runner
 from pipeline.config import PipelineConfig, ResourceRequest
-from components.preprocessing import PREPROCESSING_FN
-from pipeline.pipeline import BASELINE_RESOLVER, create_pipeline
-from trainer.run import RUN_FN
+from pipeline.pipeline import create_pipeline
 from trainer.config import TrainerConfig
 
 COMPONENT_IDS = [
@@ -60,57 +59,36 @@ def test_config_errors_name_the_field(census_spec):
         ResourceRequest(accelerator_type="NVIDIA_TESLA_T4")
 
 
-def test_kubeflow_compile_requests_a_gpu_for_the_trainer(census_spec, tmp_path):
-    config = kfp_runner.kubeflow_config(
-        "gs://bucket/root", "gs://bucket/data", census_spec, kfp_runner.image_schema_path("census", "schema.pbtxt"),
-        "gs://bucket/serving",
+def test_import_paths_in_names_resolve_to_the_functions():
+    from tfx.utils import import_utils
+
+    from components import preprocessing
+    from trainer import run
+
+    assert import_utils.import_func_from_module(*PREPROCESSING_FN.rsplit(".", 1)) is preprocessing.preprocessing_fn
+    assert import_utils.import_func_from_module(*RUN_FN.rsplit(".", 1)) is run.run_fn
+
+
+def test_compiling_the_pipeline_does_not_import_the_model_code(tmp_path):
+    code = (
+        "import sys, schemas\n"
+        "from components.spec import load_spec\n"
+        "from pipeline import kubeflow_v2_runner as k\n"
+        "spec = load_spec(schemas.path('census', 'group1.yaml'))\n"
+        "config = k.kubeflow_config('gs://b/r', 'gs://b/d', spec, '/s.pbtxt', 'gs://b/s')\n"
+        f"k.compile_pipeline(config, 'img', {str(tmp_path / 'p.yaml')!r})\n"
+        "print(sorted(m for m in sys.modules if m.startswith('trainer.')))\n"
     )
-    path = kfp_runner.compile_pipeline(config, "registry.example/mmoe:1.0", str(tmp_path / "pipeline.json"))
-    with open(path) as f:
-        compiled = json.load(f)
-    spec = compiled.get("pipelineSpec", compiled)
-    tasks = spec["root"]["dag"]["tasks"]
-    # KFP v2 compiles the Resolver into two resolver tasks.
-    assert sorted(t for t in tasks if not t.startswith(BASELINE_RESOLVER)) == sorted(
-        c for c in COMPONENT_IDS if c != BASELINE_RESOLVER
-    )
-    assert sorted(t for t in tasks if t.startswith(BASELINE_RESOLVER)) == [
-        f"{BASELINE_RESOLVER}-model-blessing-resolver", f"{BASELINE_RESOLVER}-model-resolver"
-    ]
-    executors = spec["deploymentSpec"]["executors"]
-    trainer = next(e["container"] for name, e in executors.items() if name.startswith("Trainer"))
-    assert trainer["image"] == "registry.example/mmoe:1.0"
-    assert trainer["resources"]["accelerator"] == {"type": "NVIDIA_TESLA_T4", "count": "1"}
-    others = [e["container"] for name, e in executors.items() if not name.startswith("Trainer") and "container" in e]
-    assert others and all("accelerator" not in c.get("resources", {}) for c in others)
-    text = json.dumps(compiled)
-    assert "trainer.run.run_fn" in text and "/pipeline/schemas/census/schema.pbtxt" in text
-    assert "gs://bucket/root" in text
-    assert ".whl" not in text  # no module_file wheel uploaded at compile time
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    # Only the Trainer's config dataclass; the model, layers, run_fn and signatures stay unloaded.
+    assert out.strip().splitlines()[-1] == "['trainer.config']"
 
 
-class FakeKfpClient:
-    def __init__(self):
-        self.calls = []
-
-    def create_experiment(self, name):
-        self.calls.append(("create_experiment", name))
-        return type("Experiment", (), {"experiment_id": "exp-1"})()
-
-    def create_recurring_run(self, **kwargs):
-        self.calls.append(("create_recurring_run", kwargs))
-        return "run"
-
-
-def test_schedule_creates_a_recurring_run():
-    client = FakeKfpClient()
-    kfp_runner.schedule(client, "p.json", "0 30 2 * * *", "mmoe", "nightly")
-    (_, experiment), (_, run) = client.calls
-    assert experiment == "mmoe"
-    assert run["experiment_id"] == "exp-1" and run["cron_expression"] == "0 30 2 * * *"
-    assert run["pipeline_package_path"] == "p.json" and run["job_name"] == "nightly"
-
-
-def test_schedule_rejects_a_five_field_cron():
-    with pytest.raises(ValueError, match=r"cron: received '0 3 \* \* \*' \(5 fields\).*6 fields"):
-        kfp_runner.schedule(FakeKfpClient(), "p.json", "0 3 * * *", "mmoe", "nightly")
+def test_serving_dir_baseline_replaces_the_resolver(census_spec):
+    pipeline = create_pipeline(_config(census_spec, baseline="serving_dir"))
+    by_id = {c.id: c for c in pipeline.components}
+    assert "LatestBlessedModelResolver" not in by_id
+    assert sorted(u.id for u in by_id["Evaluator"].upstream_nodes) == ["CsvExampleGen", "ServingBaseline", "Trainer"]
+    assert by_id["ServingBaseline"].exec_properties["serving_model_dir"] == "/tmp/serving"
+    with pytest.raises(ValueError, match=r"PipelineConfig.baseline: received 'mlmd', expected one of"):
+        _config(census_spec, baseline="mlmd")

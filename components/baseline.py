@@ -1,0 +1,79 @@
+"""The Evaluator's baseline without a Resolver: the model now in serving.
+
+Open-source Kubeflow Pipelines cannot run TFX Resolvers (its Argo compiler
+rejects resolver executors: ``backend/src/v2/compiler/argocompiler/dag.go``).
+There the pipeline uses `ServingBaseline` instead of the
+``LatestBlessedModelStrategy`` Resolver: it hands the Evaluator the newest
+version in the Pusher's serving directory, which is the last model that passed
+every gate, as a ``Model`` artifact. On a first run the directory is empty: the
+artifact is marked with ``has_model = 0`` and the `Executor` below (TFX's
+Evaluator executor) drops it, so the Evaluator runs without a baseline and TFX
+ignores the change thresholds, exactly as with a Resolver that found nothing.
+"""
+
+import logging
+import os
+from typing import Optional
+
+from tfx.components.evaluator import executor as evaluator_executor
+from tfx.dsl.component.experimental.annotations import OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
+from tfx.dsl.io import fileio
+from tfx.types import standard_artifacts, standard_component_specs
+from tfx.utils import io_utils, path_utils
+
+HAS_MODEL_PROPERTY = "has_model"  # 1: the artifact holds the serving model; 0: no baseline yet
+SOURCE_PROPERTY = "source_version"  # the serving version folder it was copied from
+
+
+def newest_version(serving_model_dir: str) -> Optional[str]:
+    """The newest version folder of `serving_model_dir` holding a SavedModel, or None.
+
+    Versions are the Pusher's integer folder names (a timestamp); other entries
+    are ignored with a warning, since TensorFlow Serving ignores them too.
+    """
+    if not fileio.isdir(serving_model_dir):
+        return None
+    versions = []
+    for entry in fileio.listdir(serving_model_dir):
+        name = entry.rstrip("/")
+        path = os.path.join(serving_model_dir, name)
+        if not name.isdigit():
+            logging.warning("ServingBaseline: ignoring %s: not an integer version folder.", path)
+        elif fileio.exists(os.path.join(path, "saved_model.pb")):
+            versions.append((int(name), path))
+        else:
+            logging.warning("ServingBaseline: ignoring %s: no saved_model.pb inside.", path)
+    return max(versions)[1] if versions else None
+
+
+@component
+def ServingBaseline(  # noqa: N802 (TFX component names are classes)
+    baseline: OutputArtifact[standard_artifacts.Model],
+    serving_model_dir: Parameter[str],
+) -> None:
+    """Copies the newest served model into `baseline` (the Evaluator's baseline_model)."""
+    source = newest_version(serving_model_dir)
+    if source is None:
+        baseline.set_int_custom_property(HAS_MODEL_PROPERTY, 0)
+        logging.info("ServingBaseline: no model in %s yet; the Evaluator runs without a baseline.",
+                     serving_model_dir)
+        return
+    io_utils.copy_dir(source, path_utils.serving_model_dir(baseline.uri))
+    baseline.set_int_custom_property(HAS_MODEL_PROPERTY, 1)
+    baseline.set_string_custom_property(SOURCE_PROPERTY, source)
+    logging.info("ServingBaseline: baseline is the served model %s.", source)
+
+
+class Executor(evaluator_executor.Executor):
+    """TFX's Evaluator, which treats a `ServingBaseline` with no model as no baseline."""
+
+    def Do(self, input_dict, output_dict, exec_properties) -> None:  # noqa: N802 (TFX API)
+        key = standard_component_specs.BASELINE_MODEL_KEY
+        baselines = input_dict.get(key) or []
+        empty = [a for a in baselines
+                 if a.has_custom_property(HAS_MODEL_PROPERTY) and not a.get_int_custom_property(HAS_MODEL_PROPERTY)]
+        if empty:
+            logging.info("Evaluator: no baseline yet (first run); change thresholds are not applied.")
+            input_dict = {k: v for k, v in input_dict.items() if k != key}
+        super().Do(input_dict, output_dict, exec_properties)

@@ -1,0 +1,42 @@
+"""Names shared by the pipeline, its components and the trainer: one place for each.
+
+Nothing here imports TensorFlow or Keras, so building or compiling the pipeline
+(which reads these names) does not load the model code.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from components.spec import DatasetSpec
+
+# custom_config keys of Transform and Trainer.
+SPEC_KEY = "spec"  # the DatasetSpec as a dict
+TRAINER_CONFIG_KEY = "trainer"  # the TrainerConfig as a dict
+
+# Import paths of the user functions TFX loads in its executors.
+PREPROCESSING_FN = "components.preprocessing.preprocessing_fn"
+RUN_FN = "trainer.run.run_fn"
+
+# The exported SavedModel.
+SERVING_SIGNATURE = "serving_default"  # serialized raw tf.Examples -> one output per task
+TRANSFORM_SIGNATURE = "transform_features"  # serialized raw tf.Examples with labels -> transformed
+EXAMPLES_INPUT = "examples"  # the input name of both signatures
+
+# Files the Trainer writes beside its TensorBoard logs (model-run folder).
+GATE_STATS_FILE = "gate_stats.json"
+
+# Component ids that code outside the pipeline module looks up (reports, launchers).
+BASELINE_COMPONENT = "LatestBlessedModelResolver"  # the Resolver (local runners, Vertex)
+SERVING_BASELINE_COMPONENT = "ServingBaseline"  # its stand-in on open-source Kubeflow Pipelines
+
+
+def spec_from_custom_config(custom_config: Mapping[str, Any], component: str) -> DatasetSpec:
+    """The DatasetSpec the pipeline put in a component's custom_config."""
+    if not custom_config or SPEC_KEY not in custom_config:
+        raise ValueError(
+            f"{component}: custom_config has no {SPEC_KEY!r} entry (received keys "
+            f"{sorted(custom_config or {})}); build the pipeline with pipeline.create_pipeline, "
+            "which passes the dataset spec to Transform and Trainer."
+        )
+    return DatasetSpec.from_dict(custom_config[SPEC_KEY], where=f"{component} custom_config")

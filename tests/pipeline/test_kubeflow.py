@@ -1,0 +1,212 @@
+"""Compiling for open-source Kubeflow Pipelines and Vertex AI, the conformance check, and
+scheduling through the real kfp.Client against a KFP API on 127.0.0.1."""
+
+import json
+import socket
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
+
+from components.names import BASELINE_COMPONENT
+from pipeline import cli
+from pipeline import kubeflow_v2_runner as kfp_runner
+from pipeline import schedule as kfp_schedule
+from pipeline import spec_check
+from pipeline.config import ResourceRequest, Target
+from tests.pipeline.kfp_api_server import KfpApiServer
+
+KFP_TASKS = ["CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "Transform", "Trainer",
+             "ServingBaseline", "Evaluator", "ServingCheck", "Pusher"]
+IMAGE = "registry.example/mmoe:1.0"
+SELECTOR = {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"}
+
+
+def _config(census_spec, target, **overrides):
+    return kfp_runner.kubeflow_config(
+        "gs://bucket/root", "gs://bucket/data", census_spec, kfp_runner.image_schema_path("census", "schema.pbtxt"),
+        "gs://bucket/serving", target=target, **overrides,
+    )
+
+
+@pytest.fixture(scope="module")
+def packages(census_spec, tmp_path_factory):
+    out = tmp_path_factory.mktemp("compiled")
+    kfp = kfp_runner.compile_pipeline(_config(census_spec, Target.KFP), IMAGE, str(out / "p.yaml"),
+                                      Target.KFP, gpu_node_selector=SELECTOR)
+    vertex = kfp_runner.compile_pipeline(_config(census_spec, Target.VERTEX), IMAGE, str(out / "p.json"),
+                                         Target.VERTEX)
+    return {"kfp": kfp, "vertex": vertex, "dir": out}
+
+
+def _docs(path):
+    with open(path) as f:
+        return list(yaml.safe_load_all(f))
+
+
+def test_kfp_package_conforms_and_requests_a_kubernetes_gpu(packages):
+    assert spec_check.check_package(packages["kfp"]) == []
+    spec, platform = _docs(packages["kfp"])
+    assert spec["schemaVersion"] == "2.1.0"
+    tasks = spec["root"]["dag"]["tasks"]
+    assert sorted(tasks) == sorted(KFP_TASKS)
+    executors = spec["deploymentSpec"]["executors"]
+    trainer = executors["Trainer_executor"]["container"]
+    assert trainer["image"] == IMAGE
+    assert trainer["resources"]["accelerator"] == {"type": "nvidia.com/gpu", "count": "1"}
+    assert trainer["resources"]["cpuLimit"] == 4.0 and trainer["resources"]["memoryLimit"] == 16.0
+    assert platform == {"platforms": {"kubernetes": {"deploymentSpec": {"executors": {
+        "Trainer_executor": {"nodeSelector": {"labels": SELECTOR}}}}}}}
+    # Every parameter is a constant (the backend driver resolves nothing else).
+    kinds = {kind for t in tasks.values() for p in t["inputs"].get("parameters", {}).values()
+             for kind in p["runtimeValue"]}
+    assert kinds == {"constant"}
+    # The ExampleGen driver hook is gone, and what reads the outside world is never cached.
+    assert "lifecycle" not in executors["CsvExampleGen_executor"]["container"]
+    assert not tasks["CsvExampleGen"]["cachingOptions"].get("enableCache", False)
+    assert not tasks["ServingBaseline"]["cachingOptions"].get("enableCache", False)
+    assert tasks["Trainer"]["cachingOptions"]["enableCache"] is True
+    # The Evaluator's baseline is ServingBaseline's output, read from the serving directory.
+    baseline = tasks["Evaluator"]["inputs"]["artifacts"]["baseline_model"]["taskOutputArtifact"]
+    assert baseline == {"producerTask": "ServingBaseline", "outputArtifactKey": "baseline"}
+    assert tasks["ServingBaseline"]["inputs"]["parameters"]["serving_model_dir"]["runtimeValue"] == {
+        "constant": "gs://bucket/serving"}
+
+
+def test_check_spec_command_accepts_the_kfp_package(packages):
+    result = CliRunner().invoke(cli.main, ["check-spec", packages["kfp"]])
+    assert result.exit_code == 0, result.output
+    assert f"{len(KFP_TASKS)} tasks conform" in result.output
+
+
+def test_vertex_job_keeps_the_resolver_and_fails_the_kfp_check(packages):
+    with open(packages["vertex"]) as f:
+        job = json.load(f)
+    tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
+    assert f"{BASELINE_COMPONENT}-model-resolver" in tasks
+    trainer = job["pipelineSpec"]["deploymentSpec"]["executors"]["Trainer_executor"]["container"]
+    assert trainer["resources"]["accelerator"] == {"type": "NVIDIA_TESLA_T4", "count": "1"}
+    broken = {(v.task, v.rule.name) for v in spec_check.check_package(packages["vertex"])}
+    assert ("<package>", "package-format") in broken
+    assert (f"{BASELINE_COMPONENT}-model-resolver", "no-resolver-executor") in broken
+    assert (f"{BASELINE_COMPONENT}-model-blessing-resolver", "no-resolver-executor") in broken
+    assert ("Trainer", "accelerator-resource-name") in broken
+    assert ("CsvExampleGen", "no-pre-cache-check-hook") in broken
+    result = CliRunner().invoke(cli.main, ["check-spec", packages["vertex"]])
+    assert result.exit_code == 1
+    assert (f"{BASELINE_COMPONENT}-model-resolver: [no-resolver-executor] its executor is a resolver"
+            in result.output)
+    assert "backend/src/v2/compiler/argocompiler/dag.go" in result.output
+
+
+def test_t4_as_a_kfp_resource_type_is_refused_and_nothing_written(census_spec, tmp_path):
+    config = _config(census_spec, Target.KFP, trainer_resources=ResourceRequest(4, 16, "NVIDIA_TESLA_T4", 1))
+    path = tmp_path / "bad.yaml"
+    with pytest.raises(spec_check.SpecConformanceError,
+                       match=r"Trainer: \[accelerator-resource-name\] accelerator type 'NVIDIA_TESLA_T4' is not one"):
+        kfp_runner.compile_pipeline(config, IMAGE, str(path))
+    assert not path.exists()
+
+
+def test_compile_names_the_right_suffix(census_spec, tmp_path):
+    with pytest.raises(ValueError, match=r"--target kfp writes a \.yaml or \.yml file"):
+        kfp_runner.compile_pipeline(_config(census_spec, Target.KFP), IMAGE, str(tmp_path / "p.json"))
+    with pytest.raises(ValueError, match=r"--target vertex writes a \.json file"):
+        kfp_runner.compile_pipeline(_config(census_spec, Target.VERTEX), IMAGE, str(tmp_path / "p.yaml"), Target.VERTEX)
+
+
+def _spec(tasks: dict, executors: dict) -> pipeline_spec_pb2.PipelineSpec:
+    components = {name: {"executorLabel": f"{name}_executor"} for name in tasks}
+    return json_format.ParseDict({
+        "pipelineInfo": {"name": "p"},
+        "components": components,
+        "deploymentSpec": {"executors": {f"{k}_executor": v for k, v in executors.items()}},
+        "root": {"dag": {"tasks": {name: {"componentRef": {"name": name}, "taskInfo": {"name": name}, **body}
+                                   for name, body in tasks.items()}}},
+    }, pipeline_spec_pb2.PipelineSpec())
+
+
+@pytest.mark.parametrize("task, executor, rule, detail", [
+    ({"inputs": {"parameters": {"x": {"runtimeValue": {"constantValue": {"stringValue": "a"}}}}}},
+     {"container": {"image": "i"}}, "constant-runtime-values", "parameters x (constant_value)"),
+    ({"triggerPolicy": {"condition": "inputs.parameter_values['x'] == 'a'"}},
+     {"importer": {"artifactUri": {"constant": "gs://b/a"}, "typeSchema": {"schemaTitle": "system.Artifact"}}},
+     "importer-without-condition", "condition"),
+    ({}, {"container": {"image": " "}}, "image-set", "its container image is empty"),
+    ({}, {"container": {"image": "i", "resources": {"accelerator": {"type": "kubernetes.io/gpu", "count": "1"}}}},
+     "accelerator-resource-name", "'kubernetes.io/gpu'"),
+    ({}, {"container": {"image": "i", "lifecycle": {"preCacheCheck": {"command": ["python", "-m", "d"]}}}},
+     "no-pre-cache-check-hook", "python -m d"),
+    ({}, {"customJob": {"customJob": {}}}, "no-custom-job-executor", "Vertex AI custom job"),
+])
+def test_each_rule_names_the_task_and_the_backend_file(task, executor, rule, detail):
+    (violation,) = spec_check.check(_spec({"T": task}, {"T": executor}))
+    assert (violation.task, violation.rule.name) == ("T", rule)
+    assert detail in str(violation) and violation.rule.source.startswith("backend/src/v2/")
+
+
+def test_extended_resource_names():
+    ok = ["nvidia.com/gpu", "amd.com/gpu", "example.com/foo_bar-1"]
+    bad = ["NVIDIA_TESLA_T4", "gpu", "nvidia.com/", "/gpu", "Nvidia.com/gpu"]
+    assert [bool(spec_check.EXTENDED_RESOURCE.match(n)) for n in ok + bad] == [True] * 3 + [False] * 5
+
+
+@pytest.fixture
+def api():
+    server = KfpApiServer()
+    yield server
+    server.close()
+
+
+def test_schedule_uploads_the_package_and_creates_the_recurring_run(packages, api, monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.config/kfp/context.json of the user's
+    client = kfp_schedule.connect(api.host)
+    scheduled = kfp_schedule.schedule(client, api.host, packages["kfp"], "0 30 2 * * *", "mmoe", "nightly")
+    (version,) = api.versions
+    uploaded = list(yaml.safe_load_all(version["package"]))
+    assert uploaded == _docs(packages["kfp"])  # the PipelineSpec and platform doc, byte for byte in content
+    (run,) = api.recurring_runs
+    assert run["trigger"] == {"cron_schedule": {"cron": "0 30 2 * * *"}}
+    assert int(run["max_concurrency"]) == 1 and run["no_catchup"] is True
+    assert run["mode"] == "ENABLE" and run["display_name"] == "nightly"
+    assert run["experiment_id"] == scheduled.experiment_id == "experiment-1"
+    assert run["pipeline_version_reference"] == {"pipeline_id": "pipeline-1", "pipeline_version_id": "version-1"}
+    assert "pipeline_spec" not in run  # the run refers to the uploaded version
+    assert api.experiments[0]["display_name"] == "mmoe"
+    # A second schedule adds a version to the same pipeline and reuses the experiment.
+    again = kfp_schedule.schedule(client, api.host, packages["kfp"], "0 0 4 * * *", "mmoe", "nightly-2")
+    assert (again.pipeline_id, again.version_id, again.experiment_id) == ("pipeline-1", "version-2", "experiment-1")
+    assert len(api.pipelines) == 1 and len(api.experiments) == 1
+
+
+def test_schedule_reports_http_errors(packages, api, monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    client = kfp_schedule.connect(api.host)
+    api.fail[("POST", "/apis/v2beta1/pipelines/upload")] = (500, "minio is down")
+    with pytest.raises(kfp_schedule.SchedulingError,
+                       match=r"answered 500 .* to upload the pipeline: .*minio is down"):
+        kfp_schedule.schedule(client, api.host, packages["kfp"], "0 0 3 * * *", "mmoe", "nightly")
+    api.fail.clear()
+    api.fail[("GET", "/apis/v2beta1/experiments")] = (403, "forbidden")
+    with pytest.raises(kfp_schedule.SchedulingError, match=r"answered 403 .*forbidden.*credentials"):
+        kfp_schedule.schedule(client, api.host, packages["kfp"], "0 0 3 * * *", "mmoe", "nightly")
+    assert api.recurring_runs == []
+
+
+def test_schedule_reports_an_unreachable_host(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(kfp_schedule.SchedulingError, match=rf"cannot reach Kubeflow Pipelines at http://127.0.0.1:{port}"):
+        kfp_schedule.connect(f"http://127.0.0.1:{port}")
+
+
+def test_schedule_refuses_a_five_field_cron_and_a_json_package(packages, api):
+    with pytest.raises(ValueError, match=r"cron: received '0 3 \* \* \*' \(5 fields\).*6 fields"):
+        kfp_schedule.schedule(None, api.host, packages["kfp"], "0 3 * * *", "mmoe", "nightly")
+    with pytest.raises(ValueError, match=r"package: received .*p\.json.*compile with --target kfp"):
+        kfp_schedule.schedule(None, api.host, packages["vertex"], "0 0 3 * * *", "mmoe", "nightly")
+    assert api.requests == []

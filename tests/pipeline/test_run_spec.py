@@ -1,0 +1,120 @@
+"""The compiled `--target kfp` package, run here task by task through each task's own container
+command (TFX's kubeflow_v2_run_executor), twice:
+
+1. a first run on 1,000 rows: no model in serving yet, so no baseline; trained, blessed, pushed;
+2. a second run of a one-step model: ServingBaseline hands the Evaluator the pushed model,
+   the change threshold fails, nothing is pushed.
+"""
+
+import json
+import os
+import sys
+
+import pytest
+
+import schemas
+from components import census
+from components.baseline import HAS_MODEL_PROPERTY, SOURCE_PROPERTY
+from pipeline import kubeflow_v2_runner as kfp_runner
+from pipeline import spec_check, spec_runner
+from trainer.config import TrainerConfig
+
+pytestmark = pytest.mark.e2e
+
+ROWS = 1000  # -> 800 train, 100 eval, 100 test
+RUN_EXECUTOR = ["-m", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"]
+# The executor class each task must run, as Kubeflow would (hand-written, not read from the spec).
+EXECUTORS = {
+    "CsvExampleGen": "tfx.components.example_gen.csv_example_gen.executor.Executor",
+    "StatisticsGen": "tfx.components.statistics_gen.executor.Executor",
+    "ImportSchemaGen": "tfx.components.schema_gen.import_schema_gen.executor.Executor",
+    "ExampleValidator": "tfx.components.example_validator.executor.Executor",
+    "Transform": "tfx.components.transform.executor.Executor",
+    "Trainer": "tfx.components.trainer.executor.GenericExecutor",
+    "ServingBaseline": "components.baseline.ServingBaseline_Executor",
+    "Evaluator": "components.baseline.Executor",
+    "ServingCheck": "components.serving_check.ServingCheck_Executor",
+    "Pusher": "components.pusher.Executor",
+}
+
+
+def _compile(out, spec, data_root, steps):
+    config = kfp_runner.kubeflow_config(
+        os.path.join(out, "root"), data_root, spec, schemas.path("census", "schema.pbtxt"),
+        os.path.join(out, "serving"), trainer=TrainerConfig(num_experts=4, expert_units=8, batch_size=64),
+        train_steps=steps, eval_steps=2,
+    )
+    return kfp_runner.compile_pipeline(config, "registry.example/mmoe:test", os.path.join(out, f"p{steps}.yaml"))
+
+
+def _metadata(runner, task, output):
+    return runner.outputs[task][output][0].get("metadata", {})
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, census_spec):
+    out = str(tmp_path_factory.mktemp("run_spec"))
+    prepared = census.prepare(census_spec, os.path.join(out, "data"),
+                              test_path=census.SAMPLE_PATH, max_rows=ROWS)
+    results = {}
+    for name, steps in (("first", 300), ("worse", 1)):
+        package = _compile(out, census_spec, prepared.root, steps)
+        runner = spec_runner.run_spec(package, os.path.join(out, "root"), run_id=name)
+        results[name] = {"package": package, "runner": runner, "decision": spec_runner.decision(runner),
+                         "versions": sorted(os.listdir(os.path.join(out, "serving")))}
+    return results
+
+
+def test_every_task_ran_its_own_container_command(runs):
+    runner = runs["first"]["runner"]
+    assert sorted(runner.results) == sorted(EXECUTORS)
+    for name, result in runner.results.items():
+        assert result.command[0] == sys.executable
+        assert result.command[1:3] == RUN_EXECUTOR, name
+        args = result.command[3:]
+        assert args[args.index("--executor_class_path") + 1] == EXECUTORS[name]
+        executor_input = json.loads(args[args.index("--json_serialized_invocation_args") + 1])
+        assert executor_input["outputs"]["outputFile"].endswith(os.path.join(name, "executor_output.json"))
+
+
+def test_parameters_come_from_the_spec_constants(runs):
+    trainer = runs["worse"]["runner"].results["Trainer"]
+    args = trainer.command[3:]
+    executor_input = json.loads(args[args.index("--json_serialized_invocation_args") + 1])
+    assert json.loads(executor_input["inputs"]["parameterValues"]["train_args"]) == {
+        "splits": ["train"], "num_steps": 1,
+    }
+
+
+def test_first_run_has_no_baseline_and_pushes(runs):
+    first = runs["first"]
+    runner, decision = first["runner"], first["decision"]
+    assert _metadata(runner, "ServingBaseline", "baseline")[HAS_MODEL_PROPERTY] == 0
+    assert _metadata(runner, "Evaluator", "blessing")["blessed"] == 1
+    assert decision["has_baseline"] is False
+    assert decision["pushed"] is True, decision["reasons"]
+    assert len(first["versions"]) == 1
+    assert decision["pushed_destination"].endswith(first["versions"][0])
+    assert os.path.exists(os.path.join(decision["pushed_destination"], "saved_model.pb"))
+    for task, verdict in decision["tasks"].items():
+        assert verdict["auc"] > verdict["min_auc"], task
+
+
+def test_one_step_model_is_compared_with_the_served_one_and_not_pushed(runs):
+    first, worse = runs["first"], runs["worse"]
+    runner, decision = worse["runner"], worse["decision"]
+    baseline = _metadata(runner, "ServingBaseline", "baseline")
+    assert baseline[HAS_MODEL_PROPERTY] == 1
+    assert baseline[SOURCE_PROPERTY] == first["decision"]["pushed_destination"]
+    assert decision["has_baseline"] is True
+    for task, verdict in decision["tasks"].items():
+        assert verdict["baseline_auc"] == pytest.approx(first["decision"]["tasks"][task]["auc"], abs=1e-6)
+    assert _metadata(runner, "Evaluator", "blessing")["blessed"] == 0
+    assert decision["pushed"] is False
+    assert any("change against baseline" in r for r in decision["reasons"]), decision["reasons"]
+    assert worse["versions"] == first["versions"]
+
+
+def test_the_run_packages_pass_the_conformance_check(runs):
+    for run in runs.values():
+        assert spec_check.check_package(run["package"]) == []
