@@ -21,7 +21,7 @@ from components import census  # noqa: E402
 from components.spec import load_spec  # noqa: E402
 from pipeline.config import (  # noqa: E402
     DEFAULT_CRON, DEFAULT_EVAL_STEPS, DEFAULT_GPU, DEFAULT_GPU_TYPE, DEFAULT_PIPELINE_NAME, DEFAULT_SEED,
-    DEFAULT_TARGET, DEFAULT_TRAIN_STEPS, Orchestrator, ResourceRequest, Target,
+    DEFAULT_TARGET, DEFAULT_TRAIN_STEPS, Orchestrator, ResourceRequest, Target, TrainerWorkers,
 )
 from trainer.config import TrainerConfig, Variant  # noqa: E402
 
@@ -176,7 +176,16 @@ def _kubeflow_options(f):
                      help=f"Accelerator type [default: {DEFAULT_GPU_TYPE[Target.KFP]} (the Kubernetes resource) "
                           f"for kfp, {DEFAULT_GPU_TYPE[Target.VERTEX]} for vertex]."),
         click.option("--gpu-node-selector", multiple=True, callback=_parse_selector, metavar="KEY=VALUE",
-                     help="kfp: node label the Trainer's pod needs (the GPU model), repeatable."),
+                     help="kfp: node label the Trainer's pods need (the GPU model), repeatable."),
+        click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Trainer replicas (chief + workers), each with --gpus GPUs: a TFJob on kfp, "
+                          "Vertex AI worker pools on vertex; 1 trains in the Trainer's own pod."),
+        click.option("--namespace", default=TrainerWorkers.namespace, show_default=True,
+                     help="kfp, --workers > 1: Kubernetes namespace of the TFJob."),
+        click.option("--vertex-project", default="", help="vertex, --workers > 1: Google Cloud project."),
+        click.option("--vertex-region", default=TrainerWorkers.vertex_region, show_default=True),
+        click.option("--machine-type", default=TrainerWorkers.machine_type, show_default=True,
+                     help="vertex, --workers > 1: machine type of every replica."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -184,6 +193,7 @@ def _kubeflow_options(f):
 
 
 def _compile(target, pipeline_root, data_root, serving_model_dir, image, output, gpus, gpu_type, gpu_node_selector,
+             workers, namespace, vertex_project, vertex_region, machine_type,
              variant, train_steps, eval_steps, spec_path, schema_path) -> str:
     from pipeline import kubeflow_v2_runner as kfp_runner
 
@@ -193,14 +203,20 @@ def _compile(target, pipeline_root, data_root, serving_model_dir, image, output,
         dataclasses.replace(DEFAULT_GPU, accelerator_type=gpu_type or DEFAULT_GPU_TYPE[target], accelerator_count=gpus)
         if gpus else ResourceRequest()
     )
+    trainer_workers = TrainerWorkers(
+        replicas=workers, gpus=gpus, gpu_type=resources.accelerator_type, cpu=DEFAULT_GPU.cpu,
+        memory_gib=DEFAULT_GPU.memory_gib, node_selector=gpu_node_selector, namespace=namespace,
+        vertex_project=vertex_project, vertex_region=vertex_region, machine_type=machine_type,
+    )
     config = kfp_runner.kubeflow_config(
         pipeline_root, data_root, spec, schema_path or kfp_runner.image_schema_path(*DEFAULT_SCHEMA),
         serving_model_dir, target=target, trainer=TrainerConfig(variant=variant), train_steps=train_steps,
-        eval_steps=eval_steps, trainer_resources=resources,
+        eval_steps=eval_steps, trainer_resources=resources, trainer_workers=trainer_workers,
     )
     output = output or f"mmoe_pipeline{kfp_runner.SUFFIXES[target][0]}"
     try:
-        return kfp_runner.compile_pipeline(config, image, output, target, gpu_node_selector)
+        return kfp_runner.compile_pipeline(config, image, output, target,
+                                           gpu_node_selector if workers == 1 else None)
     except ValueError as e:  # SpecConformanceError included: one message, no traceback
         raise click.ClickException(str(e)) from None
 

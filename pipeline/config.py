@@ -52,6 +52,56 @@ class BaselineSource(str, enum.Enum):
     SERVING_DIR = "serving_dir"  # the newest version in serving_model_dir (open-source KFP: no resolvers)
 
 
+class WorkerBackend(str, enum.Enum):
+    """Who runs the Trainer's replicas when there are several."""
+
+    TFJOB = "tfjob"  # a Kubeflow TFJob, submitted by the Trainer's pod (open-source KFP)
+    VERTEX = "vertex"  # Vertex AI worker pools (tfx.extensions.google_cloud_ai_platform.Trainer)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerWorkers:
+    """Multi-worker training on Kubeflow or Vertex AI (local runners train in one process).
+
+    Attributes:
+      replicas: chief + workers; 1 trains in the Trainer's own pod.
+      gpus: GPUs per replica.
+      gpu_type: the accelerator (Kubernetes resource name for TFJob, Vertex name for Vertex).
+      cpu, memory_gib: limits per TFJob replica (0: none).
+      node_selector: node labels of every TFJob replica (the GPU model).
+      namespace: Kubernetes namespace of the TFJob.
+      image: image of every replica (set from the compile image).
+      backend: see `WorkerBackend`.
+      vertex_project, vertex_region, machine_type: Vertex AI worker pools.
+    """
+
+    replicas: int = 1
+    gpus: int = 0
+    gpu_type: str = ""
+    cpu: float = 0.0
+    memory_gib: float = 0.0
+    node_selector: Tuple[Tuple[str, str], ...] = ()
+    namespace: str = "kubeflow"
+    image: str = ""
+    backend: WorkerBackend = WorkerBackend.TFJOB
+    vertex_project: str = ""
+    vertex_region: str = "us-central1"
+    machine_type: str = "n1-standard-8"
+
+    def __post_init__(self):
+        for name in ("replicas", "gpus"):
+            value = getattr(self, name)
+            low = 1 if name == "replicas" else 0
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"TrainerWorkers.{name}: received {value!r}, expected an integer >= {low}.")
+        if self.gpus and not self.gpu_type:
+            raise ValueError(f"TrainerWorkers.gpu_type: empty with gpus={self.gpus}; name the accelerator.")
+        selector = self.node_selector
+        object.__setattr__(self, "node_selector", tuple(sorted(
+            selector.items() if isinstance(selector, dict) else (tuple(p) for p in selector))))
+        object.__setattr__(self, "backend", WorkerBackend(self.backend))
+
+
 # GPU names: open-source KFP uses the accelerator type as the Kubernetes resource name
 # (backend/src/v2/driver/driver.go); Vertex AI takes its own accelerator names.
 KFP_GPU_RESOURCE = "nvidia.com/gpu"
@@ -88,6 +138,7 @@ class PipelineConfig:
       trainer_resources: container resources of the Trainer on Kubeflow.
       run_fn: import path of the Trainer's run_fn; None for ``trainer.run.run_fn``.
       baseline: where the Evaluator's baseline comes from, see `BaselineSource`.
+      trainer_workers: multi-worker training on Kubeflow / Vertex AI, see `TrainerWorkers`.
     """
 
     pipeline_name: str
@@ -105,6 +156,7 @@ class PipelineConfig:
     trainer_resources: ResourceRequest = ResourceRequest()
     run_fn: Optional[str] = None
     baseline: BaselineSource = BaselineSource.RESOLVER
+    trainer_workers: TrainerWorkers = TrainerWorkers()
 
     def __post_init__(self):
         for name in ("pipeline_name", "pipeline_root", "data_root", "schema_path", "serving_model_dir"):

@@ -39,8 +39,9 @@ from components.names import SERVING_BASELINE_COMPONENT
 from pipeline import spec_check
 from pipeline.config import (
     DEFAULT_BASELINE, DEFAULT_CRON, DEFAULT_GPU, DEFAULT_GPU_TYPE, DEFAULT_PIPELINE_NAME, DEFAULT_TARGET,
-    PipelineConfig, Target,
+    PipelineConfig, Target, WorkerBackend,
 )
+from trainer.config import Distribution, TrainerConfig
 from pipeline.pipeline import create_pipeline
 
 IMAGE_PROJECT_DIR = "/pipeline"  # where the Dockerfile copies the project
@@ -48,6 +49,7 @@ SUFFIXES = {Target.KFP: (".yaml", ".yml"), Target.VERTEX: (".json",)}
 EXAMPLE_GEN = "CsvExampleGen"
 UNCACHED_TASKS = (EXAMPLE_GEN, SERVING_BASELINE_COMPONENT)  # their output depends on files outside the spec
 TRAINER = "Trainer"
+WORKER_BACKEND = {Target.KFP: WorkerBackend.TFJOB, Target.VERTEX: WorkerBackend.VERTEX}
 
 
 def image_schema_path(*parts: str) -> str:
@@ -65,6 +67,13 @@ def kubeflow_config(pipeline_root: str, data_root: str, spec, schema_path: str, 
         "trainer_resources", dataclasses.replace(DEFAULT_GPU, accelerator_type=DEFAULT_GPU_TYPE[target])
     )
     overrides.setdefault("baseline", DEFAULT_BASELINE[target])
+    workers = overrides.get("trainer_workers")
+    if workers is not None and workers.replicas > 1:
+        # Every replica runs run_fn under the TF_CONFIG its platform sets.
+        overrides["trainer_workers"] = dataclasses.replace(workers, backend=WORKER_BACKEND[target])
+        trainer = overrides.get("trainer", TrainerConfig())
+        if trainer.distribution is Distribution.AUTO:
+            overrides["trainer"] = dataclasses.replace(trainer, distribution=Distribution.MULTI_WORKER)
     return PipelineConfig(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
@@ -131,6 +140,12 @@ def compile_pipeline(config: PipelineConfig, image: str, output_path: str, targe
         )
     if gpu_node_selector and target is not Target.KFP:
         raise ValueError("gpu_node_selector: a Kubernetes node selector applies to --target kfp only.")
+    workers = config.trainer_workers
+    if workers.replicas > 1:
+        if target is Target.VERTEX and not workers.vertex_project:
+            raise ValueError("vertex_project: empty; Vertex AI worker pools (--workers > 1 on --target vertex) "
+                             "need the Google Cloud project (--vertex-project).")
+        config = dataclasses.replace(config, trainer_workers=dataclasses.replace(workers, image=workers.image or image))
     pipeline = create_pipeline(config)
     if target is Target.VERTEX:
         _run_tfx_compiler(pipeline, image, output_path, spec_2_1=False)

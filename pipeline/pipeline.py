@@ -7,7 +7,7 @@ ServingCheck -> Pusher (only with both blessings).
 
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx import v1 as tfx
@@ -15,13 +15,14 @@ from tfx.dsl.components.base import base_node, executor_spec
 
 from components import baseline as serving_baseline
 from components import pusher as idempotent_pusher
+from components import tfjob_trainer
 from components.census import SPLITS
 from components.eval_config import build_eval_config
 from components.names import (
     BASELINE_COMPONENT, PREPROCESSING_FN, RUN_FN, SERVING_BASELINE_COMPONENT, SPEC_KEY, TRAINER_CONFIG_KEY,
 )
 from components.serving_check import ServingCheck
-from pipeline.config import BaselineSource, PipelineConfig, ResourceRequest
+from pipeline.config import KFP_GPU_RESOURCE, BaselineSource, PipelineConfig, ResourceRequest, WorkerBackend
 
 TRAIN, EVAL, TEST = SPLITS
 BASELINE_RESOLVER = BASELINE_COMPONENT
@@ -64,18 +65,54 @@ def _resource_spec(request: ResourceRequest):
     return resources
 
 
+def _trainer_class_and_config(config: PipelineConfig) -> Tuple[type, dict, Optional[executor_spec.ExecutorSpec]]:
+    """Which Trainer runs `run_fn`, its custom_config, and its executor (see `TrainerWorkers`)."""
+    custom_config = {**_spec_config(config), TRAINER_CONFIG_KEY: config.trainer.to_dict()}
+    workers = config.trainer_workers
+    if workers.replicas == 1:
+        return tfx.components.Trainer, custom_config, None
+    if workers.backend is WorkerBackend.TFJOB:
+        job = tfjob_trainer.TFJobSpec(
+            image=workers.image, replicas=workers.replicas, gpus=workers.gpus,
+            gpu_resource=workers.gpu_type or KFP_GPU_RESOURCE, cpu=workers.cpu, memory_gib=workers.memory_gib,
+            node_selector=workers.node_selector, namespace=workers.namespace,
+        )
+        custom_config[tfjob_trainer.TFJOB_CONFIG_KEY] = job.to_dict()
+        return tfx.components.Trainer, custom_config, executor_spec.ExecutorClassSpec(tfjob_trainer.Executor)
+    vertex = tfx.extensions.google_cloud_ai_platform
+    custom_config.update({
+        vertex.ENABLE_VERTEX_KEY: True,
+        vertex.VERTEX_REGION_KEY: workers.vertex_region,
+        vertex.TRAINING_ARGS_KEY: {"project": workers.vertex_project, "worker_pool_specs": vertex_worker_pools(workers)},
+    })
+    return vertex.Trainer, custom_config, None
+
+
+def vertex_worker_pools(workers) -> List[dict]:
+    """Vertex AI worker pools: the chief, then `replicas - 1` workers, each with its GPUs."""
+    machine = {"machine_type": workers.machine_type}
+    if workers.gpus:
+        machine.update(accelerator_type=workers.gpu_type, accelerator_count=workers.gpus)
+    pool = {"machine_spec": machine, "container_spec": {"image_uri": workers.image}}
+    return [{**pool, "replica_count": 1}, {**pool, "replica_count": workers.replicas - 1}]
+
+
 def train_stage(config: PipelineConfig, transform, schema_gen) -> base_node.BaseNode:
-    """The Trainer: `trainer.run.run_fn` on the transformed train and eval splits."""
-    trainer = tfx.components.Trainer(
+    """The Trainer: `trainer.run.run_fn` on the transformed train and eval splits, in its own pod or,
+    with several `trainer_workers`, in every replica of a TFJob or of Vertex AI worker pools."""
+    trainer_class, custom_config, custom_executor = _trainer_class_and_config(config)
+    trainer = trainer_class(
         run_fn=config.run_fn or RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         train_args=tfx.proto.TrainArgs(splits=[TRAIN], num_steps=config.train_steps),
         eval_args=tfx.proto.EvalArgs(splits=[EVAL], num_steps=config.eval_steps),
-        custom_config={**_spec_config(config), TRAINER_CONFIG_KEY: config.trainer.to_dict()},
+        custom_config=custom_config,
+        **({"custom_executor_spec": custom_executor} if custom_executor else {}),
     )
-    if config.trainer_resources != ResourceRequest():
+    # With replicas, the GPUs belong to the replicas; the Trainer's pod only submits and waits.
+    if config.trainer_resources != ResourceRequest() and config.trainer_workers.replicas == 1:
         trainer.with_platform_config(_resource_spec(config.trainer_resources))
     return trainer
 

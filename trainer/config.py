@@ -31,6 +31,15 @@ class OptimizerName(str, enum.Enum):
     SGD = "sgd"
 
 
+class Distribution(str, enum.Enum):
+    """The tf.distribute strategy of the Trainer (see `trainer.distribute`)."""
+
+    AUTO = "auto"  # Mirrored over the local GPUs when there are 2+, else the default strategy
+    MIRRORED = "mirrored"  # MirroredStrategy over `devices` (default: every local GPU)
+    MULTI_WORKER = "multi_worker"  # MultiWorkerMirroredStrategy from TF_CONFIG
+    ONE_DEVICE = "one_device"  # OneDeviceStrategy on devices[0] (default: the first GPU, else the CPU)
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainerConfig:
     """Model and training settings (the task list and learning rates come from the spec).
@@ -46,12 +55,15 @@ class TrainerConfig:
       embedding_dim: width of each categorical feature's embedding.
       shared_learning_rate: learning rate of everything that is not a task tower.
       optimizer: optimizer of every variable group, see `OptimizerName`.
-      batch_size: examples per training step.
+      batch_size: examples per replica per training step (the global batch is this
+        times the replicas in sync).
       epochs: train_steps are spread over this many epochs (progress and TensorBoard points).
       loss_weighting: see `LossWeighting`.
       prediction_inputs: ``{consumer_task: producer_task}``: the consumer's tower
         also reads the producer's prediction, through a stop-gradient.
       seed: seeds initialisers, shuffling and dropout.
+      distribution: tf.distribute strategy, see `Distribution`.
+      devices: devices of ``mirrored`` / ``one_device`` (e.g. ``["/gpu:0", "/gpu:1"]``); empty for the default.
     """
 
     variant: Variant = Variant.MMOE
@@ -68,10 +80,12 @@ class TrainerConfig:
     loss_weighting: LossWeighting = LossWeighting.FIXED
     prediction_inputs: Tuple[Tuple[str, str], ...] = ()
     seed: int = 42
+    distribution: Distribution = Distribution.AUTO
+    devices: Tuple[str, ...] = ()
 
     def __post_init__(self):
         for name, enum_cls in (("variant", Variant), ("optimizer", OptimizerName),
-                               ("loss_weighting", LossWeighting)):
+                               ("loss_weighting", LossWeighting), ("distribution", Distribution)):
             value = getattr(self, name)
             try:
                 object.__setattr__(self, name, enum_cls(value))
@@ -90,6 +104,13 @@ class TrainerConfig:
             )
         object.__setattr__(self, "prediction_inputs", pairs)
         object.__setattr__(self, "tower_units", tuple(self.tower_units))
+        if isinstance(self.devices, str) or not all(isinstance(d, str) and d for d in self.devices):
+            raise ValueError(f"TrainerConfig.devices: received {self.devices!r}, expected a list of device names "
+                             "such as ['/gpu:0', '/gpu:1'].")
+        object.__setattr__(self, "devices", tuple(self.devices))
+        if self.devices and self.distribution not in (Distribution.MIRRORED, Distribution.ONE_DEVICE):
+            raise ValueError(f"TrainerConfig.devices: received {list(self.devices)!r} with distribution="
+                             f"{self.distribution.value!r}; devices apply to 'mirrored' and 'one_device' only.")
         for name in ("num_experts", "task_experts", "ple_levels", "expert_units", "embedding_dim", "batch_size",
                      "epochs"):
             value = getattr(self, name)
@@ -112,6 +133,8 @@ class TrainerConfig:
         d["variant"] = self.variant.value
         d["optimizer"] = self.optimizer.value
         d["loss_weighting"] = self.loss_weighting.value
+        d["distribution"] = self.distribution.value
+        d["devices"] = list(self.devices)
         d["prediction_inputs"] = dict(self.prediction_inputs)
         d["tower_units"] = list(self.tower_units)
         return d

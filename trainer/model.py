@@ -75,9 +75,16 @@ class MultiTaskModel(keras.Model):
         fixed = super().compute_loss(x, y, y_pred, sample_weight)  # also tracks each task's loss
         if self.uncertainty is None:
             return fixed
-        per_task = {name: loss(y[name], y_pred[name]) for name, loss in self.task_losses.items()}
+        # Per-example losses (reduction NONE: tf.distribute refuses AUTO outside compile), averaged
+        # over this replica's examples.
+        per_task = {name: tf.reduce_mean(loss(y[name], y_pred[name])) for name, loss in self.task_losses.items()}
         total = self.uncertainty(per_task)
-        return total + tf.add_n(self.losses) if self.losses else total
+        if self.losses:
+            total += tf.add_n(self.losses)
+        # Each replica's task losses are means over its own share of the batch, and the optimizers
+        # sum gradients over replicas: scale so that the update follows the global-batch mean, as
+        # the compiled losses do (tf_keras LossesContainer, scale_loss_for_distribution).
+        return total / tf.cast(tf.distribute.get_strategy().num_replicas_in_sync, total.dtype)
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -185,6 +192,11 @@ def make_optimizer(name: OptimizerName, learning_rate: float) -> keras.optimizer
     return _OPTIMIZERS[OptimizerName(name)](learning_rate=learning_rate)
 
 
+def _per_example(loss: keras.losses.Loss) -> keras.losses.Loss:
+    loss.reduction = keras.losses.Reduction.NONE
+    return loss
+
+
 def build_model(spec: DatasetSpec, config: TrainerConfig, vocab_sizes: Mapping[str, int]) -> MultiTaskModel:
     """The compiled multi-task model of `config.variant` on `spec`."""
     inputs = feature_inputs(spec)
@@ -213,7 +225,7 @@ def build_model(spec: DatasetSpec, config: TrainerConfig, vocab_sizes: Mapping[s
     model.compile(
         optimizer=make_optimizer(config.optimizer, config.shared_learning_rate),
         task_optimizers={t.name: make_optimizer(config.optimizer, t.learning_rate) for t in spec.tasks},
-        task_losses={name: head.loss() for name, head in heads.items()},
+        task_losses={name: _per_example(head.loss()) for name, head in heads.items()},
         uncertainty=uncertainty,
         loss={name: head.loss() for name, head in heads.items()},
         loss_weights={t.output_name: t.loss_weight for t in spec.tasks},

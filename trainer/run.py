@@ -17,6 +17,7 @@ from tfx_bsl.public import tfxio
 from components.names import GATE_STATS_FILE, TRAINER_CONFIG_KEY, spec_from_custom_config
 from components.spec import ColumnKind, DatasetSpec
 from trainer.config import TrainerConfig
+from trainer.distribute import WorkerRole, auto_shard_policy, make_strategy, worker_role
 from trainer.model import LogUncertaintyWeights, build_model, gate_statistics
 from trainer.signatures import export
 
@@ -38,13 +39,18 @@ def make_dataset(
     spec: DatasetSpec,
     batch_size: int,
     seed: int,
+    shard_policy: tf.data.experimental.AutoShardPolicy = tf.data.experimental.AutoShardPolicy.OFF,
 ) -> tf.data.Dataset:
-    """Repeating batches of (transformed features, {task: label})."""
+    """Repeating batches (`batch_size`: the global batch) of (transformed features, {task: label}),
+    sharded across workers by `shard_policy`."""
     dataset = data_accessor.tf_dataset_factory(
         file_pattern,
         tfxio.TensorFlowDatasetOptions(batch_size=batch_size, shuffle_seed=seed),
         tf_transform_output.transformed_metadata.schema,
     )
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = shard_policy
+    dataset = dataset.with_options(options)
 
     def split(batch):
         features = {c.transformed_name: batch[c.transformed_name] for c in spec.features}
@@ -54,11 +60,8 @@ def make_dataset(
     return dataset.map(split, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def _strategy() -> tf.distribute.Strategy:
-    gpus = tf.config.list_logical_devices("GPU")
-    if len(gpus) > 1:
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
+WORKER_TEMP_PREFIX = ".workertemp_"  # beside serving_model_dir and model_run_dir, non-chief workers only
+CHIEF_EXPORT_TIMEOUT_S = 600
 
 
 class RaiseOnNaN(keras.callbacks.Callback):
@@ -102,25 +105,59 @@ def write_gate_statistics(model, spec: DatasetSpec, config: TrainerConfig, datas
     logging.info("Gate statistics written to %s.", path)
 
 
+def _files(patterns: List[str]) -> List[str]:
+    return [f for pattern in patterns for f in tf.io.gfile.glob(pattern)]
+
+
+def worker_temp_dir(path: str, role: WorkerRole) -> str:
+    """Where a non-chief worker writes what the chief writes to `path` (removed afterwards)."""
+    return os.path.join(os.path.dirname(path.rstrip("/")), f"{WORKER_TEMP_PREFIX}{role.task_type}_{role.task_id}",
+                        os.path.basename(path.rstrip("/")))
+
+
+def wait_for_export(serving_model_dir: str, timeout_s: float, poll_s: float = 0.5) -> None:
+    """Blocks until the chief's SavedModel is in `serving_model_dir` (TFX's executor checks for it)."""
+    deadline = time.monotonic() + timeout_s
+    target = os.path.join(serving_model_dir, "saved_model.pb")
+    while not tf.io.gfile.exists(target):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the chief did not export {target} within {timeout_s:.0f} s; see the chief's log.")
+        time.sleep(poll_s)
+
+
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
-    """TFX Trainer entry point (``Trainer(run_fn='trainer.run.run_fn')``)."""
+    """TFX Trainer entry point (``Trainer(run_fn='trainer.run.run_fn')``).
+
+    Every replica of a multi-worker job runs it; only the chief writes to
+    ``serving_model_dir`` and ``model_run_dir``. Other workers take part in the
+    collective save into a temporary folder beside each, remove it, then wait
+    for the chief's SavedModel (TFX's executor fails a replica whose
+    ``serving_model_dir`` is missing).
+    """
     spec = spec_from_custom_config(fn_args.custom_config, "Trainer")
     config = TrainerConfig.from_dict(fn_args.custom_config.get(TRAINER_CONFIG_KEY, {}))
     keras.utils.set_random_seed(config.seed)
+    strategy = make_strategy(config)
+    role = worker_role()
+    global_batch = config.batch_size * strategy.num_replicas_in_sync
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
 
-    train = make_dataset(
-        fn_args.train_files, fn_args.data_accessor, tf_transform_output, spec, config.batch_size, config.seed
-    )
-    evaluation = make_dataset(
-        fn_args.eval_files, fn_args.data_accessor, tf_transform_output, spec, config.batch_size, config.seed
-    )
-    with _strategy().scope():
+    datasets = [
+        make_dataset(files, fn_args.data_accessor, tf_transform_output, spec, global_batch, config.seed,
+                     auto_shard_policy(len(_files(files)), role.num_workers))
+        for files in (fn_args.train_files, fn_args.eval_files)
+    ]
+    train, evaluation = datasets
+    with strategy.scope():  # the model's variables and every optimizer (one per variable group)
         model = build_model(spec, config, vocabulary_sizes(tf_transform_output, spec))
     steps_per_epoch = max(1, fn_args.train_steps // config.epochs)
+    model_run_dir = fn_args.model_run_dir if role.is_chief else worker_temp_dir(fn_args.model_run_dir, role)
+    serving_dir = fn_args.serving_model_dir if role.is_chief else worker_temp_dir(fn_args.serving_model_dir, role)
     logging.info(
-        "Training %s for %d epochs x %d steps of %d examples.",
-        model.name, config.epochs, steps_per_epoch, config.batch_size,
+        "Training %s for %d epochs x %d steps of %d examples (%d per replica x %d replicas)%s.",
+        model.name, config.epochs, steps_per_epoch, global_batch, config.batch_size,
+        strategy.num_replicas_in_sync,
+        "" if role.num_workers == 1 else f" as {role.task_type} {role.task_id} of {role.num_workers} workers",
     )
     model.fit(
         train,
@@ -130,13 +167,21 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         validation_steps=fn_args.eval_steps,
         callbacks=[
             RaiseOnNaN(),
-            LogProgress(steps_per_epoch, config.batch_size),
+            LogProgress(steps_per_epoch, global_batch),
             LogUncertaintyWeights(),
-            keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch"),
+            keras.callbacks.TensorBoard(log_dir=model_run_dir, update_freq="epoch"),
         ],
         verbose=2,
     )
-    write_gate_statistics(model, spec, config, evaluation, fn_args.eval_steps, fn_args.model_run_dir)
-    export(model, tf_transform_output, spec, fn_args.serving_model_dir)
-    logging.info("Exported the model to %s.", fn_args.serving_model_dir)
-
+    if role.is_chief:
+        write_gate_statistics(model, spec, config, evaluation, fn_args.eval_steps, model_run_dir)
+    export(model, tf_transform_output, spec, serving_dir)  # collective: every worker saves
+    if role.is_chief:
+        logging.info("Exported the model to %s.", serving_dir)
+        return
+    for path in {os.path.dirname(serving_dir), os.path.dirname(model_run_dir)}:
+        if tf.io.gfile.exists(path):
+            tf.io.gfile.rmtree(path)
+    logging.info("Worker %s %d: removed its temporary export; waiting for the chief's model in %s.",
+                 role.task_type, role.task_id, fn_args.serving_model_dir)
+    wait_for_export(fn_args.serving_model_dir, CHIEF_EXPORT_TIMEOUT_S)
