@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import time
 import uuid
 from typing import Any, Dict, List, Mapping, Optional, Tuple
@@ -152,7 +153,8 @@ def _kubernetes_clients():
     try:
         kubernetes.config.load_incluster_config()
     except kubernetes.config.ConfigException:
-        kubernetes.config.load_kube_config()
+        # Outside a cluster: $KUBECONFIG (read now, not at import), else ~/.kube/config.
+        kubernetes.config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
     return kubernetes.client.CustomObjectsApi(), kubernetes.client.CoreV1Api()
 
 

@@ -210,3 +210,60 @@ def test_schedule_refuses_a_five_field_cron_and_a_json_package(packages, api):
     with pytest.raises(ValueError, match=r"package: received .*p\.json.*compile with --target kfp"):
         kfp_schedule.schedule(None, api.host, packages["vertex"], "0 0 3 * * *", "mmoe", "nightly")
     assert api.requests == []
+
+
+def _compile_cli(tmp_path, *extra):
+    suffix = ".json" if "vertex" in extra else ".yaml"
+    output = str(tmp_path / f"workers{suffix}")
+    result = CliRunner().invoke(cli.main, [
+        "compile", "--pipeline-root", "gs://b/root", "--data-root", "gs://b/data", "--serving-model-dir",
+        "gs://b/serving", "--image", IMAGE, "--output", output, "--workers", "2", "--gpus", "1", *extra])
+    assert result.exit_code == 0, result.output
+    return output
+
+
+def _trainer_custom_config(tasks):
+    return json.loads(tasks["Trainer"]["inputs"]["parameters"]["custom_config"]["runtimeValue"]["constant"])
+
+
+def test_kfp_compile_with_two_workers_submits_a_tfjob_and_conforms(tmp_path):
+    path = _compile_cli(tmp_path, "--gpu-node-selector", "cloud.google.com/gke-accelerator=nvidia-l4")
+    assert spec_check.check_package(path) == []
+    spec, *platform = _docs(path)
+    trainer = spec["deploymentSpec"]["executors"]["Trainer_executor"]["container"]
+    assert trainer["args"][trainer["args"].index("--executor_class_path") + 1] == "components.tfjob_trainer.Executor"
+    assert "accelerator" not in trainer.get("resources", {})  # the launcher pod only submits the TFJob
+    assert platform == []  # the node selector goes to the TFJob replicas
+    custom = _trainer_custom_config(spec["root"]["dag"]["tasks"])
+    assert custom["trainer"]["distribution"] == "multi_worker"
+    assert custom["tfjob"] == {
+        "image": IMAGE, "replicas": 2, "gpus": 1, "gpu_resource": "nvidia.com/gpu", "cpu": 4, "memory_gib": 16,
+        "node_selector": {"cloud.google.com/gke-accelerator": "nvidia-l4"}, "namespace": "kubeflow",
+        "poll_interval_s": 10.0, "timeout_s": 0.0,
+    }
+
+
+def test_vertex_compile_with_two_workers_carries_the_worker_pools(tmp_path):
+    path = _compile_cli(tmp_path, "--target", "vertex", "--vertex-project", "my-project")
+    with open(path) as f:
+        spec = json.load(f)["pipelineSpec"]
+    trainer = spec["deploymentSpec"]["executors"]["Trainer_executor"]["container"]
+    executor = trainer["args"][trainer["args"].index("--executor_class_path") + 1]
+    assert executor == "tfx.extensions.google_cloud_ai_platform.trainer.executor.GenericExecutor"
+    custom = json.loads(spec["root"]["dag"]["tasks"]["Trainer"]["inputs"]["parameters"]["custom_config"]
+                        ["runtimeValue"]["constantValue"]["stringValue"])
+    assert custom["ai_platform_enable_vertex"] is True and custom["ai_platform_vertex_region"] == "us-central1"
+    machine = {"machine_type": "n1-standard-8", "accelerator_type": "NVIDIA_TESLA_T4", "accelerator_count": 1}
+    assert custom["ai_platform_training_args"] == {"project": "my-project", "worker_pool_specs": [
+        {"machine_spec": machine, "container_spec": {"image_uri": IMAGE}, "replica_count": 1},
+        {"machine_spec": machine, "container_spec": {"image_uri": IMAGE}, "replica_count": 1},
+    ]}
+    assert custom["trainer"]["distribution"] == "multi_worker"
+
+
+def test_vertex_workers_need_a_project(tmp_path):
+    result = CliRunner().invoke(cli.main, [
+        "compile", "--target", "vertex", "--pipeline-root", "gs://b/r", "--data-root", "gs://b/d",
+        "--serving-model-dir", "gs://b/s", "--image", IMAGE, "--workers", "2", "--output", str(tmp_path / "p.json")])
+    assert result.exit_code == 1
+    assert "vertex_project: empty; Vertex AI worker pools" in result.output
