@@ -18,8 +18,8 @@ from typing import Any, Dict, Mapping
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components.names import PREPROCESSING_FN, SPEC_KEY, spec_from_custom_config  # noqa: F401 (re-exported)
-from components.spec import ColumnKind, DatasetSpec, TaskType
+from components.names import spec_from_custom_config
+from components.spec import ColumnKind, TaskType
 
 def _dense(x, default):
     """A [batch, 1] dense tensor from a dense or sparse (possibly missing) input."""

@@ -77,7 +77,11 @@ class RaiseOnNaN(keras.callbacks.Callback):
 
 
 class LogProgress(keras.callbacks.Callback):
-    """Logs the step, the running loss and the examples per second about ten times per epoch."""
+    """Logs the step, the running loss and the examples per second about ten times per epoch.
+
+    The rate is measured since the previous report (the first report of an epoch also
+    pays for tracing), so later reports give the steady rate.
+    """
 
     def __init__(self, steps: int, batch_size: int):
         super().__init__()
@@ -85,12 +89,14 @@ class LogProgress(keras.callbacks.Callback):
         self.every = max(1, steps // 10)
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.epoch, self.start = epoch, time.monotonic()
+        self.epoch, self.last_time, self.last_step = epoch, time.monotonic(), 0
 
     def on_train_batch_end(self, batch, logs=None):
         done = batch + 1
         if done % self.every == 0 or done == self.steps:
-            rate = done * self.batch_size / max(time.monotonic() - self.start, 1e-9)
+            now = time.monotonic()
+            rate = (done - self.last_step) * self.batch_size / max(now - self.last_time, 1e-9)
+            self.last_time, self.last_step = now, done
             logging.info("epoch %d step %d/%d loss=%.4f (%.0f examples/s)",
                          self.epoch + 1, done, self.steps, (logs or {}).get("loss", float("nan")), rate)
 
