@@ -60,13 +60,10 @@ def worker_role(tf_config: Optional[str] = None) -> WorkerRole:
 def make_strategy(config: TrainerConfig) -> tf.distribute.Strategy:
     """The strategy `config.distribution` asks for (see the module docstring)."""
     distribution = config.distribution
-    gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
     devices = list(config.devices)
-    if distribution is Distribution.AUTO:
-        strategy = tf.distribute.MirroredStrategy(gpus) if len(gpus) > 1 else tf.distribute.get_strategy()
-    elif distribution is Distribution.MIRRORED:
-        strategy = tf.distribute.MirroredStrategy(devices or gpus or None)
-    elif distribution is Distribution.MULTI_WORKER:
+    if distribution is Distribution.MULTI_WORKER:
+        # Collective ops must be configured before TensorFlow's context starts: nothing here
+        # (not even listing devices) may run before this, and run_fn calls it first.
         if not os.environ.get(TF_CONFIG):
             raise ValueError(
                 f"TrainerConfig.distribution='multi_worker' needs the {TF_CONFIG} environment variable "
@@ -74,6 +71,14 @@ def make_strategy(config: TrainerConfig) -> tf.distribute.Strategy:
                 "for one worker."
             )
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        logging.info("Distribution %s: %s with %d replica(s) in sync.", distribution.value,
+                     type(strategy).__name__, strategy.num_replicas_in_sync)
+        return strategy
+    gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
+    if distribution is Distribution.AUTO:
+        strategy = tf.distribute.MirroredStrategy(gpus) if len(gpus) > 1 else tf.distribute.get_strategy()
+    elif distribution is Distribution.MIRRORED:
+        strategy = tf.distribute.MirroredStrategy(devices or gpus or None)
     elif distribution is Distribution.ONE_DEVICE:
         device = devices[0] if devices else (gpus[0] if gpus else "/cpu:0")
         strategy = tf.distribute.OneDeviceStrategy(device)

@@ -231,6 +231,9 @@ def build_model(spec: DatasetSpec, config: TrainerConfig, vocab_sizes: Mapping[s
         loss_weights={t.output_name: t.loss_weight for t in spec.tasks},
         metrics={name: head.metrics() for name, head in heads.items()},
     )
+    # Metric results (the logged loss included) are already aggregated over replicas and workers;
+    # tf_keras's default 'auto' sums them again across MultiWorkerMirrored workers.
+    model.distribute_reduction_method = "first"
     return model
 
 

@@ -142,8 +142,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """
     spec = spec_from_custom_config(fn_args.custom_config, "Trainer")
     config = TrainerConfig.from_dict(fn_args.custom_config.get(TRAINER_CONFIG_KEY, {}))
+    strategy = make_strategy(config)  # first: multi-worker collectives must precede any TensorFlow op
     keras.utils.set_random_seed(config.seed)
-    strategy = make_strategy(config)
     role = worker_role()
     global_batch = config.batch_size * strategy.num_replicas_in_sync
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)

@@ -88,6 +88,9 @@ def test_two_workers_train_the_same_steps_and_the_chief_alone_exports(trained, r
     assert "as worker 0 of 2 workers" in chief and "as worker 1 of 2 workers" in worker
     assert _final_step_and_loss(chief)[:2] == _final_step_and_loss(worker)[:2] == (STEPS, STEPS)
     assert "removed its temporary export" in worker and "Exported the model" in chief
+    # The same global batch as one replica: the same steps, and the logged loss is the true mean.
+    assert abs(_final_step_and_loss(chief)[2] - _final_step_and_loss(trained["default"]["logs"][0])[2]) \
+        < LOSS_TOLERANCE
     saved = glob.glob(os.path.join(multi["dir"], "**", "saved_model.pb"), recursive=True)
     assert saved == [os.path.join(multi["serving"], "saved_model.pb")]
     assert glob.glob(os.path.join(multi["dir"], "**", WORKER_TEMP_PREFIX + "*"), recursive=True) == []
