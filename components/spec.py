@@ -199,10 +199,18 @@ class Slice:
 
     @property
     def band_labels(self) -> Tuple[str, ...]:
-        """Names of the bands, in order: '<b0', 'b0-(b1-1)', ..., '>=bn'."""
-        b = [f"{x:g}" for x in self.boundaries]
-        inner = [f"{lo}-{float(hi) - 1:g}" for lo, hi in zip(b, b[1:])]
-        return (f"<{b[0]}", *inner, f">={b[-1]}") if b else ()
+        """Names of the bands [b_i, b_i+1), in order: '<b0', then 'b0-(b1-1)' for integer
+        boundaries (ages: '25-44') or 'b0-<b1' otherwise ('0.5-<1'), ..., '>=bn'."""
+        b = self.boundaries
+        if not b:
+            return ()
+
+        def band(lo, hi):
+            if float(lo).is_integer() and float(hi).is_integer():
+                return f"{lo:g}-{hi - 1:g}"
+            return f"{lo:g}-<{hi:g}"
+
+        return (f"<{b[0]:g}", *(band(lo, hi) for lo, hi in zip(b, b[1:])), f">={b[-1]:g}")
 
     def to_dict(self):
         return {"column": self.column, "boundaries": list(self.boundaries)} if self.boundaries else self.column

@@ -48,19 +48,29 @@ class MultiTaskModel(keras.Model):
         self.uncertainty = uncertainty
 
     def variable_groups(self) -> Dict[str, List[tf.Variable]]:
-        """Disjoint trainable variables: one group per task (tower + output), the rest shared."""
+        """One group per task (its tower and output layer, keyed by the task's output name) and the
+        shared rest. Every trainable variable is in exactly one group; a task whose layers are missing,
+        or a variable claimed by two tasks, is an error (as TensorFlow Recommenders' CompositeOptimizer)."""
         groups: Dict[str, List[tf.Variable]] = {}
-        owned = set()
+        owner: Dict[object, str] = {}
+        names = [layer.name for layer in self.layers]
         for task in self.task_optimizers:
             variables = []
             for layer_name in (tower_name(task), task):
-                try:
-                    variables.extend(self.get_layer(layer_name).trainable_variables)
-                except ValueError:
-                    continue
+                if layer_name not in names:
+                    raise ValueError(
+                        f"MultiTaskModel.variable_groups: task {task!r} has no layer {layer_name!r}; layers are "
+                        f"{names}. Build the model with trainer.model.build_model, which names each task's "
+                        "tower and output after the task."
+                    )
+                variables.extend(self.get_layer(layer_name).trainable_variables)
+            for v in variables:
+                if v.ref() in owner:
+                    raise ValueError(f"MultiTaskModel.variable_groups: {v.name} belongs to tasks "
+                                     f"{owner[v.ref()]!r} and {task!r}; a variable has one optimizer.")
+                owner[v.ref()] = task
             groups[task] = variables
-            owned.update(v.ref() for v in variables)
-        groups[SHARED] = [v for v in self.trainable_variables if v.ref() not in owned]
+        groups[SHARED] = [v for v in self.trainable_variables if v.ref() not in owner]
         return groups
 
     def apply_gradients_by_group(self, grads_and_vars) -> None:
@@ -222,14 +232,15 @@ def build_model(spec: DatasetSpec, config: TrainerConfig, vocab_sizes: Mapping[s
         uncertainty = layers.UncertaintyWeighting(
             [t.name for t in spec.tasks], [t.type is TaskType.REGRESSION for t in spec.tasks], name="uncertainty"
         )
+    # One key per task everywhere: its output name (the layer names, optimizers, losses and metrics).
     model.compile(
         optimizer=make_optimizer(config.optimizer, config.shared_learning_rate),
-        task_optimizers={t.name: make_optimizer(config.optimizer, t.learning_rate) for t in spec.tasks},
-        task_losses={name: _per_example(head.loss()) for name, head in heads.items()},
+        task_optimizers={t.output_name: make_optimizer(config.optimizer, t.learning_rate) for t in spec.tasks},
+        task_losses={t.output_name: _per_example(heads[t.name].loss()) for t in spec.tasks},
         uncertainty=uncertainty,
-        loss={name: head.loss() for name, head in heads.items()},
+        loss={t.output_name: heads[t.name].loss() for t in spec.tasks},
         loss_weights={t.output_name: t.loss_weight for t in spec.tasks},
-        metrics={name: head.metrics() for name, head in heads.items()},
+        metrics={t.output_name: heads[t.name].metrics() for t in spec.tasks},
     )
     # Metric results (the logged loss included) are already aggregated over replicas and workers;
     # tf_keras's default 'auto' sums them again across MultiWorkerMirrored workers.
@@ -237,22 +248,29 @@ def build_model(spec: DatasetSpec, config: TrainerConfig, vocab_sizes: Mapping[s
     return model
 
 
-def gate_model(model: keras.Model, spec: DatasetSpec) -> Optional[keras.Model]:
+GATED_VARIANTS = (Variant.MMOE, Variant.OMOE, Variant.PLE)
+
+
+def gate_model(model: keras.Model, spec: DatasetSpec, variant: Variant) -> Optional[keras.Model]:
     """A model from the same inputs to each task's gate weights ``[batch, experts]``, or None
     for variants without gates. OMoE's single gate is reported for every task."""
-    try:
-        layer = model.get_layer(GATED_LAYER)
-    except ValueError:
+    if Variant(variant) not in GATED_VARIANTS:
         return None
-    gates = layer.output[1]
+    names = [layer.name for layer in model.layers]
+    if GATED_LAYER not in names:
+        raise ValueError(f"gate statistics: the {Variant(variant).value} model {model.name!r} has no layer "
+                         f"{GATED_LAYER!r}; layers are {names}. Build it with trainer.model.build_model.")
+    gates = model.get_layer(GATED_LAYER).output[1]
     if len(gates) == 1:
         gates = gates * len(spec.tasks)
     return keras.Model(model.inputs, {t.name: g for t, g in zip(spec.tasks, gates)})
 
 
-def gate_statistics(model: keras.Model, spec: DatasetSpec, dataset: tf.data.Dataset, steps: int) -> Optional[dict]:
-    """Mean gate weight per task per expert, and mean gate entropy (nats), over `steps` batches."""
-    gates = gate_model(model, spec)
+def gate_statistics(model: keras.Model, spec: DatasetSpec, variant: Variant, dataset: tf.data.Dataset,
+                    steps: int) -> Optional[dict]:
+    """Mean gate weight per task per expert, and mean gate entropy (nats), over `steps` batches;
+    None for variants without gates."""
+    gates = gate_model(model, spec, variant)
     if gates is None:
         return None
     sums, entropy, count = {}, {}, 0

@@ -103,7 +103,7 @@ class LogProgress(keras.callbacks.Callback):
 
 def write_gate_statistics(model, spec: DatasetSpec, config: TrainerConfig, dataset, steps: int, out_dir: str):
     """Mean gate weight per task per expert and gate entropy on the eval split, as JSON."""
-    stats = gate_statistics(model, spec, dataset, steps)
+    stats = gate_statistics(model, spec, config.variant, dataset, steps)
     path = os.path.join(out_dir, GATE_STATS_FILE)
     tf.io.gfile.makedirs(out_dir)
     with tf.io.gfile.GFile(path, "w") as f:

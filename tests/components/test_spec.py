@@ -99,6 +99,16 @@ def test_age_bands_are_named_from_the_boundaries():
     assert spec.slices[0].key == "color" and spec.slices[0].band_labels == ()
 
 
+@pytest.mark.parametrize("boundaries, labels", [
+    ([0.5, 1.0], ("<0.5", "0.5-<1", ">=1")),  # was '0.5-0'
+    ([1, 2.5, 4], ("<1", "1-<2.5", "2.5-<4", ">=4")),
+    ([18.0, 65.0], ("<18", "18-64", ">=65")),
+])
+def test_float_band_labels_name_their_interval(boundaries, labels):
+    spec = DatasetSpec.from_dict(_raw(slices=[{"column": "age", "boundaries": boundaries}]))
+    assert spec.slices[0].band_labels == labels
+
+
 def test_no_features_left_is_an_error():
     raw = _raw(columns=[{"name": "label", "kind": "categorical"}, {"name": "w", "kind": "ignore"}], slices=[])
     with pytest.raises(SpecError, match="no features left"):

@@ -112,7 +112,7 @@ def test_ple_with_two_levels_builds_and_reports_gates():
     model = build_model(SPEC, config, VOCAB)
     x, _ = _batch()
     assert sorted(model(x)) == ["task_a", "task_b"]
-    gates = gate_model(model, SPEC)(x)
+    gates = gate_model(model, SPEC, config.variant)(x)
     for g in gates.values():
         assert g.shape == (32, 1 + 2)
         np.testing.assert_allclose(g.numpy().sum(-1), np.ones(32), rtol=1e-6)
@@ -124,14 +124,25 @@ def test_gate_statistics_average_over_the_dataset():
     model = build_model(SPEC, TrainerConfig(num_experts=3, expert_units=4), VOCAB)
     x, y = _batch(40)
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
-    stats = gate_statistics(model, SPEC, dataset, steps=10)
+    stats = gate_statistics(model, SPEC, "mmoe", dataset, steps=10)
     assert stats["examples"] == 40
     for task, s in stats["tasks"].items():
         assert len(s["mean_gate_weight"]) == 3
         assert sum(s["mean_gate_weight"]) == pytest.approx(1.0, abs=1e-5)
         assert 0.0 <= s["mean_entropy"] <= np.log(3) + 1e-6
     shared_bottom = build_model(SPEC, TrainerConfig(variant="shared_bottom"), VOCAB)
-    assert gate_statistics(shared_bottom, SPEC, dataset, steps=1) is None
+    assert gate_statistics(shared_bottom, SPEC, "shared_bottom", dataset, steps=1) is None
+    # A gated variant whose gated layer cannot be found is an error, not a silent None.
+    with pytest.raises(ValueError, match=r"gate statistics: the mmoe model .* has no layer 'gated_experts'"):
+        gate_statistics(shared_bottom, SPEC, "mmoe", dataset, steps=1)
+
+
+def test_a_task_without_its_tower_is_an_error_not_a_shared_variable():
+    model = build_model(SPEC, TrainerConfig(num_experts=2, expert_units=2), VOCAB)
+    # A model that does not name a task's tower after the task (hand-built, or renamed).
+    model.task_optimizers["task_c"] = model.task_optimizers["task_a"]
+    with pytest.raises(ValueError, match=r"task 'task_c' has no layer 'tower_task_c'; layers are \["):
+        model.variable_groups()
 
 
 def test_estimate_as_feature_does_not_train_the_producer_through_the_consumer():
