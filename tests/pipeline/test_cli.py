@@ -51,7 +51,8 @@ def test_synthetic_prints_the_run_command(tmp_path):
 def test_schedule_rejects_a_bad_cron_before_compiling(tmp_path):
     args = ["schedule", "--host", "http://kfp", "--cron", "0 3 * * *", "--pipeline-root", "gs://b/r",
             "--data-root", "gs://b/d", "--serving-model-dir", "gs://b/s", "--image", "img",
-            "--output", str(tmp_path / "p.json")]
+            "--output", str(tmp_path / "p.yaml")]
     result = CliRunner().invoke(cli.main, args)
-    assert result.exit_code != 0 and "6 fields" in str(result.exception)
-    assert not os.path.exists(tmp_path / "p.json")
+    assert result.exit_code == 2
+    assert "Invalid value for --cron: cron: received '0 3 * * *' (5 fields)" in result.output
+    assert not os.path.exists(tmp_path / "p.yaml")
