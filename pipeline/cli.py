@@ -15,6 +15,7 @@ import time  # noqa: E402
 from typing import Optional, Sequence, Tuple  # noqa: E402
 
 import click  # noqa: E402
+import yaml  # noqa: E402
 
 import schemas  # noqa: E402
 from components import census  # noqa: E402
@@ -66,10 +67,29 @@ def main(verbose: bool) -> None:
     logging.getLogger("absl").setLevel(logging.INFO)
 
 
+def trainer_config(path: Optional[str], **flags) -> TrainerConfig:
+    """TrainerConfig from the YAML file at `path` (if any), with the flags that were given on top."""
+    raw = {}
+    if path:
+        with open(path) as f:
+            raw = yaml.safe_load(f) or {}
+        if not isinstance(raw, dict):
+            raise click.BadParameter(f"{path}: expected a mapping of TrainerConfig fields, received {raw!r}.",
+                                     param_hint="--trainer-config")
+    raw.update({k: v for k, v in flags.items() if v is not None})
+    try:
+        return TrainerConfig.from_dict(raw)
+    except (TypeError, ValueError) as e:
+        raise click.BadParameter(f"{path or 'flags'}: {e}", param_hint="--trainer-config") from None
+
+
 def _trainer_options(f):
     options = [
-        click.option("--variant", type=click.Choice([v.value for v in Variant]), default=TrainerConfig.variant.value,
-                     show_default=True, help="Model architecture."),
+        click.option("--variant", type=click.Choice([v.value for v in Variant]), default=None,
+                     help=f"Model architecture [default: the --trainer-config file's, else {TrainerConfig.variant.value}]."),
+        click.option("--trainer-config", "trainer_config_path", type=click.Path(exists=True, dir_okay=False),
+                     default=None, help="YAML of TrainerConfig fields (experts, units, learning rate, "
+                                        "loss_weighting, prediction_inputs, distribution, ...); flags override it."),
         click.option("--train-steps", type=click.IntRange(min=1), default=DEFAULT_TRAIN_STEPS, show_default=True),
         click.option("--eval-steps", type=click.IntRange(min=1), default=DEFAULT_EVAL_STEPS, show_default=True),
         click.option("--spec", "spec_path", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -96,8 +116,8 @@ def _trainer_options(f):
 @click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help="Seeds the data split and the model.")
 @click.option("--skip-checksum", is_flag=True, help="Do not verify the UCI checksums (data changed on purpose).")
 @_trainer_options
-def run(data_paths, splits_dir, output_dir, orchestrator, max_rows, seed, skip_checksum, variant, train_steps, eval_steps,
-        spec_path, schema_path) -> None:
+def run(data_paths, splits_dir, output_dir, orchestrator, max_rows, seed, skip_checksum, variant, trainer_config_path,
+        train_steps, eval_steps, spec_path, schema_path) -> None:
     """Prepare the data and run the whole pipeline on this machine."""
     from pipeline import local_runner, report
 
@@ -118,7 +138,8 @@ def run(data_paths, splits_dir, output_dir, orchestrator, max_rows, seed, skip_c
         ).root
     config = local_runner.local_config(
         output_dir, data_root, spec, os.path.abspath(schema_path or schemas.path(*DEFAULT_SCHEMA)),
-        trainer=TrainerConfig(variant=variant, seed=seed), train_steps=train_steps, eval_steps=eval_steps,
+        trainer=trainer_config(trainer_config_path, variant=variant, seed=seed), train_steps=train_steps,
+        eval_steps=eval_steps,
     )
     start = time.monotonic()
     decision_path = os.path.join(output_dir, local_runner.DECISION_FILE)
@@ -194,7 +215,7 @@ def _kubeflow_options(f):
 
 def _compile(target, pipeline_root, data_root, serving_model_dir, image, output, gpus, gpu_type, gpu_node_selector,
              workers, namespace, vertex_project, vertex_region, machine_type,
-             variant, train_steps, eval_steps, spec_path, schema_path) -> str:
+             variant, trainer_config_path, train_steps, eval_steps, spec_path, schema_path) -> str:
     from pipeline import kubeflow_v2_runner as kfp_runner
 
     target = Target(target)
@@ -210,7 +231,8 @@ def _compile(target, pipeline_root, data_root, serving_model_dir, image, output,
     )
     config = kfp_runner.kubeflow_config(
         pipeline_root, data_root, spec, schema_path or kfp_runner.image_schema_path(*DEFAULT_SCHEMA),
-        serving_model_dir, target=target, trainer=TrainerConfig(variant=variant), train_steps=train_steps,
+        serving_model_dir, target=target, trainer=trainer_config(trainer_config_path, variant=variant),
+        train_steps=train_steps,
         eval_steps=eval_steps, trainer_resources=resources, trainer_workers=trainer_workers,
     )
     output = output or f"mmoe_pipeline{kfp_runner.SUFFIXES[target][0]}"

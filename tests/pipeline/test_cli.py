@@ -1,3 +1,4 @@
+import json
 import os
 
 from click.testing import CliRunner
@@ -56,3 +57,35 @@ def test_schedule_rejects_a_bad_cron_before_compiling(tmp_path):
     assert result.exit_code == 2
     assert "Invalid value for --cron: cron: received '0 3 * * *' (5 fields)" in result.output
     assert not os.path.exists(tmp_path / "p.yaml")
+
+
+def test_trainer_config_file_reaches_every_field_and_flags_override_it(tmp_path):
+    import yaml
+
+    config = tmp_path / "trainer.yaml"
+    config.write_text(yaml.safe_dump({
+        "variant": "ple", "ple_levels": 2, "loss_weighting": "uncertainty",
+        "prediction_inputs": {"income": "never_married"}, "distribution": "mirrored", "batch_size": 128,
+    }))
+    output = tmp_path / "p.yaml"
+    result = CliRunner().invoke(cli.main, [
+        "compile", "--pipeline-root", "gs://b/r", "--data-root", "gs://b/d", "--serving-model-dir", "gs://b/s",
+        "--image", "img", "--output", str(output), "--trainer-config", str(config), "--variant", "mmoe"])
+    assert result.exit_code == 0, result.output
+    spec = yaml.safe_load(output.read_text().split("\n---\n")[0])
+    custom = json.loads(spec["root"]["dag"]["tasks"]["Trainer"]["inputs"]["parameters"]["custom_config"]
+                        ["runtimeValue"]["constant"])
+    trainer = custom["trainer"]
+    assert (trainer["variant"], trainer["ple_levels"], trainer["loss_weighting"]) == ("mmoe", 2, "uncertainty")
+    assert trainer["prediction_inputs"] == {"income": "never_married"}
+    assert (trainer["distribution"], trainer["batch_size"]) == ("mirrored", 128)
+
+
+def test_trainer_config_file_errors_name_the_file_and_the_key(tmp_path):
+    config = tmp_path / "trainer.yaml"
+    config.write_text("num_expert: 4\n")
+    result = CliRunner().invoke(cli.main, [
+        "compile", "--pipeline-root", "gs://b/r", "--data-root", "gs://b/d", "--serving-model-dir", "gs://b/s",
+        "--image", "img", "--trainer-config", str(config)])
+    assert result.exit_code == 2
+    assert f"{config}: TrainerConfig: unknown keys ['num_expert']" in result.output
