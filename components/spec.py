@@ -219,7 +219,7 @@ class Slice:
     def parse(cls, raw, where: str) -> "Slice":
         if isinstance(raw, str):
             return cls(raw)
-        return _build(cls, raw, where)
+        return build_dataclass(cls, raw, where)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -326,13 +326,15 @@ class DatasetSpec:
                 f"{where}: unknown keys {sorted(unknown)}; expected name, description, columns, tasks, slices."
             )
         name = raw.get("name") or where
-        columns = tuple(_build(Column, c, f"{where} columns[{i}]") for i, c in enumerate(raw.get("columns") or ()))
-        tasks = tuple(_build(Task, t, f"{where} tasks[{i}]") for i, t in enumerate(raw.get("tasks") or ()))
+        columns = tuple(build_dataclass(Column, c, f"{where} columns[{i}]")
+                        for i, c in enumerate(raw.get("columns") or ()))
+        tasks = tuple(build_dataclass(Task, t, f"{where} tasks[{i}]") for i, t in enumerate(raw.get("tasks") or ()))
         slices = tuple(Slice.parse(sl, f"{where} slices[{i}]") for i, sl in enumerate(raw.get("slices") or ()))
         return cls(name=name, columns=columns, tasks=tasks, slices=slices)
 
 
-def _build(cls, raw: Any, where: str):
+def build_dataclass(cls, raw: Any, where: str):
+    """`cls(**raw)` for a mapping `raw`, with errors that name `where`, the unknown or missing keys."""
     if not isinstance(raw, Mapping):
         raise SpecError(f"{where}: expected a mapping, received {raw!r}.")
     fields = {f.name for f in dataclasses.fields(cls)}

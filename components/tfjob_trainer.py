@@ -32,6 +32,8 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils, standard_component_specs
 
+from components.spec import build_dataclass
+
 TFJOB_CONFIG_KEY = "tfjob"
 GROUP, VERSION, PLURAL, KIND = "kubeflow.org", "v1", "tfjobs", "TFJob"
 CONTAINER_NAME = "tensorflow"  # the container the training operator configures
@@ -88,12 +90,7 @@ class TFJobSpec:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> "TFJobSpec":
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(raw) - fields
-        if unknown:
-            raise ValueError(f"custom_config[{TFJOB_CONFIG_KEY!r}]: unknown keys {sorted(unknown)}; "
-                             f"expected some of {sorted(fields)}.")
-        return cls(**raw)
+        return build_dataclass(cls, raw, f"custom_config[{TFJOB_CONFIG_KEY!r}]")
 
 
 def run_executor_args(input_dict, output_dict, exec_properties, executor_class_path: str = REPLICA_EXECUTOR

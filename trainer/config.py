@@ -6,6 +6,8 @@ import dataclasses
 import enum
 from typing import Any, Mapping, Tuple
 
+from components.spec import build_dataclass
+
 
 class Variant(str, enum.Enum):
     """Model architectures behind the same multi-head interface."""
@@ -141,8 +143,4 @@ class TrainerConfig:
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> "TrainerConfig":
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(raw) - fields
-        if unknown:
-            raise ValueError(f"TrainerConfig: unknown keys {sorted(unknown)}; expected some of {sorted(fields)}.")
-        return cls(**raw)
+        return build_dataclass(cls, raw, "TrainerConfig")
