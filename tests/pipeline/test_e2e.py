@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from components.serving_check import ServingCheck
 from pipeline import report
-from components.names import SERVING_SIGNATURE
+from components.names import SERVING_SIGNATURE, TRANSFORM_SIGNATURE
 from tfx import v1 as tfx  # noqa: E402
 
 pytestmark = pytest.mark.e2e
@@ -146,6 +146,71 @@ def test_serving_default_scores_raw_examples_without_labels(runs, spec):
         assert value.shape == (20, 1)
         assert np.isfinite(value).all() and ((value >= 0) & (value <= 1)).all()
     assert outputs["never_married"].numpy().std() > 0.01  # not a constant
+
+
+def _rows(features: dict, spec):
+    """The transformed feature values, one row per example, in a canonical row order (Beam does not
+    keep the input order): sorted on the values rounded to 3 decimals."""
+    matrix = np.stack([np.asarray(features[c.transformed_name], dtype="float64").reshape(-1)
+                       for c in spec.features], axis=1)
+    order = np.lexsort(np.round(matrix, 3).T[::-1])
+    return matrix[order]
+
+
+def test_no_train_serve_skew(runs, spec):
+    """The pushed model's in-graph transform gives, for the raw eval rows, exactly the rows the Trainer
+    was fed (Transform's Beam output), and serving_default on raw rows without labels scores them as
+    the model does on those transformed rows."""
+    config, store = runs["config"], runs["store"]
+    examples_uri = report.latest_output_uri(store, config.pipeline_name, "CsvExampleGen", "Examples")
+    transformed_uri = report.latest_output_uri(store, config.pipeline_name, "Transform", "Examples")
+    from components.serving_check import raw_examples
+
+    def records(uri, split):
+        files = sorted(glob.glob(os.path.join(uri, f"Split-{split}", "*")))
+        return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+
+    labelled = records(examples_uri, "eval")
+    trained_on = {c.transformed_name: [] for c in spec.features}
+    for record in records(transformed_uri, "eval"):
+        feature = tf.train.Example.FromString(record).features.feature
+        for name in trained_on:
+            f = feature[name]
+            trained_on[name].append((f.float_list.value or f.int64_list.value)[0])
+    model = tf.saved_model.load(os.path.join(config.serving_model_dir, runs["first"]["versions"][0]))
+    in_graph = model.signatures[TRANSFORM_SIGNATURE](examples=tf.constant(labelled))
+    assert len(labelled) == len(trained_on[spec.features[0].transformed_name]) > 100
+    np.testing.assert_allclose(_rows(in_graph, spec), _rows(trained_on, spec), rtol=1e-5, atol=1e-5)
+    served = model.signatures[SERVING_SIGNATURE](
+        examples=tf.constant(raw_examples(examples_uri, "eval", spec, len(labelled))))
+    direct = model({c.transformed_name: in_graph[c.transformed_name] for c in spec.features}, training=False)
+    for task in spec.tasks:
+        np.testing.assert_allclose(served[task.output_name].numpy(), direct[task.output_name].numpy(),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_a_model_with_an_estimate_as_feature_exports_and_serves(runs, spec, tmp_path):
+    import tensorflow_transform as tft
+
+    from components.serving_check import raw_examples
+    from trainer.config import TrainerConfig
+    from trainer.model import build_model
+    from trainer.run import vocabulary_sizes
+    from trainer.signatures import export
+
+    config, store = runs["config"], runs["store"]
+    tf_transform_output = tft.TFTransformOutput(
+        report.latest_output_uri(store, config.pipeline_name, "Transform", "TransformGraph"))
+    trainer_config = TrainerConfig(num_experts=2, expert_units=4, prediction_inputs={"income": "never_married"})
+    model = build_model(spec, trainer_config, vocabulary_sizes(tf_transform_output, spec))
+    export(model, tf_transform_output, spec, str(tmp_path / "model"))
+    loaded = tf.saved_model.load(str(tmp_path / "model"))
+    examples_uri = report.latest_output_uri(store, config.pipeline_name, "CsvExampleGen", "Examples")
+    outputs = loaded.signatures[SERVING_SIGNATURE](examples=tf.constant(raw_examples(examples_uri, "test", spec, 8)))
+    assert sorted(outputs) == sorted(spec.output_names)
+    for value in outputs.values():
+        assert value.shape == (8, 1) and ((value.numpy() >= 0) & (value.numpy() <= 1)).all()
+    assert "estimate_of_never_married_for_income" in [layer.name for layer in model.layers]
 
 
 class _NaNForOneTask(tf.Module):

@@ -267,3 +267,29 @@ def test_vertex_workers_need_a_project(tmp_path):
         "--serving-model-dir", "gs://b/s", "--image", IMAGE, "--workers", "2", "--output", str(tmp_path / "p.json")])
     assert result.exit_code == 1
     assert "vertex_project: empty; Vertex AI worker pools" in result.output
+
+
+def test_schedule_command_compiles_uploads_and_schedules(api, monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    output = tmp_path / "scheduled.yaml"
+    result = CliRunner().invoke(cli.main, [
+        "schedule", "--host", api.host, "--cron", "0 15 1 * * *", "--job-name", "nightly", "--pipeline-root",
+        "gs://b/r", "--data-root", "gs://b/d", "--serving-model-dir", "gs://b/s", "--image", IMAGE,
+        "--output", str(output)])
+    assert result.exit_code == 0, result.output
+    assert "Scheduled nightly (0 15 1 * * *)" in result.output and "recurring run recurring-run-1" in result.output
+    assert list(yaml.safe_load_all(api.versions[0]["package"])) == _docs(str(output))
+    assert api.recurring_runs[0]["trigger"] == {"cron_schedule": {"cron": "0 15 1 * * *"}}
+
+
+def test_schedule_command_reports_an_unreachable_host_in_one_line(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = CliRunner().invoke(cli.main, [
+        "schedule", "--host", f"http://127.0.0.1:{port}", "--pipeline-root", "gs://b/r", "--data-root", "gs://b/d",
+        "--serving-model-dir", "gs://b/s", "--image", IMAGE, "--output", str(tmp_path / "p.yaml")])
+    assert result.exit_code == 1
+    assert f"Error: cannot reach Kubeflow Pipelines at http://127.0.0.1:{port}" in result.output
+    assert "Traceback" not in result.output

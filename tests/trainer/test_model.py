@@ -198,3 +198,30 @@ def test_save_and_load_give_the_same_predictions(tmp_path):
     for task, value in model(x).items():
         np.testing.assert_allclose(loaded(x)[task].numpy(), value.numpy(), rtol=1e-6)
 
+
+
+def test_uncertainty_weighting_of_a_binary_and_a_regression_task_in_one_model():
+    spec = DatasetSpec.from_dict({
+        "name": "mixed",
+        "columns": [{"name": "x1", "kind": "numeric"}, {"name": "x2", "kind": "numeric"},
+                    {"name": "color", "kind": "categorical"}, {"name": "a", "kind": "categorical"},
+                    {"name": "b", "kind": "numeric"}],
+        "tasks": [{"name": "task_a", "label_column": "a", "positive_values": ["1"]},
+                  {"name": "task_b", "label_column": "b", "type": "regression"}],
+    })
+    config = TrainerConfig(num_experts=2, expert_units=4, loss_weighting="uncertainty", shared_learning_rate=0.05)
+    model = build_model(spec, config, VOCAB)
+    x, y = _batch()
+    y = dict(y, task_b=3.0 * x["x2_xf"] + 1.0)  # a real-valued target
+    model.uncertainty.log_vars["task_a"].assign(0.3)
+    model.uncertainty.log_vars["task_b"].assign(-0.2)
+    pred = model(x)
+    bce = keras.losses.BinaryCrossentropy()(y["task_a"], pred["task_a"]).numpy()
+    mse = keras.losses.MeanSquaredError()(y["task_b"], pred["task_b"]).numpy()
+    # Kendall et al.: exp(-s) L + s/2 (classification), exp(-s) L / 2 + s/2 (regression).
+    expected = np.exp(-0.3) * bce + 0.15 + 0.5 * np.exp(0.2) * mse - 0.1
+    np.testing.assert_allclose(model.compute_loss(x, y, pred).numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert model.uncertainty.weights_by_task() == pytest.approx({"task_a": np.exp(-0.3), "task_b": 0.5 * np.exp(0.2)})
+    losses = [model.train_on_batch(x, y, return_dict=True)["loss"] for _ in range(30)]
+    assert np.isfinite(losses).all()
+    assert model.uncertainty.log_vars["task_b"].numpy() != pytest.approx(-0.2, abs=1e-4)
