@@ -165,7 +165,8 @@ class Executor(base_executor.BaseExecutor):
     def Do(self, input_dict, output_dict, exec_properties) -> None:  # noqa: N802 (TFX API)
         custom_config = json.loads(exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or "null") or {}
         if TFJOB_CONFIG_KEY not in custom_config:
-            raise ValueError(f"Trainer: custom_config has no {TFJOB_CONFIG_KEY!r} entry (keys: {sorted(custom_config)}); "
+            raise ValueError(f"Trainer: custom_config has no {TFJOB_CONFIG_KEY!r} entry "
+                             f"(keys: {sorted(custom_config)}); "
                              "build the pipeline with create_pipeline and trainer workers > 1.")
         spec = TFJobSpec.from_dict(custom_config[TFJOB_CONFIG_KEY])
         name = f"mmoe-trainer-{uuid.uuid4().hex[:10]}"

@@ -86,7 +86,8 @@ def trainer_config(path: Optional[str], **flags) -> TrainerConfig:
 def _trainer_options(f):
     options = [
         click.option("--variant", type=click.Choice([v.value for v in Variant]), default=None,
-                     help=f"Model architecture [default: the --trainer-config file's, else {TrainerConfig.variant.value}]."),
+                     help="Model architecture [default: the --trainer-config file's, else "
+                          f"{TrainerConfig.variant.value}]."),
         click.option("--trainer-config", "trainer_config_path", type=click.Path(exists=True, dir_okay=False),
                      default=None, help="YAML of TrainerConfig fields (experts, units, learning rate, "
                                         "loss_weighting, prediction_inputs, distribution, ...); flags override it."),

@@ -83,7 +83,9 @@ def _trainer_class_and_config(config: PipelineConfig) -> Tuple[type, dict, Optio
     custom_config.update({
         vertex.ENABLE_VERTEX_KEY: True,
         vertex.VERTEX_REGION_KEY: workers.vertex_region,
-        vertex.TRAINING_ARGS_KEY: {"project": workers.vertex_project, "worker_pool_specs": vertex_worker_pools(workers)},
+        vertex.TRAINING_ARGS_KEY: {
+            "project": workers.vertex_project, "worker_pool_specs": vertex_worker_pools(workers),
+        },
     })
     return vertex.Trainer, custom_config, None
 

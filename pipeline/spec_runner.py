@@ -175,7 +175,8 @@ class SpecRunner:
             producer = artifact_spec.task_output_artifact
             produced = self.outputs.get(producer.producer_task, {}).get(producer.output_artifact_key)
             if produced is None:
-                raise ValueError(f"{name}: input {key!r} needs {producer.producer_task}.{producer.output_artifact_key}, "
+                raise ValueError(f"{name}: input {key!r} needs "
+                                 f"{producer.producer_task}.{producer.output_artifact_key}, "
                                  "which no task produced")
             artifact_type = component.input_definitions.artifacts[key].artifact_type
             for raw in produced:

@@ -32,7 +32,8 @@ def _trainer_args(job=JOB):
     }
     outputs = {"model": [_artifact(standard_artifacts.Model, "gs://b/root/Trainer/model/6")],
                "model_run": [_artifact(standard_artifacts.ModelRun, "gs://b/root/Trainer/model_run/6")]}
-    exec_properties = {"run_fn": RUN_FN, "custom_config": json.dumps({"trainer": {}, tfjob_trainer.TFJOB_CONFIG_KEY: job})}
+    custom_config = {"trainer": {}, tfjob_trainer.TFJOB_CONFIG_KEY: job}
+    exec_properties = {"run_fn": RUN_FN, "custom_config": json.dumps(custom_config)}
     return inputs, outputs, exec_properties
 
 

@@ -200,7 +200,8 @@ def test_schedule_reports_an_unreachable_host(monkeypatch, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    with pytest.raises(kfp_schedule.SchedulingError, match=rf"cannot reach Kubeflow Pipelines at http://127.0.0.1:{port}"):
+    with pytest.raises(kfp_schedule.SchedulingError,
+                       match=rf"cannot reach Kubeflow Pipelines at http://127.0.0.1:{port}"):
         kfp_schedule.connect(f"http://127.0.0.1:{port}")
 
 

@@ -84,14 +84,16 @@ def test_artifacts_flow_downstream_in_dependency_order(tmp_path):
 def test_a_failing_task_stops_the_run_with_its_log(tmp_path):
     spec = _spec({"a": "boom", "b": "two"}, {"b": "a"})
     runner = spec_runner.SpecRunner(spec, str(tmp_path), run_id="r2")
-    with pytest.raises(spec_runner.TaskFailed, match=r"(?s)task a failed \(exit 3\).*full log: .*log\.txt.*about to fail"):
+    with pytest.raises(spec_runner.TaskFailed,
+                       match=r"(?s)task a failed \(exit 3\).*full log: .*log\.txt.*about to fail"):
         runner.run()
     assert "b" not in runner.results
 
 
 def test_unknown_placeholders_and_nonconforming_specs_are_refused(tmp_path):
     executor_input = pipeline_spec_pb2.ExecutorInput()
-    with pytest.raises(ValueError, match=r"placeholder .\{\{\$\.inputs\.parameters\['x'\]\.json\}\}. in .* is not supported by run-spec"):
+    with pytest.raises(ValueError, match=r"placeholder .\{\{\$\.inputs\.parameters\['x'\]\.json\}\}. "
+                                         r"in .* is not supported by run-spec"):
         spec_runner.substitute("{{$.inputs.parameters['x'].json}}", executor_input)
     spec = _spec({"a": "one"}, {})
     spec.root.dag.tasks["a"].inputs.parameters["text"].runtime_value.Clear()
