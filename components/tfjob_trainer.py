@@ -73,12 +73,10 @@ class TFJobSpec:
     def __post_init__(self):
         if not self.image:
             raise ValueError("TFJobSpec.image: received an empty string; pass the pipeline's container image.")
-        for name in ("replicas",):
+        for name, low in (("replicas", 1), ("gpus", 0)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"TFJobSpec.{name}: received {value!r}, expected an integer >= 1.")
-        if isinstance(self.gpus, bool) or not isinstance(self.gpus, int) or self.gpus < 0:
-            raise ValueError(f"TFJobSpec.gpus: received {self.gpus!r}, expected an integer >= 0.")
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"TFJobSpec.{name}: received {value!r}, expected an integer >= {low}.")
         selector = self.node_selector
         object.__setattr__(self, "node_selector",
                            tuple(sorted((selector.items() if isinstance(selector, Mapping) else selector))))

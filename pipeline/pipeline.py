@@ -25,7 +25,6 @@ from components.serving_check import ServingCheck
 from pipeline.config import KFP_GPU_RESOURCE, BaselineSource, PipelineConfig, ResourceRequest, WorkerBackend
 
 TRAIN, EVAL, TEST = SPLITS
-BASELINE_RESOLVER = BASELINE_COMPONENT
 
 
 def _spec_config(config: PipelineConfig) -> dict:
@@ -129,7 +128,7 @@ def baseline_stage(config: PipelineConfig) -> base_node.BaseNode:
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id(BASELINE_RESOLVER)
+    ).with_id(BASELINE_COMPONENT)
 
 
 def evaluate_and_push_stage(config: PipelineConfig, example_gen, trainer) -> Tuple[base_node.BaseNode, ...]:

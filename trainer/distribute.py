@@ -60,7 +60,6 @@ def worker_role(tf_config: Optional[str] = None) -> WorkerRole:
 def make_strategy(config: TrainerConfig) -> tf.distribute.Strategy:
     """The strategy `config.distribution` asks for (see the module docstring)."""
     distribution = config.distribution
-    devices = list(config.devices)
     if distribution is Distribution.MULTI_WORKER:
         # Collective ops must be configured before TensorFlow's context starts: nothing here
         # (not even listing devices) may run before this, and run_fn calls it first.
@@ -71,9 +70,14 @@ def make_strategy(config: TrainerConfig) -> tf.distribute.Strategy:
                 "for one worker."
             )
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
-        logging.info("Distribution %s: %s with %d replica(s) in sync.", distribution.value,
-                     type(strategy).__name__, strategy.num_replicas_in_sync)
-        return strategy
+    else:
+        strategy = _local_strategy(distribution, list(config.devices))
+    logging.info("Distribution %s: %s with %d replica(s) in sync.", distribution.value,
+                 type(strategy).__name__, strategy.num_replicas_in_sync)
+    return strategy
+
+
+def _local_strategy(distribution: Distribution, devices) -> tf.distribute.Strategy:
     gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
     if distribution is Distribution.AUTO:
         strategy = tf.distribute.MirroredStrategy(gpus) if len(gpus) > 1 else tf.distribute.get_strategy()
@@ -84,8 +88,6 @@ def make_strategy(config: TrainerConfig) -> tf.distribute.Strategy:
         strategy = tf.distribute.OneDeviceStrategy(device)
     else:  # pragma: no cover - the enum is closed
         raise ValueError(f"unsupported distribution {distribution!r}")
-    logging.info("Distribution %s: %s with %d replica(s) in sync.", distribution.value,
-                 type(strategy).__name__, strategy.num_replicas_in_sync)
     return strategy
 
 
