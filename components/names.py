@@ -27,6 +27,7 @@ EXAMPLES_INPUT = "examples"  # the input name of both signatures
 GATE_STATS_FILE = "gate_stats.json"
 
 # Component ids that code outside the pipeline module looks up (reports, launchers).
+SCHEMA_COMPONENT = "SpecSchema"  # the curated schema, checked against and adjusted to the spec
 BASELINE_COMPONENT = "LatestBlessedModelResolver"  # the Resolver (local runners, Vertex)
 SERVING_BASELINE_COMPONENT = "ServingBaseline"  # its stand-in on open-source Kubeflow Pipelines
 

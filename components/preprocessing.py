@@ -1,5 +1,11 @@
 """The Transform component's `preprocessing_fn`, derived from the dataset spec.
 
+* missing values (the schema the pipeline derives makes every spec column
+  variable-length, so a missing value arrives as an absent entry): filled as the
+  column's ``missing`` policy says (the train split's mean or median, or a
+  constant; categorical columns: a constant, by default the empty string, which
+  gets its own vocabulary entry). The fill is part of the graph, so serving a
+  request without the feature gives what training saw;
 * numeric features: z-scored (mean and variance over the train split);
 * categorical features: a vocabulary over the train split plus OOV buckets,
   mapped to integer ids (integer-coded columns are vocabularised as strings);
@@ -19,7 +25,11 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from components.names import spec_from_custom_config
-from components.spec import ColumnKind, TaskType
+from components.spec import Column, ColumnKind, MissingPolicy, TaskType
+
+# Approximation error of the median (a fraction of the rank); TFT's quantiles are exact below it.
+MEDIAN_EPSILON = 0.001
+
 
 def _dense(x, default):
     """A [batch, 1] dense tensor from a dense or sparse (possibly missing) input."""
@@ -40,6 +50,37 @@ def _default(x):
     return "" if x.dtype == tf.string else tf.zeros([], x.dtype)
 
 
+def _present_values(x):
+    return x.values if isinstance(x, tf.sparse.SparseTensor) else tf.reshape(x, [-1])
+
+
+def fill_value(x, column: Column) -> tf.Tensor:
+    """What a missing value of `column` becomes (a scalar; a train-split statistic for mean and median)."""
+    missing = column.missing
+    if column.kind is not ColumnKind.NUMERIC:
+        return tf.constant(str(missing.value or ""))
+    values = tf.cast(_present_values(x), tf.float32)
+    if missing.policy is MissingPolicy.CONSTANT:
+        return tf.constant(float(missing.value), tf.float32)
+    if missing.policy is MissingPolicy.MEDIAN:
+        return tf.reshape(tft.quantiles(values, num_buckets=2, epsilon=MEDIAN_EPSILON), [])
+    # MEAN, and ERROR: `run` refuses such data before the pipeline starts; elsewhere the
+    # schema keeps the column required, so the anomaly stops the push.
+    return tft.mean(values)
+
+
+def impute(x, column: Column) -> tf.Tensor:
+    """`x` as a dense [batch, 1] tensor (float32 for numeric, string for categorical), missing values filled."""
+    fill = fill_value(x, column)
+    if column.kind is ColumnKind.NUMERIC:
+        x = tf.cast(x, tf.float32) if not isinstance(x, tf.sparse.SparseTensor) else tf.SparseTensor(
+            x.indices, tf.cast(x.values, tf.float32), x.dense_shape)
+    else:
+        x = tf.SparseTensor(x.indices, _as_string(x.values), x.dense_shape) if isinstance(
+            x, tf.sparse.SparseTensor) else _as_string(x)
+    return _dense(x, fill)
+
+
 def binary_label(raw, positive_values) -> tf.Tensor:
     """1.0 where the raw value (as a string) is one of `positive_values`, else 0.0."""
     raw = tf.strings.strip(_as_string(raw))
@@ -51,19 +92,23 @@ def binary_label(raw, positive_values) -> tf.Tensor:
 def preprocessing_fn(inputs: Dict[str, Any], custom_config: Mapping[str, Any]) -> Dict[str, tf.Tensor]:
     spec = spec_from_custom_config(custom_config, "Transform")
     outputs = {}
+    columns = {c.name: c for c in spec.columns}
+    imputed = {}
     for column in spec.features:
-        x = _dense(inputs[column.name], _default(inputs[column.name]))
+        x = imputed[column.name] = impute(inputs[column.name], column)
         if column.kind is ColumnKind.NUMERIC:
-            outputs[column.transformed_name] = tft.scale_to_z_score(tf.cast(x, tf.float32))
+            outputs[column.transformed_name] = tft.scale_to_z_score(x)
         else:
             outputs[column.transformed_name] = tft.compute_and_apply_vocabulary(
-                _as_string(x),
+                x,
                 num_oov_buckets=column.num_oov_buckets,
                 vocab_filename=column.vocabulary_name,
             )
     for sl in spec.slices:
         if sl.boundaries:
-            x = tf.cast(_dense(inputs[sl.column], _default(inputs[sl.column])), tf.float32)
+            x = imputed.get(sl.column)
+            if x is None:
+                x = impute(inputs[sl.column], columns[sl.column])
             band = tft.apply_buckets(x, tf.constant([list(sl.boundaries)], dtype=tf.float32))
             outputs[sl.key] = tf.gather(tf.constant(list(sl.band_labels)), band)
     for task in spec.tasks:

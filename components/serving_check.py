@@ -1,10 +1,18 @@
-"""ServingCheck: a small stand-in for InfraValidator that needs no Docker.
+"""ServingCheck: the push gate beside the Evaluator (a small InfraValidator that needs no Docker).
 
-It loads the candidate SavedModel, sends a handful of raw tf.Examples from the
-eval split (labels removed, as serving traffic has none) through
-``serving_default``, and blesses the model only when every task returns a
-finite value (a probability in [0, 1] for binary tasks) for every example. The
-Pusher takes its ``InfraBlessing`` next to the Evaluator's blessing.
+It blesses the model only when both hold:
+
+* the model serves: a handful of raw tf.Examples from the eval split (labels
+  removed, as serving traffic has none) go through ``serving_default`` and every
+  task returns a finite value (a probability in [0, 1] for binary tasks) for
+  every example;
+* the data is clean: ExampleValidator found no anomaly on any split (train, eval,
+  test) against the schema, except the types the spec lists in
+  ``allowed_anomalies``. Training still runs on such data, so the user can look
+  at the model; it is just never pushed.
+
+The Pusher takes its ``InfraBlessing`` next to the Evaluator's blessing, so this
+gate holds on every orchestrator, Kubeflow included.
 """
 
 
@@ -13,13 +21,15 @@ import glob
 import json
 import logging
 import os
-from typing import List, Sequence
+from typing import List, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
-from tfx.types import standard_artifacts
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+from tfx.dsl.io import fileio
+from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import path_utils
 
 from components.spec import DatasetSpec, TaskType
@@ -27,6 +37,58 @@ from components.names import EXAMPLES_INPUT, SERVING_SIGNATURE
 
 BLESSED_PROPERTY = "blessed"  # what the Pusher reads on an InfraBlessing
 RESULT_FILE = "serving_check.json"
+ANOMALIES_FILE = "SchemaDiff.pb"  # what ExampleValidator writes under each Split-<name>/
+
+
+@dataclasses.dataclass(frozen=True)
+class DataAnomaly:
+    """One anomaly ExampleValidator found: which feature, in which split, of what type, and why."""
+
+    feature: str
+    split: str
+    types: Tuple[str, ...]
+    short_description: str
+    description: str
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def __str__(self) -> str:
+        return f"{self.feature} in {self.split}: {self.short_description} ({self.description})"
+
+
+def read_anomalies(anomalies_uri: str, split_names: Sequence[str]) -> List[DataAnomaly]:
+    """Every anomaly of every split of an ExampleAnomalies artifact (empty if the data is clean)."""
+    found = []
+    for split in split_names:
+        path = os.path.join(anomalies_uri, f"Split-{split}", ANOMALIES_FILE)
+        if not fileio.exists(path):
+            raise FileNotFoundError(
+                f"ExampleValidator wrote no {ANOMALIES_FILE} for split {split!r} under {anomalies_uri}; "
+                "was the artifact produced by TFX's ExampleValidator?"
+            )
+        with fileio.open(path, "rb") as f:
+            anomalies = anomalies_pb2.Anomalies.FromString(f.read())
+        for feature, info in sorted(anomalies.anomaly_info.items()):
+            found.append(DataAnomaly(
+                feature=feature, split=split,
+                types=tuple(anomalies_pb2.AnomalyInfo.Type.Name(r.type) for r in info.reason),
+                short_description=info.short_description, description=info.description,
+            ))
+        if anomalies.HasField("dataset_anomaly_info"):
+            info = anomalies.dataset_anomaly_info
+            found.append(DataAnomaly(
+                feature="(dataset)", split=split,
+                types=tuple(anomalies_pb2.AnomalyInfo.Type.Name(r.type) for r in info.reason),
+                short_description=info.short_description, description=info.description,
+            ))
+    return found
+
+
+def blocking_anomalies(found: Sequence[DataAnomaly], allowed_types: Sequence[str]) -> List[DataAnomaly]:
+    """The anomalies that stop the push: those with a reason whose type the spec does not allow."""
+    allowed = set(allowed_types)
+    return [a for a in found if not a.types or any(t not in allowed for t in a.types)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,13 +97,15 @@ class ServingCheckResult:
 
     num_examples: int
     failures: dict  # task -> reason
+    anomalies: Tuple[DataAnomaly, ...] = ()  # the data anomalies that stop the push
 
     @property
     def ok(self) -> bool:
-        return self.num_examples > 0 and not self.failures
+        return self.num_examples > 0 and not self.failures and not self.anomalies
 
     def to_dict(self) -> dict:
-        return {"ok": self.ok, "num_examples": self.num_examples, "failures": self.failures}
+        return {"ok": self.ok, "num_examples": self.num_examples, "failures": self.failures,
+                "anomalies": [a.to_dict() for a in self.anomalies]}
 
 
 def raw_examples(examples_uri: str, split: str, spec: DatasetSpec, limit: int) -> List[bytes]:
@@ -88,21 +152,28 @@ def check_serving(model_dir: str, serialized: Sequence[bytes], spec: DatasetSpec
 def ServingCheck(  # noqa: N802 (TFX component names are classes)
     model: InputArtifact[standard_artifacts.Model],
     examples: InputArtifact[standard_artifacts.Examples],
+    anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
     blessing: OutputArtifact[standard_artifacts.InfraBlessing],
     spec_json: Parameter[str],
     split: Parameter[str] = "eval",
     num_examples: Parameter[int] = 16,
 ) -> None:
-    """Blesses `model` when serving_default answers every task for raw `examples`."""
+    """Blesses `model` when serving_default answers every task for raw `examples` and the data
+    has no anomaly the spec does not allow."""
     spec = DatasetSpec.from_dict(json.loads(spec_json), where="ServingCheck spec_json")
     serialized = raw_examples(examples.uri, split, spec, num_examples)
     result = check_serving(path_utils.serving_model_path(model.uri), serialized, spec)
+    found = read_anomalies(anomalies.uri, artifact_utils.decode_split_names(anomalies.split_names))
+    result = dataclasses.replace(result, anomalies=tuple(blocking_anomalies(found, spec.allowed_anomalies)))
+    for anomaly in result.anomalies:
+        logging.warning("ServingCheck: data anomaly, the model will not be pushed: %s", anomaly)
     blessing.set_int_custom_property(BLESSED_PROPERTY, int(result.ok))
     os.makedirs(blessing.uri, exist_ok=True)
     with open(os.path.join(blessing.uri, RESULT_FILE), "w") as f:
         json.dump(result.to_dict(), f, indent=2, sort_keys=True)
     if result.ok:
-        logging.info("ServingCheck: %d raw examples served for every task.", result.num_examples)
+        logging.info("ServingCheck: %d raw examples served for every task; no data anomaly.", result.num_examples)
     else:
-        logging.warning("ServingCheck: model NOT blessed: %s", result.failures)
+        logging.warning("ServingCheck: model NOT blessed: serving failures %s, %d data anomalies.",
+                        result.failures, len(result.anomalies))
 

@@ -20,6 +20,17 @@ Example::
         min_auc: 0.70          # gate: AUC on the overall test slice (binary tasks)
         max_auc_drop: 0.01     # gate: largest AUC drop against the last blessed model
     slices: [sex, {column: age, boundaries: [25, 45, 65]}]
+    allowed_anomalies: []      # TFDV anomaly types that do not stop the push (default: none)
+
+A column may say what a missing value means (``missing:``): ``mean``,
+``median``, ``{constant: V}`` or ``error`` for numeric columns, ``{constant: V}``
+or ``error`` for categorical ones. Transform imputes inside its graph, so a
+serving request without the feature gets the value training saw. A declared
+policy other than ``error`` also lets the column be absent in the schema the
+pipeline derives (see ``components.schema``); an undeclared one keeps the curated
+schema's presence, so missing values are reported as anomalies and stop the
+push, while Transform still imputes the default (``mean`` for numeric columns,
+the empty string for categorical ones) instead of crashing.
 
 Regression tasks are gated with ``max_mse`` instead. A model is blessed only
 when every threshold of every task passes; a spec with no threshold at all
@@ -71,6 +82,55 @@ def _enum_value(enum_cls, value: Any, where: str):
         ) from None
 
 
+class MissingPolicy(str, enum.Enum):
+    """What a missing value of a column becomes."""
+
+    MEAN = "mean"  # numeric: the train split's mean of the present values
+    MEDIAN = "median"  # numeric: the train split's (approximate) median
+    CONSTANT = "constant"  # the declared value
+    ERROR = "error"  # stop: `run` names the file, row and column before the pipeline starts
+
+
+@dataclasses.dataclass(frozen=True)
+class Missing:
+    """A column's missing-value policy. `declared` is False for the default."""
+
+    policy: MissingPolicy
+    value: Any = None
+    declared: bool = True
+
+    @classmethod
+    def parse(cls, raw: Any, kind: "ColumnKind", where: str) -> "Missing":
+        if raw is None:
+            default = MissingPolicy.MEAN if kind is ColumnKind.NUMERIC else MissingPolicy.CONSTANT
+            return cls(default, None if kind is ColumnKind.NUMERIC else "", declared=False)
+        if isinstance(raw, Mapping):
+            if set(raw) != {"constant"}:
+                raise SpecError(f"{where}: received {dict(raw)!r}, expected {{constant: VALUE}}.")
+            value = raw["constant"]
+            if kind is ColumnKind.NUMERIC and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise SpecError(f"{where}: constant {value!r} of a numeric column must be a number.")
+            return cls(MissingPolicy.CONSTANT, value if kind is ColumnKind.NUMERIC else str(value))
+        allowed = ["mean", "median", "{constant: V}", "error"] if kind is ColumnKind.NUMERIC else [
+            "{constant: V}", "error"]
+        policy = _enum_value(MissingPolicy, raw, where) if raw in {m.value for m in MissingPolicy} else None
+        if policy is None or policy is MissingPolicy.CONSTANT or (
+                kind is not ColumnKind.NUMERIC and policy in (MissingPolicy.MEAN, MissingPolicy.MEDIAN)):
+            raise SpecError(f"{where}: received {raw!r}, expected one of {', '.join(allowed)} "
+                            f"for a {kind.value} column.")
+        return cls(policy)
+
+    @property
+    def allows_absence(self) -> bool:
+        """Whether the derived schema lets the column be absent (a declared, non-error policy)."""
+        return self.declared and self.policy is not MissingPolicy.ERROR
+
+    def to_raw(self):
+        if not self.declared:
+            return None
+        return {"constant": self.value} if self.policy is MissingPolicy.CONSTANT else self.policy.value
+
+
 def _positive_number(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         raise SpecError(f"{where}: received {value!r}, expected a positive number.")
@@ -84,6 +144,7 @@ class Column:
     name: str
     kind: ColumnKind
     num_oov_buckets: int = 1
+    missing: Any = None  # raw: None, "mean", "median", "error" or {constant: V}; see `Missing`
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -97,6 +158,8 @@ class Column:
                 f"column {self.name!r} num_oov_buckets: received {self.num_oov_buckets!r}, "
                 "expected an integer >= 1."
             )
+        if not isinstance(self.missing, Missing):
+            object.__setattr__(self, "missing", Missing.parse(self.missing, self.kind, f"column {self.name!r} missing"))
 
     @property
     def transformed_name(self) -> str:
@@ -131,6 +194,11 @@ class Task:
         where = f"task {self.name!r}"
         object.__setattr__(self, "type", _enum_value(TaskType, self.type, f"{where} type"))
         object.__setattr__(self, "positive_values", tuple(str(v) for v in self.positive_values))
+        if any(not v.strip() for v in self.positive_values):
+            raise SpecError(
+                f"{where} positive_values: received {list(self.positive_values)!r}; an empty value would "
+                "match every missing label; list the non-empty raw values that mean label 1."
+            )
         if self.type is TaskType.BINARY and not self.positive_values:
             raise SpecError(
                 f"{where}: a binary task needs positive_values (the raw values of "
@@ -230,6 +298,7 @@ class DatasetSpec:
     columns: Tuple[Column, ...]
     tasks: Tuple[Task, ...]
     slices: Tuple[Slice, ...] = ()
+    allowed_anomalies: Tuple[str, ...] = ()  # TFDV AnomalyInfo.Type names that do not stop the push
 
     def __post_init__(self):
         if not self.columns:
@@ -257,6 +326,16 @@ class DatasetSpec:
                     f"{sl.column!r} is {columns[sl.column].kind.value}; slice on its values instead."
                 )
         _no_duplicates([sl.key for sl in self.slices], f"spec {self.name!r} slices")
+        object.__setattr__(self, "allowed_anomalies", tuple(self.allowed_anomalies))
+        known = anomaly_type_names()
+        for name in self.allowed_anomalies:
+            if name not in known:
+                close = sorted(k for k in known if str(name).upper() in k)[:5]
+                raise SpecError(
+                    f"spec {self.name!r} allowed_anomalies: received {name!r}, which is not a TFDV anomaly "
+                    f"type; expected names such as {close or ['ENUM_TYPE_UNEXPECTED_STRING_VALUES']} "
+                    "(tensorflow_metadata AnomalyInfo.Type)."
+                )
         if not self.features:
             raise SpecError(
                 f"spec {self.name!r}: no features left once ignored and label columns are removed."
@@ -293,7 +372,8 @@ class DatasetSpec:
         return {
             "name": self.name,
             "columns": [
-                {"name": c.name, "kind": c.kind.value, "num_oov_buckets": c.num_oov_buckets}
+                {"name": c.name, "kind": c.kind.value, "num_oov_buckets": c.num_oov_buckets,
+                 **({"missing": c.missing.to_raw()} if c.missing.declared else {})}
                 for c in self.columns
             ],
             "tasks": [
@@ -311,6 +391,7 @@ class DatasetSpec:
                 for t in self.tasks
             ],
             "slices": [sl.to_dict() for sl in self.slices],
+            "allowed_anomalies": list(self.allowed_anomalies),
         }
 
     def to_json(self) -> str:
@@ -320,17 +401,26 @@ class DatasetSpec:
     def from_dict(cls, raw: Mapping[str, Any], where: str = "spec") -> "DatasetSpec":
         if not isinstance(raw, Mapping):
             raise SpecError(f"{where}: expected a mapping at the top level, received {type(raw).__name__}.")
-        unknown = set(raw) - {"name", "description", "columns", "tasks", "slices"}
+        keys = ("name", "description", "columns", "tasks", "slices", "allowed_anomalies")
+        unknown = set(raw) - set(keys)
         if unknown:
-            raise SpecError(
-                f"{where}: unknown keys {sorted(unknown)}; expected name, description, columns, tasks, slices."
-            )
+            raise SpecError(f"{where}: unknown keys {sorted(unknown)}; expected some of {', '.join(keys)}.")
         name = raw.get("name") or where
         columns = tuple(build_dataclass(Column, c, f"{where} columns[{i}]")
                         for i, c in enumerate(raw.get("columns") or ()))
         tasks = tuple(build_dataclass(Task, t, f"{where} tasks[{i}]") for i, t in enumerate(raw.get("tasks") or ()))
         slices = tuple(Slice.parse(sl, f"{where} slices[{i}]") for i, sl in enumerate(raw.get("slices") or ()))
-        return cls(name=name, columns=columns, tasks=tasks, slices=slices)
+        allowed = raw.get("allowed_anomalies") or ()
+        if isinstance(allowed, str) or not isinstance(allowed, Sequence):
+            raise SpecError(f"{where} allowed_anomalies: received {allowed!r}, expected a list of anomaly types.")
+        return cls(name=name, columns=columns, tasks=tasks, slices=slices, allowed_anomalies=tuple(allowed))
+
+
+def anomaly_type_names() -> frozenset:
+    """The names of TFDV's anomaly types (tensorflow_metadata `AnomalyInfo.Type`)."""
+    from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+    return frozenset(anomalies_pb2.AnomalyInfo.Type.keys())
 
 
 def build_dataclass(cls, raw: Any, where: str):

@@ -1,8 +1,9 @@
 """`create_pipeline(config)`: the TFX component graph, built from small stage builders.
 
-CsvExampleGen -> StatisticsGen -> ImportSchemaGen -> ExampleValidator ->
-Transform -> Trainer -> Evaluator (against the last blessed model) and
-ServingCheck -> Pusher (only with both blessings).
+CsvExampleGen -> StatisticsGen -> SpecSchema (the curated schema, checked against
+and adjusted to the spec) -> ExampleValidator -> Transform -> Trainer -> Evaluator
+(against the last blessed model) and ServingCheck (the model serves, the data has no
+anomalies) -> Pusher (only with both blessings).
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from components import tfjob_trainer
 from components.census import SPLITS
 from components.eval_config import build_eval_config
 from components.names import (
-    BASELINE_COMPONENT, PREPROCESSING_FN, RUN_FN, SERVING_BASELINE_COMPONENT, SPEC_KEY, TRAINER_CONFIG_KEY,
+    BASELINE_COMPONENT, PREPROCESSING_FN, RUN_FN, SCHEMA_COMPONENT, SERVING_BASELINE_COMPONENT, SPEC_KEY,
+    TRAINER_CONFIG_KEY,
 )
+from components.schema import SpecSchema
 from components.serving_check import ServingCheck
 from pipeline.config import KFP_GPU_RESOURCE, BaselineSource, PipelineConfig, ResourceRequest, WorkerBackend
 
@@ -40,7 +43,7 @@ def data_stage(config: PipelineConfig) -> Tuple[base_node.BaseNode, ...]:
         ),
     )
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = tfx.components.ImportSchemaGen(schema_file=config.schema_path)
+    schema_gen = SpecSchema(schema_file=config.schema_path, spec_json=config.spec.to_json()).with_id(SCHEMA_COMPONENT)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
@@ -131,9 +134,11 @@ def baseline_stage(config: PipelineConfig) -> base_node.BaseNode:
     ).with_id(BASELINE_COMPONENT)
 
 
-def evaluate_and_push_stage(config: PipelineConfig, example_gen, trainer) -> Tuple[base_node.BaseNode, ...]:
+def evaluate_and_push_stage(config: PipelineConfig, example_gen, example_validator,
+                            trainer) -> Tuple[base_node.BaseNode, ...]:
     """Evaluator on the held-out test split against the last blessed model, a serving
-    check on raw eval examples, and a Pusher that needs both blessings."""
+    check on raw eval examples that also reads the data anomalies of every split, and a
+    Pusher that needs both blessings."""
     baseline = baseline_stage(config)
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
@@ -147,6 +152,7 @@ def evaluate_and_push_stage(config: PipelineConfig, example_gen, trainer) -> Tup
     serving_check = ServingCheck(
         model=trainer.outputs["model"],
         examples=example_gen.outputs["examples"],
+        anomalies=example_validator.outputs["anomalies"],
         spec_json=config.spec.to_json(),
         split=EVAL,
     )
@@ -165,9 +171,9 @@ def evaluate_and_push_stage(config: PipelineConfig, example_gen, trainer) -> Tup
 def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     """The whole chain for `config`."""
     data = data_stage(config)
-    example_gen, _, schema_gen, _, transform = data
+    example_gen, _, schema_gen, example_validator, transform = data
     trainer = train_stage(config, transform, schema_gen)
-    evaluate_and_push = evaluate_and_push_stage(config, example_gen, trainer)
+    evaluate_and_push = evaluate_and_push_stage(config, example_gen, example_validator, trainer)
     components: List[base_node.BaseNode] = [*data, trainer, *evaluate_and_push]
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,

@@ -68,6 +68,7 @@ class SliceMetrics:
     auc: Dict[str, Optional[float]]
     example_count: Dict[str, float]
     mse: Dict[str, float] = dataclasses.field(default_factory=dict)
+    mean_label: Dict[str, Optional[float]] = dataclasses.field(default_factory=dict)
 
 
 def _value(metric: dict) -> Optional[float]:
@@ -93,18 +94,19 @@ def evaluation_metrics(evaluation_uri: str, spec: DatasetSpec, model_name: str =
         result = tfma.load_eval_result(evaluation_uri)
     rows = []
     for slice_key, metrics in sorted(result.slicing_metrics, key=lambda sm: (bool(sm[0]), slice_name(sm[0]))):
-        auc, count, mse = {}, {}, {}
+        auc, count, mse, mean = {}, {}, {}, {}
         for task in spec.output_names:
             by_name = metrics.get(task, {}).get("", {})
             if AUC_KEY in by_name:
                 mean_label = _value(by_name[MEAN_LABEL_KEY]) if MEAN_LABEL_KEY in by_name else None
                 # TFMA reports 0 for an AUC with no positive (or no negative) example.
                 auc[task] = None if mean_label in (0.0, 1.0) else _value(by_name[AUC_KEY])
+                mean[task] = mean_label
             if EXAMPLE_COUNT_KEY in by_name:
                 count[task] = _value(by_name[EXAMPLE_COUNT_KEY])
             if MSE_KEY in by_name:
                 mse[task] = _value(by_name[MSE_KEY])
-        rows.append(SliceMetrics(slice_name(slice_key), auc, count, mse))
+        rows.append(SliceMetrics(slice_name(slice_key), auc, count, mse, mean))
     return rows
 
 
@@ -163,10 +165,23 @@ def decide(config, store) -> dict:
     return decide_from(name, config.spec, config.serving_model_dir, outputs)
 
 
+def _failure_text(failure: dict, metrics: Optional[SliceMetrics], task) -> str:
+    """One threshold failure in words; an AUC on a one-class slice says it is undefined, not 0."""
+    mean_label = metrics.mean_label.get(task.output_name) if metrics else None
+    if failure["metric"] == AUC_KEY and mean_label in (0.0, 1.0):
+        only = "negatives" if mean_label == 0.0 else "positives"
+        count = metrics.example_count.get(task.output_name)
+        return (f"AUC is undefined on {failure['slice']}: the test split holds only {only} for {task.name} "
+                f"({count:.0f} examples), so the {failure['kind']} AUC threshold cannot pass; add examples of "
+                "both classes to the test split")
+    return f"{failure['metric']} {failure['kind']} failed on {failure['slice']}: {failure['value']:.4f}"
+
+
 def decide_from(name: str, spec: DatasetSpec, serving_model_dir: str, outputs: RunOutputs) -> dict:
     """Per task: AUC, thresholds, baseline AUC, failures; and whether and why the model was pushed."""
     evaluation, serving, pushed = outputs.evaluation, outputs.serving, outputs.pushed
-    candidate = _overall(evaluation_metrics(evaluation, spec)) if evaluation else None
+    slices = {r.slice_name: r for r in evaluation_metrics(evaluation, spec)} if evaluation else {}
+    candidate = slices.get("Overall")
     baseline = _overall(evaluation_metrics(evaluation, spec, BASELINE)) if evaluation else None
     failures = _validation_failures(evaluation) if evaluation else []
     serving_result = {}
@@ -177,10 +192,7 @@ def decide_from(name: str, spec: DatasetSpec, serving_model_dir: str, outputs: R
     for task in spec.tasks:
         auc = candidate.auc.get(task.output_name) if candidate else None
         base = baseline.auc.get(task.output_name) if baseline else None
-        reasons = [
-            f"{f['metric']} {f['kind']} failed on {f['slice']}: {f['value']:.4f}"
-            for f in failures if f["task"] == task.output_name
-        ]
+        reasons = [_failure_text(f, slices.get(f["slice"]), task) for f in failures if f["task"] == task.output_name]
         if task.name in serving_result.get("failures", {}):
             reasons.append("serving check: " + serving_result["failures"][task.name])
         tasks[task.name] = {
@@ -196,6 +208,10 @@ def decide_from(name: str, spec: DatasetSpec, serving_model_dir: str, outputs: R
             "failures": reasons,
         }
     why = [f"{t}: {r}" for t, d in tasks.items() for r in d["failures"]]
+    anomalies = serving_result.get("anomalies", [])
+    if anomalies:
+        why.append("data anomalies: " + "; ".join(
+            f"{a['feature']} in {a['split']}: {a['short_description']}" for a in anomalies))
     if any(f["kind"] == "missing" for f in failures):
         why.append("the spec sets no threshold (min_auc, max_auc_drop or max_mse), so TFMA cannot bless the model")
     if not pushed and not why:
@@ -212,6 +228,7 @@ def decide_from(name: str, spec: DatasetSpec, serving_model_dir: str, outputs: R
         "reasons": [] if pushed else why,
         "tasks": tasks,
         "serving_check": serving_result,
+        "anomalies": anomalies,
     }
 
 

@@ -1,0 +1,106 @@
+"""The schema the pipeline validates and transforms with: the curated one, checked against the spec
+and adjusted to the spec's missing-value policies.
+
+* Every spec column must be in the schema with a compatible type (numeric: INT or FLOAT;
+  categorical: BYTES or INT), or `SchemaMismatch` names the column, the schema file and the
+  fix, before any Beam job starts (`check_schema`).
+* Spec columns lose their fixed ``shape``: tf.Transform then reads them as
+  ``VarLenFeature`` and a missing value reaches the ``preprocessing_fn`` (which imputes it)
+  instead of crashing the analyzers.
+* A column with a declared ``missing`` policy other than ``error`` may be absent
+  (``presence.min_fraction`` 0); the others keep the curated presence, so ExampleValidator
+  reports their missing values and the push gate stops.
+
+`SpecSchema` is the pipeline's component for this (it replaces ImportSchemaGen and writes
+``schema.pbtxt`` exactly where ImportSchemaGen would).
+"""
+
+import json
+import logging
+import os
+from typing import Dict, List
+
+from tensorflow_metadata.proto.v0 import schema_pb2
+from tfx.dsl.component.experimental.annotations import OutputArtifact, Parameter
+from tfx.dsl.component.experimental.decorators import component
+from tfx.types import standard_artifacts
+from tfx.utils import io_utils
+
+from components.spec import ColumnKind, DatasetSpec
+
+SCHEMA_FILE = "schema.pbtxt"  # the file name ImportSchemaGen and SchemaGen write
+
+_COMPATIBLE = {
+    ColumnKind.NUMERIC: (schema_pb2.INT, schema_pb2.FLOAT),
+    ColumnKind.CATEGORICAL: (schema_pb2.BYTES, schema_pb2.INT),
+    ColumnKind.IGNORE: (schema_pb2.BYTES, schema_pb2.INT, schema_pb2.FLOAT),
+}
+
+
+class SchemaMismatch(ValueError):
+    """The spec and the schema disagree on a column."""
+
+
+def load_schema(path: str) -> schema_pb2.Schema:
+    """Reads a text schema, with an error that names the file."""
+    if not os.path.isfile(path):
+        raise SchemaMismatch(f"schema file {path!r} does not exist; pass the path of a schema.pbtxt (--schema).")
+    try:
+        return io_utils.SchemaReader().read(path)
+    except Exception as e:  # text_format.ParseError and friends: the message is the verdict
+        raise SchemaMismatch(f"schema file {path!r} is not a text-format Schema proto: {e}") from None
+
+
+def check_schema(schema: schema_pb2.Schema, spec: DatasetSpec, where: str) -> None:
+    """Raises `SchemaMismatch` for the first spec column missing from `schema` or of an incompatible type."""
+    features: Dict[str, schema_pb2.Feature] = {f.name: f for f in schema.feature}
+    for column in spec.columns:
+        feature = features.get(column.name)
+        if feature is None:
+            raise SchemaMismatch(
+                f"{where}: spec {spec.name!r} column {column.name!r} is not in the schema (its features are "
+                f"{sorted(features)}); add it to the schema, or rename the column in the spec."
+            )
+        if feature.type not in _COMPATIBLE[column.kind]:
+            allowed = " or ".join(schema_pb2.FeatureType.Name(t) for t in _COMPATIBLE[column.kind])
+            raise SchemaMismatch(
+                f"{where}: column {column.name!r} is {column.kind.value} in spec {spec.name!r} but "
+                f"{schema_pb2.FeatureType.Name(feature.type)} in the schema; expected {allowed}. Change the "
+                "column's kind in the spec or its type in the schema."
+            )
+
+
+def derive_schema(schema: schema_pb2.Schema, spec: DatasetSpec) -> schema_pb2.Schema:
+    """A copy of `schema` with the spec's columns made variable-length, and absent where the spec allows."""
+    derived = schema_pb2.Schema()
+    derived.CopyFrom(schema)
+    columns = {c.name: c for c in spec.columns}
+    for feature in derived.feature:
+        column = columns.get(feature.name)
+        if column is None:
+            continue
+        feature.ClearField("shape")
+        if column.missing.allows_absence:
+            feature.presence.min_fraction = 0.0
+            feature.presence.min_count = 0
+    return derived
+
+
+def relaxed_columns(spec: DatasetSpec) -> List[str]:
+    return [c.name for c in spec.columns if c.missing.allows_absence]
+
+
+@component
+def SpecSchema(  # noqa: N802 (TFX component names are classes)
+    schema: OutputArtifact[standard_artifacts.Schema],
+    schema_file: Parameter[str],
+    spec_json: Parameter[str],
+) -> None:
+    """The curated schema at `schema_file`, checked against the spec and adjusted to it."""
+    spec = DatasetSpec.from_dict(json.loads(spec_json), where="SpecSchema spec_json")
+    curated = load_schema(schema_file)
+    check_schema(curated, spec, f"schema file {schema_file!r}")
+    derived = derive_schema(curated, spec)
+    io_utils.write_pbtxt_file(os.path.join(schema.uri, SCHEMA_FILE), derived)
+    logging.info("SpecSchema: %s checked against spec %r; may be absent: %s.", schema_file, spec.name,
+                 relaxed_columns(spec) or "no column")
