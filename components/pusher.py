@@ -1,4 +1,4 @@
-"""A Pusher executor that does not push the same model twice.
+"""A Pusher executor that does not push the same model twice, and never shows a partial one.
 
 With a baseline resolver, re-running an unchanged pipeline (same data, so the
 Trainer is served from the cache) re-evaluates the same model against itself,
@@ -6,18 +6,29 @@ blesses it again, and TFX's filesystem Pusher would copy it to a new version
 directory. This executor first compares the model with the versions already
 in the serving directory (a digest of every file of the SavedModel) and, when
 it is already there, records that version as the push instead of copying.
+
+A new version is copied into a hidden temporary folder of the serving directory
+(``.tmp-<version>-<pid>``, which TF Serving and `ServingBaseline` ignore: not an
+integer) and renamed to its version number only once complete, so a reader
+polling the directory never sees a version without ``saved_model.pb`` and its
+variables (rename is atomic on local and POSIX file systems; on object stores
+it is a copy, and the version is still written last). A push killed half-way
+leaves only a temporary folder, which the next push removes.
 """
 
 import hashlib
 import logging
 import os
+import time
 from typing import Optional
 
 from tfx.components.pusher import executor as pusher_executor
 from tfx.dsl.io import fileio
 from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
-from tfx.utils import proto_utils
+from tfx.utils import io_utils, proto_utils
+
+TEMPORARY_PREFIX = ".tmp-"
 
 
 def saved_model_digest(model_dir: str) -> str:
@@ -38,26 +49,58 @@ def find_pushed_version(model_dir: str, base_directory: str) -> Optional[str]:
     if not fileio.isdir(base_directory):
         return None
     target = saved_model_digest(model_dir)
-    for version in sorted(fileio.listdir(base_directory), reverse=True):
-        candidate = os.path.join(base_directory, version.rstrip("/"))
+    for version in sorted(_versions(base_directory), reverse=True):
+        candidate = os.path.join(base_directory, str(version))
         if fileio.exists(os.path.join(candidate, "saved_model.pb")) and saved_model_digest(candidate) == target:
             return candidate
     return None
 
 
+def _versions(base_directory: str):
+    return [int(v.rstrip("/")) for v in fileio.listdir(base_directory) if v.rstrip("/").isdigit()]
+
+
+def push_atomically(model_dir: str, base_directory: str, version: Optional[int] = None) -> str:
+    """Copies `model_dir` to `base_directory/<version>` through a temporary folder; returns the version path.
+
+    The version is `version` (default: the current Unix time, as TFX's Pusher), or one more than
+    the newest version already there if that is not smaller. Leftover temporary folders of killed pushes are removed.
+    """
+    fileio.makedirs(base_directory)
+    for name in fileio.listdir(base_directory):
+        if name.startswith(TEMPORARY_PREFIX):
+            logging.warning("Removing %s, left by a push that did not finish.", os.path.join(base_directory, name))
+            fileio.rmtree(os.path.join(base_directory, name.rstrip("/")))
+    existing = _versions(base_directory)
+    version = max([int(time.time()) if version is None else version, *(v + 1 for v in existing)])
+    final = os.path.join(base_directory, str(version))
+    temporary = os.path.join(base_directory, f"{TEMPORARY_PREFIX}{version}-{os.getpid()}")
+    io_utils.copy_dir(model_dir, temporary)
+    fileio.rename(temporary, final)
+    logging.info("Model written to serving path %s.", final)
+    return final
+
+
 class Executor(pusher_executor.Executor):
-    """TFX's Pusher, made idempotent for filesystem destinations."""
+    """TFX's Pusher for filesystem destinations: idempotent, and atomic per version."""
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:  # noqa: N802 (TFX API)
         destination = pusher_pb2.PushDestination()
         proto_utils.json_to_proto(exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], destination)
-        if destination.WhichOneof("destination") == "filesystem" and self.CheckBlessing(input_dict):
-            existing = find_pushed_version(self.GetModelPath(input_dict), destination.filesystem.base_directory)
-            if existing:
-                model_push = artifact_utils.get_single_instance(
-                    output_dict[standard_component_specs.PUSHED_MODEL_KEY]
-                )
-                logging.info("This model is already served from %s; not pushing a copy.", existing)
-                self._MarkPushed(model_push, pushed_destination=existing, pushed_version=os.path.basename(existing))
-                return
-        super().Do(input_dict, output_dict, exec_properties)
+        if destination.WhichOneof("destination") != "filesystem":
+            super().Do(input_dict, output_dict, exec_properties)
+            return
+        model_push = artifact_utils.get_single_instance(output_dict[standard_component_specs.PUSHED_MODEL_KEY])
+        if not self.CheckBlessing(input_dict):
+            self._MarkNotPushed(model_push)
+            return
+        model_dir = self.GetModelPath(input_dict)
+        base_directory = destination.filesystem.base_directory
+        existing = find_pushed_version(model_dir, base_directory)
+        if existing:
+            logging.info("This model is already served from %s; not pushing a copy.", existing)
+            self._MarkPushed(model_push, pushed_destination=existing, pushed_version=os.path.basename(existing))
+            return
+        pushed = push_atomically(model_dir, base_directory)
+        io_utils.copy_dir(model_dir, model_push.uri)
+        self._MarkPushed(model_push, pushed_destination=pushed, pushed_version=os.path.basename(pushed))

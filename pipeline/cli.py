@@ -28,6 +28,40 @@ from trainer.config import TrainerConfig, Variant  # noqa: E402
 
 DEFAULT_SPEC = ("census", "group1.yaml")
 DEFAULT_SCHEMA = ("census", "schema.pbtxt")
+LOG_DIR = "logs"
+
+
+def _user_errors() -> tuple:
+    """The errors that are about the user's input or a failed run: one line at the CLI, no traceback."""
+    from components.schema import SchemaMismatch
+    from components.spec import SpecError
+    from pipeline.local_runner import ComponentFailed, RunLocked
+    from pipeline.preflight import PreflightError
+
+    return (SpecError, SchemaMismatch, PreflightError, census.IngestionError, census.ChecksumError,
+            RunLocked, ComponentFailed)
+
+
+class _Cli(click.Group):
+    """Turns the user-facing errors of every command into `Error: <message>` and exit status 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except _user_errors() as e:
+            raise click.ClickException(str(e)) from None
+
+
+def _log_to_file(output_dir: str) -> str:
+    """Sends every log record (absl, Beam, TensorFlow's Python side) to OUTPUT/logs/run-<time>.log too."""
+    directory = os.path.join(output_dir, LOG_DIR)
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, time.strftime("run-%Y%m%d-%H%M%S.log"))
+    handler = logging.FileHandler(path)
+    handler.setLevel(logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    return path
 
 
 def classify_inputs(paths: Sequence[str]) -> Tuple[Optional[str], Optional[str]]:
@@ -57,7 +91,7 @@ def classify_inputs(paths: Sequence[str]) -> Tuple[Optional[str], Optional[str]]
     return (data[0] if data else None), (test[0] if test else None)
 
 
-@click.group()
+@click.group(cls=_Cli)
 @click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
 def main(verbose: bool) -> None:
     """MMoE multi-task TFX pipeline on UCI Census-Income (KDD)."""
@@ -65,6 +99,15 @@ def main(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("absl").setLevel(logging.INFO)
+
+
+def spec_with(spec_path: Optional[str], allow_anomalies: Sequence[str] = ()):
+    """The spec at `spec_path` (default: census group 1), with `--allow-anomaly` types added."""
+    spec = load_spec(spec_path or schemas.path(*DEFAULT_SPEC))
+    if allow_anomalies:
+        spec = dataclasses.replace(spec, allowed_anomalies=tuple(dict.fromkeys(
+            (*spec.allowed_anomalies, *allow_anomalies))))
+    return spec
 
 
 def trainer_config(path: Optional[str], **flags) -> TrainerConfig:
@@ -97,6 +140,9 @@ def _trainer_options(f):
                      help="Dataset spec YAML [default: census group 1]."),
         click.option("--schema", "schema_path", type=click.Path(exists=True, dir_okay=False), default=None,
                      help="Curated schema.pbtxt [default: the census schema]."),
+        click.option("--allow-anomaly", "allow_anomalies", multiple=True, metavar="TYPE",
+                     help="A TFDV anomaly type that does not stop the push (added to the spec's "
+                          "allowed_anomalies), e.g. ENUM_TYPE_UNEXPECTED_STRING_VALUES; repeatable."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -118,12 +164,14 @@ def _trainer_options(f):
 @click.option("--skip-checksum", is_flag=True, help="Do not verify the UCI checksums (data changed on purpose).")
 @_trainer_options
 def run(data_paths, splits_dir, output_dir, orchestrator, max_rows, seed, skip_checksum, variant, trainer_config_path,
-        train_steps, eval_steps, spec_path, schema_path) -> None:
+        train_steps, eval_steps, spec_path, schema_path, allow_anomalies) -> None:
     """Prepare the data and run the whole pipeline on this machine."""
-    from pipeline import local_runner, report
+    from pipeline import local_runner, preflight, report
 
-    spec = load_spec(spec_path or schemas.path(*DEFAULT_SPEC))
+    spec = spec_with(spec_path, allow_anomalies)
     output_dir = os.path.abspath(output_dir)
+    log_path = _log_to_file(output_dir)
+    click.echo(f"Log:          {log_path}")
     if splits_dir:
         if data_paths:
             raise click.UsageError("give --data or --splits-dir, not both.")
@@ -137,14 +185,21 @@ def run(data_paths, splits_dir, output_dir, orchestrator, max_rows, seed, skip_c
             spec, os.path.join(output_dir, "data"), data_path=data_file, test_path=test_file,
             seed=seed, max_rows=max_rows, verify=not skip_checksum,
         ).root
+    schema_path = os.path.abspath(schema_path or schemas.path(*DEFAULT_SCHEMA))
+    counts = {s: summary.rows for s, summary in preflight.check_inputs(spec, schema_path, data_root,
+                                                                       census.SPLITS).items()}
+    logging.info("Preflight: spec, schema and data agree; rows per split %s.", counts)
     config = local_runner.local_config(
-        output_dir, data_root, spec, os.path.abspath(schema_path or schemas.path(*DEFAULT_SCHEMA)),
+        output_dir, data_root, spec, schema_path,
         trainer=trainer_config(trainer_config_path, variant=variant, seed=seed), train_steps=train_steps,
         eval_steps=eval_steps,
     )
     start = time.monotonic()
     decision_path = os.path.join(output_dir, local_runner.DECISION_FILE)
-    decision = local_runner.run(config, Orchestrator(orchestrator), decision_path)
+    try:
+        decision = local_runner.run(config, Orchestrator(orchestrator), decision_path)
+    except local_runner.ComponentFailed as e:
+        raise click.ClickException(f"{e}\nFull log: {log_path}") from None
     click.echo(report.summary(config, time.monotonic() - start, decision))
     click.echo(f"Decision:     {decision_path}")
 
@@ -216,11 +271,11 @@ def _kubeflow_options(f):
 
 def _compile(target, pipeline_root, data_root, serving_model_dir, image, output, gpus, gpu_type, gpu_node_selector,
              workers, namespace, vertex_project, vertex_region, machine_type,
-             variant, trainer_config_path, train_steps, eval_steps, spec_path, schema_path) -> str:
+             variant, trainer_config_path, train_steps, eval_steps, spec_path, schema_path, allow_anomalies) -> str:
     from pipeline import kubeflow_v2_runner as kfp_runner
 
     target = Target(target)
-    spec = load_spec(spec_path or schemas.path(*DEFAULT_SPEC))
+    spec = spec_with(spec_path, allow_anomalies)
     resources = (
         dataclasses.replace(DEFAULT_GPU, accelerator_type=gpu_type or DEFAULT_GPU_TYPE[target], accelerator_count=gpus)
         if gpus else ResourceRequest()

@@ -31,6 +31,11 @@ def _latest_execution(store, pipeline_name: str, node_id: str) -> Optional[metad
     return max(executions, key=lambda e: e.id) if executions else None
 
 
+def latest_executions(store, pipeline_name: str, node_ids) -> Dict[str, Optional[metadata_store_pb2.Execution]]:
+    """Each node's latest execution, None if it never ran."""
+    return {node_id: _latest_execution(store, pipeline_name, node_id) for node_id in node_ids}
+
+
 def node_states(store, pipeline_name: str, node_ids) -> Dict[str, Optional[str]]:
     """The state of each node's latest execution (COMPLETE, CACHED, FAILED...), None if it never ran."""
     states = {}

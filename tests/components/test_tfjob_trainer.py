@@ -28,7 +28,7 @@ def _trainer_args(job=JOB):
         "examples": [_artifact(standard_artifacts.Examples, "gs://b/root/Transform/transformed_examples/5",
                                split_names=artifact_utils.encode_split_names(["train", "eval"]))],
         "transform_graph": [_artifact(standard_artifacts.TransformGraph, "gs://b/root/Transform/transform_graph/5")],
-        "schema": [_artifact(standard_artifacts.Schema, "gs://b/root/ImportSchemaGen/schema/2")],
+        "schema": [_artifact(standard_artifacts.Schema, "gs://b/root/SpecSchema/schema/2")],
     }
     outputs = {"model": [_artifact(standard_artifacts.Model, "gs://b/root/Trainer/model/6")],
                "model_run": [_artifact(standard_artifacts.ModelRun, "gs://b/root/Trainer/model_run/6")]}

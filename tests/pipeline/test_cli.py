@@ -31,7 +31,8 @@ def test_a_folder_without_census_files_is_refused(tmp_path):
 def test_prepare_writes_splits_and_refuses_a_bad_checksum(tmp_path):
     test = _uci(tmp_path / "census-income.test", 30)
     bad = CliRunner().invoke(cli.main, ["prepare", "--data", test, "--output-dir", str(tmp_path / "o")])
-    assert bad.exit_code != 0 and "SHA-256 of its content" in str(bad.exception)
+    assert bad.exit_code == 1 and bad.output.startswith("Error: ") and "SHA-256 of its content" in bad.output
+    assert "Traceback" not in bad.output and len(bad.output.strip().splitlines()) == 1
     ok = CliRunner().invoke(
         cli.main, ["prepare", "--data", test, "--output-dir", str(tmp_path / "o"), "--skip-checksum"]
     )

@@ -18,7 +18,7 @@ from pipeline import spec_check
 from pipeline.config import ResourceRequest, Target
 from tests.pipeline.kfp_api_server import KfpApiServer
 
-KFP_TASKS = ["CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "Transform", "Trainer",
+KFP_TASKS = ["CsvExampleGen", "StatisticsGen", "SpecSchema", "ExampleValidator", "Transform", "Trainer",
              "ServingBaseline", "Evaluator", "ServingCheck", "Pusher"]
 IMAGE = "registry.example/mmoe:1.0"
 SELECTOR = {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"}

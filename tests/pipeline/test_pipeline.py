@@ -12,7 +12,7 @@ from pipeline.pipeline import create_pipeline
 from trainer.config import TrainerConfig
 
 COMPONENT_IDS = [
-    "CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator",
+    "CsvExampleGen", "StatisticsGen", "SpecSchema", "ExampleValidator",
     "Transform", "Trainer", "LatestBlessedModelResolver", "Evaluator", "ServingCheck", "Pusher",
 ]
 
@@ -32,14 +32,14 @@ def test_pipeline_has_the_chain_in_order(census_spec):
     upstream = {c.id: sorted(u.id for u in c.upstream_nodes) for c in pipeline.components}
     assert upstream == {
         "CsvExampleGen": [],
-        "ImportSchemaGen": [],
+        "SpecSchema": [],
         "StatisticsGen": ["CsvExampleGen"],
-        "ExampleValidator": ["ImportSchemaGen", "StatisticsGen"],
-        "Transform": ["CsvExampleGen", "ImportSchemaGen"],
-        "Trainer": ["ImportSchemaGen", "Transform"],
+        "ExampleValidator": ["SpecSchema", "StatisticsGen"],
+        "Transform": ["CsvExampleGen", "SpecSchema"],
+        "Trainer": ["SpecSchema", "Transform"],
         "LatestBlessedModelResolver": [],
         "Evaluator": ["CsvExampleGen", "LatestBlessedModelResolver", "Trainer"],
-        "ServingCheck": ["CsvExampleGen", "Trainer"],
+        "ServingCheck": ["CsvExampleGen", "ExampleValidator", "Trainer"],
         "Pusher": ["Evaluator", "ServingCheck", "Trainer"],
     }
     trainer = by_id["Trainer"]

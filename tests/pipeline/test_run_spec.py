@@ -43,7 +43,7 @@ RUN_EXECUTOR = ["-m", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_e
 EXECUTORS = {
     "CsvExampleGen": "tfx.components.example_gen.csv_example_gen.executor.Executor",
     "StatisticsGen": "tfx.components.statistics_gen.executor.Executor",
-    "ImportSchemaGen": "tfx.components.schema_gen.import_schema_gen.executor.Executor",
+    "SpecSchema": "components.schema.SpecSchema_Executor",
     "ExampleValidator": "tfx.components.example_validator.executor.Executor",
     "Transform": "tfx.components.transform.executor.Executor",
     "Trainer": "tfx.components.trainer.executor.GenericExecutor",
