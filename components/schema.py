@@ -4,12 +4,14 @@ and adjusted to the spec's missing-value policies.
 * Every spec column must be in the schema with a compatible type (numeric: INT or FLOAT;
   categorical: BYTES or INT), or `SchemaMismatch` names the column, the schema file and the
   fix, before any Beam job starts (`check_schema`).
-* Spec columns lose their fixed ``shape``: tf.Transform then reads them as
-  ``VarLenFeature`` and a missing value reaches the ``preprocessing_fn`` (which imputes it)
-  instead of crashing the analyzers.
-* A column with a declared ``missing`` policy other than ``error`` may be absent
-  (``presence.min_fraction`` 0); the others keep the curated presence, so ExampleValidator
-  reports their missing values and the push gate stops.
+* Spec columns lose their fixed ``shape`` (and get ``value_count`` max 1 instead):
+  tf.Transform then reads them as ``VarLenFeature`` and a missing value reaches the
+  ``preprocessing_fn`` (which imputes it) instead of crashing the analyzers.
+* A column with a declared ``missing`` policy other than ``error`` may be absent or empty
+  (``presence.min_fraction`` 0, ``value_count.min`` 0); the others keep the curated presence
+  and need one value (``value_count.min`` 1), so ExampleValidator reports their missing
+  values (CsvExampleGen writes an empty cell as a feature with no value) and the push gate
+  stops.
 
 `SpecSchema` is the pipeline's component for this (it replaces ImportSchemaGen and writes
 ``schema.pbtxt`` exactly where ImportSchemaGen would).
@@ -80,9 +82,15 @@ def derive_schema(schema: schema_pb2.Schema, spec: DatasetSpec) -> schema_pb2.Sc
         if column is None:
             continue
         feature.ClearField("shape")
+        # CsvExampleGen writes an empty cell as the feature with no value: without a shape, only
+        # value_count tells TFDV that a value must be there.
+        feature.value_count.max = 1
         if column.missing.allows_absence:
             feature.presence.min_fraction = 0.0
             feature.presence.min_count = 0
+            feature.value_count.min = 0
+        else:
+            feature.value_count.min = 1
     return derived
 
 

@@ -1,0 +1,296 @@
+"""Bad inputs a scheduled run meets, each with the outcome a user should get.
+
+Spec, schema and data errors end in one message naming the value, the file, the row and the
+column, before any Beam job starts (`preflight`); data that only the ExampleValidator can
+judge (values outside the curated domains, missing values, label values outside the spec)
+is run through TFDV exactly as the ExampleValidator does, and the push gate must stop on it.
+The serving-time cases (unseen categories, a missing feature, a wrong type, an empty batch)
+run against the e2e run's pushed model in test_e2e.py.
+"""
+
+import csv
+import gzip
+import json
+import os
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+import schemas
+from components import census
+from components.schema import SchemaMismatch, check_schema, derive_schema, load_schema
+from components.serving_check import ANOMALIES_FILE, blocking_anomalies, read_anomalies
+from components.spec import DatasetSpec, SpecError, load_spec
+from pipeline import cli, preflight, report
+
+SCHEMA = schemas.path("census", "schema.pbtxt")
+
+
+@pytest.fixture(scope="module")
+def clean_root(tmp_path_factory, census_spec):
+    out = tmp_path_factory.mktemp("clean")
+    return census.prepare(census_spec, str(out / "splits"), test_path=census.SAMPLE_PATH, max_rows=60).root
+
+
+@pytest.fixture
+def root(tmp_path, clean_root):
+    shutil.copytree(clean_root, tmp_path / "splits")
+    return str(tmp_path / "splits")
+
+
+def _rows(root, split):
+    with open(os.path.join(root, split, "data.csv"), newline="") as f:
+        return list(csv.reader(f))
+
+
+def _write(root, split, rows, name="data.csv", delimiter=","):
+    path = os.path.join(root, split, name)
+    with open(path, "w", newline="") as f:
+        csv.writer(f, delimiter=delimiter).writerows(rows)
+    return path
+
+
+def _set(root, split, column, value, every=1):
+    """Sets `column` to `value` in every `every`-th data row of `split`; returns the first changed row number."""
+    rows = _rows(root, split)
+    index = rows[0].index(column)
+    for row in rows[1::every]:
+        row[index] = value
+    _write(root, split, rows)
+    return 2
+
+
+def _check(spec, root):
+    return preflight.check_inputs(spec, SCHEMA, root, census.SPLITS)
+
+
+def _spec_with(spec, **column_updates):
+    raw = spec.to_dict()
+    for column in raw["columns"]:
+        column.update(column_updates.get(column["name"], {}))
+    return DatasetSpec.from_dict(raw)
+
+
+# --- the spec -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("change, match", [
+    (lambda r: r["columns"][0].update(kind="number"), r"column 'age' kind: received 'number', expected one of"),
+    (lambda r: r["columns"].append(dict(r["columns"][0])), r"columns: 'age' appears twice"),
+    (lambda r: r["tasks"].append(dict(r["tasks"][0])), r"tasks: 'income' appears twice"),
+    (lambda r: r["tasks"][0].update(positive_values=[" "]), r"task 'income' positive_values: .* empty value"),
+    (lambda r: r["tasks"][0].update(learning_rate=0), r"task 'income' learning_rate: received 0, expected a positive"),
+    (lambda r: r["tasks"][0].update(label_column="salary"), r"label_column: received 'salary', which is not a column"),
+    (lambda r: r["columns"][0].update(missing="average"), r"column 'age' missing: received 'average'"),
+    (lambda r: r["columns"][1].update(missing="median"), r"column 'class_of_worker' missing: .* categorical"),
+    (lambda r: r.update(allowed_anomalies=["NEW_VALUES"]), r"allowed_anomalies: received 'NEW_VALUES'"),
+])
+def test_spec_errors_name_the_value_and_the_fix(census_spec, change, match):
+    raw = census_spec.to_dict()
+    change(raw)
+    with pytest.raises(SpecError, match=match):
+        DatasetSpec.from_dict(raw)
+
+
+def test_a_spec_cannot_name_a_python_object(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text("name: !!python/object/apply:os.system ['echo owned']\ncolumns: []\ntasks: []\n")
+    with pytest.raises(SpecError, match=r"is not valid YAML: could not determine a constructor"):
+        load_spec(str(path))
+
+
+# --- the spec against the schema ------------------------------------------------------------------
+
+def test_a_spec_column_missing_from_the_schema_is_named_with_the_columns_found(census_spec, tmp_path):
+    text = open(SCHEMA).read().replace('name: "class_of_worker"', 'name: "workclass"')
+    path = tmp_path / "schema.pbtxt"
+    path.write_text(text)
+    with pytest.raises(SchemaMismatch, match=r"column 'class_of_worker' is not in the schema \(its features are "
+                                             r"\[.*'workclass'.*\]\); add it to the schema"):
+        check_schema(load_schema(str(path)), census_spec, "schema file")
+
+
+def test_a_numeric_column_of_string_type_in_the_schema_is_refused(census_spec, tmp_path):
+    raw = census_spec.to_dict()
+    next(c for c in raw["columns"] if c["name"] == "sex")["kind"] = "numeric"
+    with pytest.raises(SchemaMismatch, match=r"column 'sex' is numeric in spec .* but BYTES in the schema; "
+                                             r"expected INT or FLOAT"):
+        check_schema(load_schema(SCHEMA), DatasetSpec.from_dict(raw), "schema file")
+
+
+def test_a_schema_file_that_is_not_a_schema_is_named(tmp_path):
+    path = tmp_path / "schema.pbtxt"
+    path.write_text("feature { nme: 'age' }\n")
+    with pytest.raises(SchemaMismatch, match=r"schema\.pbtxt' is not a text-format Schema proto"):
+        load_schema(str(path))
+
+
+# --- the files ------------------------------------------------------------------------------------
+
+def test_clean_splits_pass_and_are_counted(census_spec, root):
+    assert {s: r.rows for s, r in _check(census_spec, root).items()} == {"train": 48, "eval": 6, "test": 6}
+
+
+def test_a_header_without_a_spec_column_names_it(census_spec, root):
+    rows = _rows(root, "eval")
+    for row in rows:
+        del row[-1]  # the income label column
+    path = _write(root, "eval", rows)
+    with pytest.raises(preflight.PreflightError, match=rf"{path}:1: the header does not name the spec's columns: "
+                                                       r"missing \['income'\], not in the spec \[\]"):
+        _check(census_spec, root)
+
+
+def test_a_file_separated_by_semicolons_says_so(census_spec, root):
+    path = _write(root, "test", _rows(root, "test"), delimiter=";")
+    with pytest.raises(preflight.PreflightError, match=rf"{path}:1: the header has 1 column, the spec 42: .* "
+                                                       r"it looks separated by ';'"):
+        _check(census_spec, root)
+
+
+@pytest.mark.parametrize("cut, what", [(slice(0, 30), "truncated"), (None, "too long")])
+def test_a_row_with_the_wrong_number_of_fields_names_file_and_line(census_spec, root, cut, what):
+    rows = _rows(root, "train")
+    rows[5] = rows[5][cut] if cut else rows[5] + ["extra"]
+    path = _write(root, "train", rows)
+    with pytest.raises(preflight.PreflightError, match=rf"{path}:6: {len(rows[5])} fields, the header has 42 "
+                                                       rf"\(the row is {what}\)"):
+        _check(census_spec, root)
+
+
+@pytest.mark.parametrize("value, problem", [
+    ("abc", "is not a number"),
+    ("nan", "is not a finite number"),
+    ("inf", "is not a finite number"),
+    ("-inf", "is not a finite number"),
+    ("41.5", "is not an integer, and the schema says INT"),
+])
+def test_a_bad_value_in_a_numeric_column_names_file_row_and_column(census_spec, root, value, problem):
+    _set(root, "eval", "age", value)
+    path = os.path.join(root, "eval", "data.csv")
+    with pytest.raises(preflight.PreflightError, match=rf"{path}:2: column 'age' value '{value}' {problem}"):
+        _check(census_spec, root)
+
+
+def test_missing_error_policy_names_file_row_and_column(census_spec, root):
+    rows = _rows(root, "train")
+    rows[9][0] = ""
+    path = _write(root, "train", rows)
+    spec = _spec_with(census_spec, age={"missing": "error"})
+    with pytest.raises(preflight.PreflightError, match=rf"^{path}:10: column 'age' is empty, and the spec says "
+                                                       r"missing: error"):
+        _check(spec, root)
+    assert {s: r.rows for s, r in _check(census_spec, root).items()}["train"] == 48  # the default imputes
+
+
+def test_an_empty_file_a_header_only_and_no_file_are_named(census_spec, root):
+    empty = os.path.join(root, "test", "data.csv")
+    open(empty, "w").close()
+    with pytest.raises(preflight.PreflightError, match=rf"{empty}: the file is empty"):
+        _check(census_spec, root)
+    _write(root, "test", _rows(root, "eval")[:1])
+    with pytest.raises(preflight.PreflightError, match=r"split 'test' .* holds a header but no data rows"):
+        _check(census_spec, root)
+    os.remove(empty)
+    with pytest.raises(preflight.PreflightError, match=r"split 'test' has no files; put its CSV files under test/"):
+        _check(census_spec, root)
+
+
+def test_a_gz_file_that_is_not_gzip_is_named(census_spec, root):
+    path = os.path.join(root, "eval", "data.csv")
+    os.rename(path, path + ".gz")
+    with pytest.raises(preflight.PreflightError, match=rf"{path}\.gz: named \.gz but is not gzip-compressed"):
+        _check(census_spec, root)
+    with open(path + ".gz", "rb") as f:
+        content = f.read()
+    with gzip.open(path + ".gz", "wb") as f:
+        f.write(content)
+    assert _check(census_spec, root)["eval"].rows == 6  # a real gzip passes
+
+
+def test_a_bad_uci_file_ends_in_one_line_at_the_cli(tmp_path):
+    bad = tmp_path / "census-income.test"
+    bad.write_text("just one field\n")
+    result = CliRunner().invoke(cli.main, ["prepare", "--data", str(bad), "--output-dir", str(tmp_path / "o"),
+                                           "--skip-checksum"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip().splitlines() == [
+        f"Error: {bad}:1: 1 fields separated by ', ', expected 42 (the spec's columns). Is this a UCI census file?"]
+
+
+def test_run_refuses_bad_data_before_the_pipeline_starts(root, tmp_path):
+    _set(root, "train", "age", "abc")
+    result = CliRunner().invoke(cli.main, ["run", "--splits-dir", root, "--output-dir", str(tmp_path / "out")])
+    assert result.exit_code == 1, result.output
+    assert result.output.splitlines()[-1] == (f"Error: {root}/train/data.csv:2: column 'age' value 'abc' is not a "
+                                              "number; the spec says it is numeric. Fix the value, or make the "
+                                              "column categorical in the spec and the schema.")
+    assert not os.path.exists(tmp_path / "out" / "metadata.sqlite")  # no component ran
+
+
+# --- data the ExampleValidator judges: TFDV as the ExampleValidator runs it, then the push gate ----------
+
+def _anomalies(spec, root, split, out):
+    """`split` read by CsvExampleGen's own CSV-to-tf.Example transform, its TFDV statistics validated against
+    the derived schema, and the anomalies written and read back as ExampleValidator and ServingCheck do."""
+    import apache_beam as beam
+    import tensorflow_data_validation as tfdv
+    from tfx.components.example_gen.csv_example_gen.executor import _CsvToExample
+
+    records = os.path.join(out, "examples")
+    with beam.Pipeline() as p:
+        _ = (p | _CsvToExample({"input_base": root}, f"{split}/*")
+             | beam.Map(lambda e: e.SerializeToString())
+             | beam.io.WriteToTFRecord(records, shard_name_template=""))
+    statistics = tfdv.generate_statistics_from_tfrecord(records)
+    schema = derive_schema(load_schema(SCHEMA), spec)
+    found = tfdv.validate_statistics(statistics, schema)
+    os.makedirs(os.path.join(out, f"Split-{split}"), exist_ok=True)
+    with open(os.path.join(out, f"Split-{split}", ANOMALIES_FILE), "wb") as f:
+        f.write(found.SerializeToString())
+    return read_anomalies(str(out), [split])
+
+
+def test_a_value_outside_the_curated_domain_stops_the_push_unless_allowed(census_spec, root, tmp_path):
+    _set(root, "test", "sex", "Unknown", every=3)
+    found = _anomalies(census_spec, root, "test", tmp_path / "anomalies")
+    assert [(a.feature, a.split, a.types) for a in found] == [
+        ("sex", "test", ("ENUM_TYPE_UNEXPECTED_STRING_VALUES",))]
+    assert "Unknown" in found[0].description
+    assert blocking_anomalies(found, ()) == found
+    assert blocking_anomalies(found, ("ENUM_TYPE_UNEXPECTED_STRING_VALUES",)) == []
+
+
+def test_a_label_value_outside_the_spec_is_an_anomaly_not_a_negative(census_spec, root, tmp_path):
+    _set(root, "train", "income", "maybe", every=3)
+    found = _anomalies(census_spec, root, "train", tmp_path / "anomalies")
+    assert [(a.feature, a.types) for a in found] == [("income", ("ENUM_TYPE_UNEXPECTED_STRING_VALUES",))]
+    assert "maybe" in found[0].description
+
+
+def test_missing_values_are_anomalies_unless_the_spec_declares_a_policy(census_spec, root, tmp_path):
+    _set(root, "train", "age", "", every=20)
+    found = _anomalies(census_spec, root, "train", tmp_path / "curated")
+    assert [(a.feature, a.types) for a in found] == [("age", ("FEATURE_TYPE_LOW_NUMBER_VALUES",))]
+    assert _anomalies(_spec_with(census_spec, age={"missing": "mean"}), root, "train", tmp_path / "declared") == []
+
+
+def test_the_decision_lists_each_anomaly_and_the_undefined_auc(census_spec, tmp_path):
+    from components.serving_check import RESULT_FILE
+
+    serving = tmp_path / "serving"
+    serving.mkdir()
+    anomaly = {"feature": "sex", "split": "test", "types": ["ENUM_TYPE_UNEXPECTED_STRING_VALUES"],
+               "short_description": "Unexpected string values", "description": "Examples contain Unknown (~30%)"}
+    (serving / RESULT_FILE).write_text(json.dumps({"ok": False, "num_examples": 16, "failures": {},
+                                                      "anomalies": [anomaly]}))
+    decision = report.decide_from("p", census_spec, "/serving", report.RunOutputs(None, str(serving), False, None))
+    assert decision["reasons"] == ["data anomalies: sex in test: Unexpected string values"]
+    assert decision["anomalies"] == [anomaly]
+
+    one_class = report.SliceMetrics("Overall", {"never_married": None}, {"never_married": 600.0},
+                                    mean_label={"never_married": 0.0})
+    failure = {"task": "never_married", "slice": "Overall", "metric": "auc", "kind": "absolute", "value": 0.0}
+    assert report._failure_text(failure, one_class, census_spec.task("never_married")) == (
+        "AUC is undefined on Overall: the test split holds only negatives for never_married (600 examples), so "
+        "the absolute AUC threshold cannot pass; add examples of both classes to the test split")
