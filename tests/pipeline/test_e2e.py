@@ -1,9 +1,12 @@
-"""The whole chain on 2,000 rows of the embedded sample, run five times in one place:
+"""The whole chain on 2,000 rows of the embedded sample (5 % of the train ages empty, imputed with
+the train mean as the spec declares), run five times in one place:
 
 1. a first run with reachable thresholds trains, blesses and pushes;
 2. the same run again: everything up to the Trainer is cached, the Evaluator compares the
    model with itself (now the baseline) and no second copy is pushed;
-3. a worse model (one training step) is compared with the pushed one and not pushed;
+3. a worse model (one training step), on data whose test split also breaks the curated schema
+   (30 % of the rows with a sex outside its domain), is compared with the pushed one and not
+   pushed, for both reasons;
 4. the same worse run again, with the LocalDagRunner, is served entirely from the cache;
 5. a better-trained model passes against the same baseline and is pushed beside the first.
 """
@@ -23,7 +26,7 @@ from tfx import v1 as tfx  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
-from tests.pipeline.conftest import MAX_DROP, MIN_AUC, NODES, _read  # noqa: F401
+from tests.pipeline.conftest import MAX_DROP, MIN_AUC, NODES, _read  # noqa: F401, E402
 
 
 def test_first_run_executes_every_component_and_pushes(runs):
@@ -52,10 +55,12 @@ def test_trainer_writes_gate_statistics_beside_the_model_run(runs):
         assert 0.0 <= stats["gates"]["tasks"][task]["mean_entropy"] <= np.log(4) + 1e-6
 
 
-def test_curated_schema_finds_no_anomaly_in_the_sample(runs):
+def test_declared_empty_ages_are_imputed_and_are_no_anomaly(runs):
     from tensorflow_metadata.proto.v0 import anomalies_pb2
 
     config, store = runs["config"], runs["store"]
+    assert runs["empty_ages"] > 40  # of 1,600 train rows
+    assert runs["first"]["decision"]["pushed"] and runs["first"]["decision"]["anomalies"] == []
     uri = report.latest_output_uri(store, config.pipeline_name, "ExampleValidator", "ExampleAnomalies")
     files = sorted(glob.glob(os.path.join(uri, "Split-*", "SchemaDiff.pb")))
     assert [os.path.basename(os.path.dirname(f)) for f in files] == ["Split-eval", "Split-test", "Split-train"]
@@ -101,6 +106,18 @@ def test_worse_model_is_not_pushed_and_the_decision_names_the_task(runs):
         assert d["auc"] < d["baseline_auc"] - MAX_DROP or d["auc"] < MIN_AUC
         assert any(task in reason for reason in decision["reasons"])
     assert any("change against baseline" in r for r in decision["reasons"])
+
+
+def test_data_that_breaks_the_curated_schema_stops_the_push_and_is_named(runs):
+    worse = runs["worse"]
+    decision = worse["decision"]
+    assert runs["unknown_sex"] > 40  # of 200 test rows
+    assert [(a["feature"], a["split"], a["types"]) for a in decision["anomalies"]] == [
+        ("sex", "test", ["ENUM_TYPE_UNEXPECTED_STRING_VALUES"])]
+    assert "Unknown" in decision["anomalies"][0]["description"]
+    assert decision["reasons"][-1] == "data anomalies: sex in test: Unexpected string values"
+    assert not decision["pushed"] and worse["versions"] == runs["first"]["versions"]
+    assert runs["cached"]["decision"]["anomalies"] == decision["anomalies"]
 
 
 def test_better_model_is_pushed_beside_the_old_one(runs):
@@ -235,13 +252,19 @@ def test_serving_check_stops_a_model_that_returns_nan_for_one_task(runs, spec, t
     model_uri = str(tmp_path / "nan_model")
     tf.saved_model.save(bad, os.path.join(model_uri, "Format-Serving"), signatures={SERVING_SIGNATURE: bad.serve})
     examples_uri = report.latest_output_uri(store, config.pipeline_name, "CsvExampleGen", "Examples")
+    anomalies_uri = report.latest_output_uri(store, config.pipeline_name, "ExampleValidator", "ExampleAnomalies")
 
     model = tfx.dsl.Importer(source_uri=model_uri, artifact_type=tfx.types.standard_artifacts.Model).with_id("model")
+    anomalies = tfx.dsl.Importer(
+        source_uri=anomalies_uri, artifact_type=tfx.types.standard_artifacts.ExampleAnomalies,
+        properties={"split_names": '["train", "eval", "test"]'},
+    ).with_id("anomalies")
     examples = tfx.dsl.Importer(
         source_uri=examples_uri, artifact_type=tfx.types.standard_artifacts.Examples,
         properties={"split_names": '["train", "eval", "test"]'},
     ).with_id("examples")
-    check = ServingCheck(model=model.outputs["result"], examples=examples.outputs["result"], spec_json=spec.to_json())
+    check = ServingCheck(model=model.outputs["result"], examples=examples.outputs["result"],
+                         anomalies=anomalies.outputs["result"], spec_json=spec.to_json())
     serving_dir = str(tmp_path / "serving")
     pusher = tfx.components.Pusher(
         model=model.outputs["result"], infra_blessing=check.outputs["blessing"],
@@ -254,7 +277,7 @@ def test_serving_check_stops_a_model_that_returns_nan_for_one_task(runs, spec, t
     )
     tfx.orchestration.LocalDagRunner().run(tfx.dsl.Pipeline(
         pipeline_name=check_config.pipeline_name, pipeline_root=check_config.pipeline_root,
-        components=[model, examples, check, pusher],
+        components=[model, examples, anomalies, check, pusher],
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             check_config.metadata_path),
     ))
@@ -264,3 +287,86 @@ def test_serving_check_stops_a_model_that_returns_nan_for_one_task(runs, spec, t
     assert not decision["pushed"] and decision["failing_tasks"] == ["never_married"]
     assert decision["serving_check"]["failures"]["never_married"].startswith("16 of 16 examples did not get")
     assert "income" not in decision["serving_check"]["failures"]
+
+
+def _served(model, examples):
+    return {k: v.numpy() for k, v in model.signatures[SERVING_SIGNATURE](examples=tf.constant(examples)).items()}
+
+
+def _example(row: dict) -> bytes:
+    feature = {}
+    for name, value in row.items():
+        if isinstance(value, bytes):
+            feature[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
+        elif isinstance(value, float):
+            feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+        elif value is None:  # present, with no value (what CsvExampleGen writes for an empty cell)
+            feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[]))
+        else:
+            feature[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+@pytest.fixture(scope="module")
+def served_model(runs):
+    config = runs["config"]
+    return tf.saved_model.load(os.path.join(config.serving_model_dir, runs["first"]["versions"][0]))
+
+
+@pytest.fixture(scope="module")
+def raw_row(runs, spec):
+    """The first raw test example as a dict of Python values, labels removed."""
+    from components.serving_check import raw_examples
+
+    config, store = runs["config"], runs["store"]
+    examples_uri = report.latest_output_uri(store, config.pipeline_name, "CsvExampleGen", "Examples")
+    example = tf.train.Example.FromString(raw_examples(examples_uri, "test", spec, 1)[0])
+    row = {}
+    for name, f in example.features.feature.items():
+        values = f.bytes_list.value or f.int64_list.value or f.float_list.value
+        row[name] = values[0]
+    return row
+
+
+def test_a_missing_feature_at_serving_gets_what_training_saw(runs, spec, served_model, raw_row):
+    """An absent or empty age is imputed in the graph with the train mean: the same z-score the
+    Trainer was fed for the train rows whose age was empty."""
+    absent = {k: v for k, v in raw_row.items() if k != "age"}
+    empty = dict(raw_row, age=None)
+    transform = served_model.signatures[TRANSFORM_SIGNATURE]
+    labelled = {**absent, "income": b"- 50000", "marital_stat": b"Never married"}
+    age_absent = float(np.ravel(transform(examples=tf.constant([_example(labelled)]))["age_xf"])[0])
+    age_empty = float(np.ravel(transform(examples=tf.constant([_example({**labelled, "age": None})]))["age_xf"])[0])
+    assert age_absent == pytest.approx(0.0, abs=1e-5) and age_empty == pytest.approx(0.0, abs=1e-5)
+    # the mean's z-score is 0; in Transform's train output, exactly the rows with an empty age carry it
+    config, store = runs["config"], runs["store"]
+    transformed_uri = report.latest_output_uri(store, config.pipeline_name, "Transform", "Examples")
+    files = sorted(glob.glob(os.path.join(transformed_uri, "Split-train", "*")))
+    ages = [tf.train.Example.FromString(r.numpy()).features.feature["age_xf"].float_list.value[0]
+            for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+    assert sum(abs(a) < 1e-5 for a in ages) == runs["empty_ages"]
+    served = _served(served_model, [_example(absent), _example(empty)])
+    for task in spec.output_names:
+        assert served[task][0] == pytest.approx(served[task][1], abs=1e-6)
+        assert 0 <= served[task][0] <= 1
+
+
+def test_an_unseen_category_at_serving_is_scored_through_the_oov_bucket(spec, served_model, raw_row):
+    unseen = dict(raw_row, education=b"A degree no census has seen")
+    other = dict(raw_row, education=b"Another unseen degree")
+    served = _served(served_model, [_example(unseen), _example(other)])
+    for task in spec.output_names:
+        assert np.isfinite(served[task]).all() and ((served[task] >= 0) & (served[task] <= 1)).all()
+        # both land in the single OOV bucket: the same score
+        assert served[task][0] == pytest.approx(served[task][1], abs=1e-6)
+
+
+def test_a_wrong_type_at_serving_is_a_clear_error_from_the_signature(served_model, raw_row):
+    wrong = dict(raw_row, age=b"forty")
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"Key: age\.\s+Data types don't match"):
+        _served(served_model, [_example(wrong)])
+
+
+def test_an_empty_serving_batch_gets_empty_outputs(spec, served_model):
+    served = _served(served_model, [])
+    assert {task: value.shape for task, value in served.items()} == {task: (0, 1) for task in spec.output_names}

@@ -2,8 +2,10 @@
 command (TFX's kubeflow_v2_run_executor), twice:
 
 1. a first run on 1,000 rows: no model in serving yet, so no baseline; trained, blessed, pushed;
-2. a second run of a one-step model: ServingBaseline hands the Evaluator the pushed model,
-   the change threshold fails, nothing is pushed.
+2. a second run of a one-step model, on the same rows with 5 % of the train ages empty:
+   ServingBaseline hands the Evaluator the pushed model, the change threshold fails, the
+   curated schema (age required) makes the empty ages an anomaly that stops the push on its
+   own too, and nothing is pushed.
 """
 
 import json
@@ -18,6 +20,7 @@ from components.baseline import HAS_MODEL_PROPERTY, SOURCE_PROPERTY
 from components.spec import DatasetSpec
 from pipeline import kubeflow_v2_runner as kfp_runner
 from pipeline import spec_check, spec_runner
+from tests.pipeline.conftest import with_values
 from trainer.config import TrainerConfig
 
 pytestmark = pytest.mark.e2e
@@ -72,9 +75,11 @@ def runs(tmp_path_factory, small_spec):
     out = str(tmp_path_factory.mktemp("run_spec"))
     prepared = census.prepare(small_spec, os.path.join(out, "data"),
                               test_path=census.SAMPLE_PATH, max_rows=ROWS)
+    broken_root = os.path.join(out, "broken")
+    assert with_values(prepared.root, broken_root, "train", "age", "", 0.05) > 10
     results = {}
-    for name, steps in (("first", 300), ("worse", 1)):
-        package = _compile(out, small_spec, prepared.root, steps)
+    for name, steps, data_root in (("first", 300, prepared.root), ("worse", 1, broken_root)):
+        package = _compile(out, small_spec, data_root, steps)
         runner = spec_runner.run_spec(package, os.path.join(out, "root"), run_id=name)
         results[name] = {"package": package, "runner": runner, "decision": spec_runner.decision(runner),
                          "versions": sorted(os.listdir(os.path.join(out, "serving")))}
@@ -129,6 +134,12 @@ def test_one_step_model_is_compared_with_the_served_one_and_not_pushed(runs):
     assert decision["pushed"] is False
     assert any("change against baseline" in r for r in decision["reasons"]), decision["reasons"]
     assert worse["versions"] == first["versions"]
+    # The same anomaly rule as on the local runners: Transform imputed the empty ages, the
+    # ExampleValidator flagged them against the curated schema, the push gate named them.
+    assert [(a["feature"], a["split"], a["types"]) for a in decision["anomalies"]] == [
+        ("age", "train", ["FEATURE_TYPE_LOW_NUMBER_VALUES"])]
+    assert "data anomalies: age in train: " in decision["reasons"][-1]
+    assert _metadata(runner, "ServingCheck", "blessing")["blessed"] == 0
 
 
 def test_the_run_packages_pass_the_conformance_check(runs):
