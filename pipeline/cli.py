@@ -257,8 +257,10 @@ def _kubeflow_options(f):
         click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
                      help="Trainer replicas (chief + workers), each with --gpus GPUs: a TFJob on kfp, "
                           "Vertex AI worker pools on vertex; 1 trains in the Trainer's own pod."),
-        click.option("--namespace", default=TrainerWorkers.namespace, show_default=True,
-                     help="kfp, --workers > 1: Kubernetes namespace of the TFJob."),
+        click.option("--namespace", default=None,
+                     help="Kubernetes namespace of the runs: on multi-user Kubeflow the profile namespace where "
+                          "`schedule` creates the pipeline and experiment; with --workers > 1 the TFJob's "
+                          f"[default: single-user; TFJobs in {TrainerWorkers.namespace}]."),
         click.option("--vertex-project", default="", help="vertex, --workers > 1: Google Cloud project."),
         click.option("--vertex-region", default=TrainerWorkers.vertex_region, show_default=True),
         click.option("--machine-type", default=TrainerWorkers.machine_type, show_default=True,
@@ -282,7 +284,8 @@ def _compile(target, pipeline_root, data_root, serving_model_dir, image, output,
     )
     trainer_workers = TrainerWorkers(
         replicas=workers, gpus=gpus, gpu_type=resources.accelerator_type, cpu=DEFAULT_GPU.cpu,
-        memory_gib=DEFAULT_GPU.memory_gib, node_selector=gpu_node_selector, namespace=namespace,
+        memory_gib=DEFAULT_GPU.memory_gib, node_selector=gpu_node_selector,
+        namespace=namespace or TrainerWorkers.namespace,
         vertex_project=vertex_project, vertex_region=vertex_region, machine_type=machine_type,
     )
     config = kfp_runner.kubeflow_config(
@@ -357,7 +360,11 @@ def run_spec_command(package, pipeline_root, decision_path) -> None:
 @click.option("--cron", default=DEFAULT_CRON, show_default=True, help="6-field cron (seconds first).")
 @click.option("--experiment", default=DEFAULT_PIPELINE_NAME, show_default=True)
 @click.option("--job-name", default=f"{DEFAULT_PIPELINE_NAME}-daily", show_default=True)
-def schedule(host, cron, experiment, job_name, **kwargs) -> None:
+@click.option("--token-file", type=click.Path(dir_okay=False), default=None,
+              help="File holding the bearer token (e.g. a projected service-account token); default: "
+                   "$KF_PIPELINES_TOKEN if set, else no token.")
+@click.option("--insecure", is_flag=True, help="Allow plain http:// to a host other than localhost.")
+def schedule(host, cron, experiment, job_name, token_file, insecure, **kwargs) -> None:
     """Compile for open-source Kubeflow Pipelines, upload, and create a recurring run."""
     from pipeline import kubeflow_v2_runner as kfp_runner
     from pipeline import schedule as kfp_schedule
@@ -368,9 +375,15 @@ def schedule(host, cron, experiment, job_name, **kwargs) -> None:
         kfp_runner.validate_cron(cron)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--cron") from None
+    try:
+        kfp_schedule.check_transport(host, insecure)
+    except kfp_schedule.SchedulingError as e:
+        raise click.BadParameter(str(e), param_hint="--host") from None
     package = _compile(**kwargs)
     try:
-        scheduled = kfp_schedule.schedule(kfp_schedule.connect(host), host, package, cron, experiment, job_name)
+        client = kfp_schedule.connect(host, kwargs["namespace"], token_file, insecure)
+        scheduled = kfp_schedule.schedule(client, host, package, cron, experiment, job_name,
+                                          namespace=kwargs["namespace"])
     except kfp_schedule.SchedulingError as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"Scheduled {job_name} ({cron}) on {host}: recurring run {scheduled.recurring_run_id}, "

@@ -5,23 +5,38 @@ version of the pipeline of that name), finds or creates the experiment, and
 creates a recurring run of that version: one run at a time
 (``max_concurrency=1``) and no catch-up of missed runs (``no_catchup``) after a
 pause.
+
+Multi-user Kubeflow: `connect` sends a bearer token, read from ``--token-file`` (kfp's
+``ServiceAccountTokenVolumeCredentials``, which re-reads the file on every request, as a
+projected service-account token rotates) or from the ``KF_PIPELINES_TOKEN`` environment
+variable (``kfp.Client(existing_token=...)``); the pipeline and the experiment are created
+in ``--namespace``. A token never appears in a log line, an error or the compiled spec,
+and is never sent over plain ``http://`` to a host other than this machine unless
+``--insecure`` says so.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 import logging
-from typing import Optional
+import os
+import urllib.parse
+from typing import Mapping, Optional
 
 import kfp
 import kfp_server_api
 import urllib3
+from kfp.client.set_volume_credentials import ServiceAccountTokenVolumeCredentials
 
 from pipeline import spec_check
 from pipeline.kubeflow_v2_runner import validate_cron
 
 MAX_CONCURRENCY = 1
+TOKEN_ENV = "KF_PIPELINES_TOKEN"
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+_SECRETS: set = set()  # every token `connect` has seen: removed from any message
 
 
 class SchedulingError(RuntimeError):
@@ -36,9 +51,54 @@ class Scheduled:
     recurring_run_id: str
 
 
-def connect(host: str) -> kfp.Client:
-    """A kfp.Client for `host`; fails with a clear message when the API does not answer."""
-    return _call(host, "connect (GET /apis/v2beta1/healthz)", lambda: kfp.Client(host=host))
+def redact(text: str) -> str:
+    for secret in sorted(_SECRETS, key=len, reverse=True):  # a token may contain another
+        text = text.replace(secret, "<token>")
+    return text
+
+
+def check_transport(host: str, insecure: bool) -> None:
+    """Refuses plain http:// to another machine: credentials and packages would cross the network in clear."""
+    url = urllib.parse.urlparse(host)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise SchedulingError(f"--host: received {host!r}; expected a URL such as https://kubeflow.example.com/pipeline "
+                              "or http://localhost:8080.")
+    if url.scheme == "http" and url.hostname not in LOCAL_HOSTS and not insecure:
+        raise SchedulingError(
+            f"--host {host} is plain http:// to another machine: the token and the pipeline would cross the "
+            "network unencrypted. Use https://, or a port-forward to localhost, or pass --insecure if this "
+            "network is trusted."
+        )
+
+
+def _token(token_file: Optional[str], environ: Mapping[str, str]) -> dict:
+    """kfp.Client's credential arguments from --token-file or $KF_PIPELINES_TOKEN ({} for none)."""
+    if token_file:
+        try:
+            with open(token_file) as f:
+                token = f.read().strip()
+        except OSError as e:
+            raise SchedulingError(f"--token-file {token_file!r} cannot be read: {e.strerror}.") from None
+        if not token:
+            raise SchedulingError(f"--token-file {token_file!r} is empty; expected a bearer token.")
+        _SECRETS.add(token)
+        return {"credentials": ServiceAccountTokenVolumeCredentials(path=token_file)}
+    token = (environ.get(TOKEN_ENV) or "").strip()
+    if token:
+        _SECRETS.add(token)
+        return {"existing_token": token}
+    return {}
+
+
+def connect(host: str, namespace: Optional[str] = None, token_file: Optional[str] = None,
+            insecure: bool = False, environ: Mapping[str, str] = os.environ) -> kfp.Client:
+    """A kfp.Client for `host` with the user's token; fails with a clear message when the API does not answer."""
+    check_transport(host, insecure)
+    credentials = _token(token_file, environ)
+    logging.info("Connecting to Kubeflow Pipelines at %s (namespace %s, %s).", host, namespace or "default",
+                 "token from --token-file" if token_file else f"token from ${TOKEN_ENV}" if credentials else "no token")
+    return _call(host, "connect (GET /apis/v2beta1/healthz)",
+                 lambda: kfp.Client(host=host, **({"namespace": namespace} if namespace else {}), **credentials))
 
 
 def _call(host: str, what: str, fn):
@@ -46,21 +106,44 @@ def _call(host: str, what: str, fn):
         return fn()
     except kfp_server_api.ApiException as e:
         body = (e.body or b"").decode() if isinstance(e.body, bytes) else (e.body or "")
-        raise SchedulingError(
-            f"Kubeflow Pipelines at {host} answered {e.status} {e.reason} to {what}: {body.strip()[:500]}"
-            + (" (check your credentials / namespace)" if e.status in (401, 403) else "")
-        ) from None
+        try:
+            body = json.loads(body).get("message") or body
+        except (ValueError, AttributeError):
+            pass
+        hint = ""
+        if e.status == 401:
+            hint = f" (no valid token: pass --token-file, or set ${TOKEN_ENV})"
+        elif e.status == 403:
+            hint = " (the token is not allowed there: check --namespace and your role in it)"
+        raise SchedulingError(redact(
+            f"Kubeflow Pipelines at {host} answered {e.status} {e.reason} to {what}: {str(body).strip()[:500]}{hint}"
+        )) from None
+    except TimeoutError as e:  # kfp.Client's health check gave up after its retries
+        raise SchedulingError(redact(
+            f"Kubeflow Pipelines at {host} did not answer {what}: {e} Check --host, and the token if the "
+            f"endpoint sits behind an authenticating proxy (--token-file or ${TOKEN_ENV})."
+        )) from None
     except (urllib3.exceptions.HTTPError, OSError) as e:
-        raise SchedulingError(
+        raise SchedulingError(redact(
             f"cannot reach Kubeflow Pipelines at {host} ({what}): {type(e).__name__}: {e}. "
             "Check --host (e.g. http://localhost:8080 after "
             "`kubectl port-forward -n kubeflow svc/ml-pipeline-ui 8080:80`)."
-        ) from None
+        )) from None
+
+
+def _find_pipeline(client: kfp.Client, name: str, namespace: Optional[str]) -> Optional[str]:
+    if namespace is None:
+        return client.get_pipeline_id(name)
+    name_filter = json.dumps({"predicates": [{"operation": "EQUALS", "key": "display_name", "stringValue": name}]})
+    found = client.list_pipelines(filter=name_filter, namespace=namespace).pipelines or []
+    return found[0].pipeline_id if found else None
 
 
 def schedule(client: kfp.Client, host: str, package_path: str, cron: str, experiment: str, job_name: str,
-             pipeline_name: Optional[str] = None, version_name: Optional[str] = None) -> Scheduled:
-    """Uploads `package_path` and creates a recurring run of it on `cron` (6 fields, seconds first)."""
+             pipeline_name: Optional[str] = None, version_name: Optional[str] = None,
+             namespace: Optional[str] = None) -> Scheduled:
+    """Uploads `package_path` and creates a recurring run of it on `cron` (6 fields, seconds first),
+    in `namespace` on multi-user Kubeflow."""
     validate_cron(cron)
     if not package_path.endswith(spec_check.PACKAGE_SUFFIXES):
         raise ValueError(
@@ -70,10 +153,11 @@ def schedule(client: kfp.Client, host: str, package_path: str, cron: str, experi
     spec, _ = spec_check.load_package(package_path)
     pipeline_name = pipeline_name or spec.pipeline_info.name
     version_name = version_name or f"{pipeline_name}-{datetime.datetime.now(datetime.timezone.utc):%Y%m%d-%H%M%S}"
-    pipeline_id = _call(host, f"find pipeline {pipeline_name!r}", lambda: client.get_pipeline_id(pipeline_name))
+    pipeline_id = _call(host, f"find pipeline {pipeline_name!r}",
+                        lambda: _find_pipeline(client, pipeline_name, namespace))
     if pipeline_id is None:
-        pipeline = _call(host, "upload the pipeline",
-                         lambda: client.upload_pipeline(package_path, pipeline_name=pipeline_name))
+        pipeline = _call(host, "upload the pipeline", lambda: client.upload_pipeline(
+            package_path, pipeline_name=pipeline_name, **({"namespace": namespace} if namespace else {})))
         pipeline_id = pipeline.pipeline_id
         versions = _call(host, "list the pipeline's versions", lambda: client.list_pipeline_versions(
             pipeline_id, page_size=1, sort_by="created_at desc"))
@@ -85,7 +169,7 @@ def schedule(client: kfp.Client, host: str, package_path: str, cron: str, experi
             package_path, version_name, pipeline_id=pipeline_id))
         version_id = version.pipeline_version_id
     experiment_id = _call(host, f"get or create experiment {experiment!r}",
-                          lambda: client.create_experiment(name=experiment).experiment_id)
+                          lambda: client.create_experiment(name=experiment, namespace=namespace).experiment_id)
     run = _call(host, "create the recurring run", lambda: client.create_recurring_run(
         experiment_id=experiment_id,
         job_name=job_name,

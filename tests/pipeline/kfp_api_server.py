@@ -38,6 +38,10 @@ class KfpApiServer:
         self.versions: List[dict] = []
         self.recurring_runs: List[dict] = []
         self.fail: Dict[Tuple[str, str], Tuple[int, str]] = {}  # (method, path) -> (status, message)
+        # When set, every request but the health check needs `Authorization: Bearer <token>`; others
+        # get the 401 the multi-user API server answers when no user identity reaches it
+        # (backend/src/apiserver/auth: "Request header error: there is no user identity header").
+        self.token: Optional[str] = None
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -58,7 +62,8 @@ class KfpApiServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
                 record = {"method": method, "path": url.path, "query": query,
-                          "content_type": self.headers.get("Content-Type", "")}
+                          "content_type": self.headers.get("Content-Type", ""),
+                          "authorization": self.headers.get("Authorization")}
                 if raw and record["content_type"].startswith("multipart/form-data"):
                     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
                         b"Content-Type: " + record["content_type"].encode() + b"\r\n\r\n" + raw)
@@ -70,6 +75,10 @@ class KfpApiServer:
                 if (method, url.path) in server.fail:
                     status, message = server.fail[(method, url.path)]
                     return self._reply(status, {"error": message, "code": status, "message": message})
+                if server.token and record["authorization"] != f"Bearer {server.token}" and not url.path.endswith(
+                        "/healthz"):
+                    return self._reply(401, {"error": "Unauthenticated", "code": 16,
+                                             "message": "Request header error: there is no user identity header."})
                 status, body = server.route(method, url.path, query, record)
                 self._reply(status, body)
 

@@ -190,9 +190,56 @@ def test_schedule_reports_http_errors(packages, api, monkeypatch, tmp_path):
         kfp_schedule.schedule(client, api.host, packages["kfp"], "0 0 3 * * *", "mmoe", "nightly")
     api.fail.clear()
     api.fail[("GET", "/apis/v2beta1/experiments")] = (403, "forbidden")
-    with pytest.raises(kfp_schedule.SchedulingError, match=r"answered 403 .*forbidden.*credentials"):
+    with pytest.raises(kfp_schedule.SchedulingError, match=r"answered 403 .*forbidden.*check --namespace"):
         kfp_schedule.schedule(client, api.host, packages["kfp"], "0 0 3 * * *", "mmoe", "nightly")
     assert api.recurring_runs == []
+
+
+TOKEN = "eyJhbGciOiJSUzI1NiJ9.sa-token-of-the-test"
+
+
+def test_schedule_sends_the_token_file_and_creates_everything_in_the_namespace(packages, api, monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv(kfp_schedule.TOKEN_ENV, raising=False)
+    api.token = TOKEN
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    client = kfp_schedule.connect(api.host, namespace="team-a", token_file=str(token_file))
+    kfp_schedule.schedule(client, api.host, packages["kfp"], "0 30 2 * * *", "mmoe", "nightly", namespace="team-a")
+    assert api.requests and all(r["authorization"] == f"Bearer {TOKEN}" for r in api.requests)
+    assert api.experiments[0]["namespace"] == "team-a"
+    uploads = [r for r in api.requests if r["path"].endswith("/pipelines/upload")]
+    lookups = [r for r in api.requests if (r["method"], r["path"]) == ("GET", "/apis/v2beta1/pipelines")]
+    assert uploads[0]["query"]["namespace"] == ["team-a"] and lookups[0]["query"]["namespace"] == ["team-a"]
+    assert len(api.recurring_runs) == 1
+
+
+def test_a_missing_or_wrong_token_ends_in_one_clear_line_without_the_token(packages, api, monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    api.token = TOKEN
+    monkeypatch.delenv(kfp_schedule.TOKEN_ENV, raising=False)
+    with pytest.raises(kfp_schedule.SchedulingError, match=r"answered 401 .*pass --token-file, or set "
+                                                           r"\$KF_PIPELINES_TOKEN"):
+        kfp_schedule.schedule(kfp_schedule.connect(api.host), api.host, packages["kfp"], "0 0 3 * * *", "m", "n")
+    wrong = "wrong-" + TOKEN
+    monkeypatch.setenv(kfp_schedule.TOKEN_ENV, wrong)
+    api.fail[("GET", "/apis/v2beta1/pipelines")] = (401, f"token {wrong} is not valid")  # a server echoing it
+    with pytest.raises(kfp_schedule.SchedulingError) as error:
+        kfp_schedule.schedule(kfp_schedule.connect(api.host), api.host, packages["kfp"], "0 0 3 * * *", "m", "n")
+    assert wrong not in str(error.value) and "token <token> is not valid" in str(error.value)
+    assert api.requests[-1]["authorization"] == f"Bearer {wrong}"  # $KF_PIPELINES_TOKEN was sent
+    assert api.recurring_runs == []
+
+
+def test_plain_http_to_another_host_is_refused_unless_insecure(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(kfp_schedule.SchedulingError, match=r"--host http://kubeflow\.example\.com is plain http:// "
+                                                           r"to another machine.*pass --insecure"):
+        kfp_schedule.connect("http://kubeflow.example.com", token_file=str(tmp_path / "unread"))
+    with pytest.raises(kfp_schedule.SchedulingError, match=r"--token-file '.*unread' cannot be read"):
+        kfp_schedule.connect("http://kubeflow.example.com", token_file=str(tmp_path / "unread"), insecure=True)
+    with pytest.raises(kfp_schedule.SchedulingError, match=r"--host: received 'kubeflow:8080'; expected a URL"):
+        kfp_schedule.connect("kubeflow:8080")
 
 
 def test_schedule_reports_an_unreachable_host(monkeypatch, tmp_path):
