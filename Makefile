@@ -16,13 +16,14 @@ CANDIDATES := $(PYTHON) python3.10 $(wildcard $(PYENV_ROOT)/versions/3.10*/bin/p
 PY310 := $(firstword $(foreach p,$(CANDIDATES),$(if $(shell $(p) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null && echo ok),$(p))))
 BIN := $(VENV)/bin
 
-.PHONY: help install run data test test-unit test-full bench bench-replicas clean
+.PHONY: help install run data test test-unit test-slow test-full bench bench-replicas clean
 help:
 	@echo "make install     create $(VENV) (Python 3.10) and install the project with pinned dependencies"
 	@echo "make run         run the whole pipeline locally (DATA=path to the UCI files; default: embedded sample)"
 	@echo "make data        download the official UCI files into data/ and verify their checksums"
 	@echo "make test        install, then run the test suite (unit tests + a small end-to-end pipeline)"
 	@echo "make test-unit   the tests that run no pipeline (under 2 minutes)"
+	@echo "make test-slow   a run killed during the Trainer and resumed, and two runs on one output (about 4 min)"
 	@echo "make test-full   the long tests: the full census test file through the pipeline (needs make data)"
 	@echo "make bench       every model variant through the pipeline (docs/BENCHMARKS.md)"
 	@echo "make bench-replicas  training examples/s with 1 and 2 replicas (docs/BENCHMARKS.md)"
@@ -49,10 +50,13 @@ data: install
 	$(BIN)/mmoe-pipeline download --dest data
 
 test: install
-	$(BIN)/python -m pytest -m "not full" $(ARGS)
+	$(BIN)/python -m pytest -m "not full and not slow" $(ARGS)
 
 test-unit: install
-	$(BIN)/python -m pytest -m "not full and not e2e" $(ARGS)
+	$(BIN)/python -m pytest -m "not full and not e2e and not slow" $(ARGS)
+
+test-slow: install
+	$(BIN)/python -m pytest -m slow $(ARGS)
 
 test-full: install
 	$(BIN)/python -m pytest -m full $(ARGS)

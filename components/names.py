@@ -26,6 +26,10 @@ EXAMPLES_INPUT = "examples"  # the input name of both signatures
 # Files the Trainer writes beside its TensorBoard logs (model-run folder).
 GATE_STATS_FILE = "gate_stats.json"
 
+# The Trainer's progress log record (epoch, step, steps, loss, examples/s): the CLI's progress
+# line reads its arguments.
+TRAINING_PROGRESS = "epoch %d step %d/%d loss=%.4f (%.0f examples/s)"
+
 # Component ids that code outside the pipeline module looks up (reports, launchers).
 SCHEMA_COMPONENT = "SpecSchema"  # the curated schema, checked against and adjusted to the spec
 BASELINE_COMPONENT = "LatestBlessedModelResolver"  # the Resolver (local runners, Vertex)

@@ -5,17 +5,24 @@ entry point sets TF_USE_LEGACY_KERAS before importing anything else.
 """
 
 import os
+import sys
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+if "run" in sys.argv[1:] and not {"-v", "--verbose"} & set(sys.argv[1:]):
+    # TensorFlow's C++ start-up lines (oneDNN, CUDA probing, "Unable to register cuDNN factory")
+    # bypass Python logging and cannot reach the log file: the quiet console drops them.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import dataclasses  # noqa: E402
 import glob  # noqa: E402
 import logging  # noqa: E402
+import logging.handlers  # noqa: E402
 import time  # noqa: E402
 from typing import Optional, Sequence, Tuple  # noqa: E402
 
 import click  # noqa: E402
 import yaml  # noqa: E402
+from absl import logging as absl_logging  # noqa: E402
 
 import schemas  # noqa: E402
 from components import census  # noqa: E402
@@ -60,7 +67,12 @@ def _log_to_file(output_dir: str) -> str:
     handler = logging.FileHandler(path)
     handler.setLevel(logging.DEBUG)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.getLogger().addHandler(handler)
+    root = logging.getLogger()
+    for early in [h for h in root.handlers if isinstance(h, logging.handlers.MemoryHandler)]:
+        early.setTarget(handler)
+        early.flush()
+        root.removeHandler(early)
+    root.addHandler(handler)
     return path
 
 
@@ -93,12 +105,31 @@ def classify_inputs(paths: Sequence[str]) -> Tuple[Optional[str], Optional[str]]
 
 @click.group(cls=_Cli)
 @click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
-def main(verbose: bool) -> None:
+@click.pass_context
+def main(ctx, verbose: bool) -> None:
     """MMoE multi-task TFX pipeline on UCI Census-Income (KDD)."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("absl").setLevel(logging.INFO)
+    ctx.obj = {"verbose": verbose}
+    if ctx.invoked_subcommand == "run" and not verbose:
+        # Until `run` knows its log file, every record (and warnings.warn) waits in memory.
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        root.setLevel(logging.INFO)
+        root.addHandler(logging.handlers.MemoryHandler(capacity=1 << 20, flushLevel=logging.CRITICAL + 1))
+        logging.captureWarnings(True)
+    else:
+        logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Through absl's verbosity flag, not its logger's level: TensorFlow saves a SavedModel with absl's
+    # verbosity raised to FATAL and then restores the *flag*, which would silence TFX's INFO lines.
+    absl_logging.set_verbosity(absl_logging.INFO)
+
+
+def _quiet_console(config) -> None:
+    """The console shows `ConsoleProgress` lines only; everything else goes to the log file alone."""
+    from pipeline.progress import ConsoleProgress
+
+    logging.getLogger().addHandler(ConsoleProgress(config, click.echo, live=sys.stdout.isatty()))
 
 
 def spec_with(spec_path: Optional[str], allow_anomalies: Sequence[str] = ()):
@@ -163,9 +194,14 @@ def _trainer_options(f):
 @click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help="Seeds the data split and the model.")
 @click.option("--skip-checksum", is_flag=True, help="Do not verify the UCI checksums (data changed on purpose).")
 @_trainer_options
-def run(data_paths, splits_dir, output_dir, orchestrator, max_rows, seed, skip_checksum, variant, trainer_config_path,
-        train_steps, eval_steps, spec_path, schema_path, allow_anomalies) -> None:
-    """Prepare the data and run the whole pipeline on this machine."""
+@click.pass_context
+def run(ctx, data_paths, splits_dir, output_dir, orchestrator, max_rows, seed, skip_checksum, variant,
+        trainer_config_path, train_steps, eval_steps, spec_path, schema_path, allow_anomalies) -> None:
+    """Prepare the data and run the whole pipeline on this machine.
+
+    The console shows one line per component as it starts and ends, the Trainer's progress and
+    the decision; the full log (absl, Beam, TensorFlow) is in OUTPUT/logs/run-<time>.log, and on
+    the console too with -v."""
     from pipeline import local_runner, preflight, report
 
     spec = spec_with(spec_path, allow_anomalies)
@@ -194,13 +230,21 @@ def run(data_paths, splits_dir, output_dir, orchestrator, max_rows, seed, skip_c
         trainer=trainer_config(trainer_config_path, variant=variant, seed=seed), train_steps=train_steps,
         eval_steps=eval_steps,
     )
+    verbose = (ctx.obj or {}).get("verbose", False)
+    if not verbose:
+        _quiet_console(config)
+    click.echo(f"Pipeline {config.pipeline_name}: {len(census.SPLITS)} splits checked ({counts}), "
+               f"artifacts under {config.pipeline_root}")
     start = time.monotonic()
     decision_path = os.path.join(output_dir, local_runner.DECISION_FILE)
     try:
         decision = local_runner.run(config, Orchestrator(orchestrator), decision_path)
     except local_runner.ComponentFailed as e:
         raise click.ClickException(f"{e}\nFull log: {log_path}") from None
-    click.echo(report.summary(config, time.monotonic() - start, decision))
+    seconds = time.monotonic() - start
+    if not verbose:
+        logging.info("Summary:\n%s", report.summary(config, seconds, decision))
+    click.echo(report.summary(config, seconds, decision, detailed=verbose))
     click.echo(f"Decision:     {decision_path}")
 
 

@@ -265,19 +265,23 @@ def format_decision(decision: dict) -> List[str]:
     return lines
 
 
-def summary(config, seconds: float, decision: Optional[dict] = None) -> str:
-    """A few lines for the user: what ran, where the model and evaluation are, AUC per task."""
+def summary(config, seconds: float, decision: Optional[dict] = None, detailed: bool = True) -> str:
+    """A few lines for the user: what ran, where the model and evaluation are, AUC per task.
+
+    `detailed`: each component's state and time, and the AUC of every slice (the quiet
+    console has shown the components already, and keeps the overall slice only)."""
     store = open_store(config.metadata_path)
     name = config.pipeline_name
     evaluation = latest_output_uri(store, name, "Evaluator", "ModelEvaluation")
     pushed = latest_output_uri(store, name, "Pusher", "PushedModel")
     destination = _custom(store, pushed, "pushed_destination") if pushed else None
     lines = [f"Pipeline {name} finished in {seconds:.0f} s."]
-    nodes = [c.id for c in create_pipeline(config).components]
-    states = node_states(store, name, nodes)
-    width = max(map(len, nodes))
-    for node, took in node_seconds(store, name, nodes).items():
-        lines.append(f"  {node:<{width}} {states[node]:<9} {took:7.1f} s")
+    if detailed:
+        nodes = [c.id for c in create_pipeline(config).components]
+        states = node_states(store, name, nodes)
+        width = max(map(len, nodes))
+        for node, took in node_seconds(store, name, nodes).items():
+            lines.append(f"  {node:<{width}} {states[node]:<9} {took:7.1f} s")
     if decision:
         lines.extend(format_decision(decision))
     elif destination:
@@ -286,7 +290,11 @@ def summary(config, seconds: float, decision: Optional[dict] = None) -> str:
         lines.append(f"No model pushed; serving directory unchanged: {config.serving_model_dir}")
     if evaluation:
         lines.append(f"Evaluation:   {evaluation}")
-        for row in evaluation_metrics(evaluation, config.spec):
+        rows = evaluation_metrics(evaluation, config.spec)
+        if not detailed and len(rows) > 1:
+            lines.append(f"  ({len(rows) - 1} slices besides Overall: see the log file, or run with -v)")
+            rows = [r for r in rows if r.slice_name == "Overall"]
+        for row in rows:
             aucs = ", ".join([f"{task} AUC={_fmt(auc, missing='n/a')}" for task, auc in row.auc.items()]
                              + [f"{task} MSE={mse:.4f}" for task, mse in row.mse.items()])
             count = max(row.example_count.values(), default=0)

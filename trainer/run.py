@@ -14,7 +14,7 @@ import tf_keras as keras
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
-from components.names import GATE_STATS_FILE, TRAINER_CONFIG_KEY, spec_from_custom_config
+from components.names import GATE_STATS_FILE, TRAINER_CONFIG_KEY, TRAINING_PROGRESS, spec_from_custom_config
 from components.spec import ColumnKind, DatasetSpec
 from trainer.config import TrainerConfig
 from trainer.distribute import WorkerRole, auto_shard_policy, make_strategy, worker_role
@@ -97,8 +97,10 @@ class LogProgress(keras.callbacks.Callback):
             now = time.monotonic()
             rate = (done - self.last_step) * self.batch_size / max(now - self.last_time, 1e-9)
             self.last_time, self.last_step = now, done
-            logging.info("epoch %d step %d/%d loss=%.4f (%.0f examples/s)",
-                         self.epoch + 1, done, self.steps, (logs or {}).get("loss", float("nan")), rate)
+            logging.info(TRAINING_PROGRESS, self.epoch + 1, done, self.steps, (logs or {}).get("loss", float("nan")), rate)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logging.info("epoch %d: %s", epoch + 1, ", ".join(f"{k}={v:.4f}" for k, v in sorted((logs or {}).items())))
 
 
 def write_gate_statistics(model, spec: DatasetSpec, config: TrainerConfig, dataset, steps: int, out_dir: str):
@@ -177,7 +179,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             LogUncertaintyWeights(),
             keras.callbacks.TensorBoard(log_dir=model_run_dir, update_freq="epoch"),
         ],
-        verbose=2,
+        verbose=0,  # LogProgress logs the progress and each epoch's metrics
     )
     if role.is_chief:
         write_gate_statistics(model, spec, config, evaluation, fn_args.eval_steps, model_run_dir)

@@ -88,5 +88,9 @@ def runs(tmp_path_factory, spec):
             "decision": _read(path),
             "states": report.node_states(store, config.pipeline_name, NODES),
             "versions": _versions(config),
+            # the newest anomalies when this run ended (a later cached run reuses an older artifact,
+            # so after it "newest" is not "its own")
+            "anomalies_uri": report.latest_output_uri(store, config.pipeline_name, "ExampleValidator",
+                                                      "ExampleAnomalies"),
         }
     return results

@@ -218,7 +218,25 @@ def test_a_bad_uci_file_ends_in_one_line_at_the_cli(tmp_path):
         f"Error: {bad}:1: 1 fields separated by ', ', expected 42 (the spec's columns). Is this a UCI census file?"]
 
 
-def test_run_refuses_bad_data_before_the_pipeline_starts(root, tmp_path):
+@pytest.fixture
+def isolated_logging():
+    """`run` takes over the root logger (a quiet console, a log file); give it back to pytest afterwards."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in [h for h in root.handlers if h not in handlers]:
+        root.removeHandler(handler)
+        handler.close()
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)
+    logging.captureWarnings(False)
+
+
+def test_run_refuses_bad_data_before_the_pipeline_starts(root, tmp_path, isolated_logging):
     _set(root, "train", "age", "abc")
     result = CliRunner().invoke(cli.main, ["run", "--splits-dir", root, "--output-dir", str(tmp_path / "out")])
     assert result.exit_code == 1, result.output
@@ -226,6 +244,8 @@ def test_run_refuses_bad_data_before_the_pipeline_starts(root, tmp_path):
                                               "number; the spec says it is numeric. Fix the value, or make the "
                                               "column categorical in the spec and the schema.")
     assert not os.path.exists(tmp_path / "out" / "metadata.sqlite")  # no component ran
+    (log,) = os.listdir(tmp_path / "out" / "logs")
+    assert result.output.splitlines()[0] == f"Log:          {tmp_path / 'out' / 'logs' / log}"
 
 
 # --- data the ExampleValidator judges: TFDV as the ExampleValidator runs it, then the push gate ----------
@@ -294,3 +314,19 @@ def test_the_decision_lists_each_anomaly_and_the_undefined_auc(census_spec, tmp_
     assert report._failure_text(failure, one_class, census_spec.task("never_married")) == (
         "AUC is undefined on Overall: the test split holds only negatives for never_married (600 examples), so "
         "the absolute AUC threshold cannot pass; add examples of both classes to the test split")
+
+
+def test_the_root_cause_of_a_beam_failure_is_its_innermost_error_without_the_wrapper():
+    from pipeline.local_runner import root_cause
+
+    try:
+        try:
+            raise KeyError("workclass")
+        except KeyError as inner:
+            raise RuntimeError("KeyError: \"workclass [while running 'Run[Transform]']\"") from inner
+    except RuntimeError as outer:
+        assert root_cause(outer) == "KeyError: 'workclass'"
+    try:
+        raise ValueError("line one\nUnable to convert [while running 'Analyze/ApplySavedModel']")
+    except ValueError as error:
+        assert root_cause(error) == "ValueError: Unable to convert"

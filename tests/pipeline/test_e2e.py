@@ -61,7 +61,7 @@ def test_declared_empty_ages_are_imputed_and_are_no_anomaly(runs):
     config, store = runs["config"], runs["store"]
     assert runs["empty_ages"] > 40  # of 1,600 train rows
     assert runs["first"]["decision"]["pushed"] and runs["first"]["decision"]["anomalies"] == []
-    uri = report.latest_output_uri(store, config.pipeline_name, "ExampleValidator", "ExampleAnomalies")
+    uri = runs["first"]["anomalies_uri"]
     files = sorted(glob.glob(os.path.join(uri, "Split-*", "SchemaDiff.pb")))
     assert [os.path.basename(os.path.dirname(f)) for f in files] == ["Split-eval", "Split-test", "Split-train"]
     for path in files:
@@ -102,7 +102,8 @@ def test_worse_model_is_not_pushed_and_the_decision_names_the_task(runs):
     assert decision["failing_tasks"]
     for task in decision["failing_tasks"]:
         d = decision["tasks"][task]
-        assert d["baseline_auc"] == pytest.approx(runs["first"]["decision"]["tasks"][task]["auc"])
+        # the served (first) model, evaluated on this run's test split
+        assert d["baseline_auc"] >= MIN_AUC and d["auc_change"] == pytest.approx(d["auc"] - d["baseline_auc"])
         assert d["auc"] < d["baseline_auc"] - MAX_DROP or d["auc"] < MIN_AUC
         assert any(task in reason for reason in decision["reasons"])
     assert any("change against baseline" in r for r in decision["reasons"])
@@ -290,7 +291,8 @@ def test_serving_check_stops_a_model_that_returns_nan_for_one_task(runs, spec, t
 
 
 def _served(model, examples):
-    return {k: v.numpy() for k, v in model.signatures[SERVING_SIGNATURE](examples=tf.constant(examples)).items()}
+    batch = tf.constant(examples, dtype=tf.string)
+    return {k: v.numpy() for k, v in model.signatures[SERVING_SIGNATURE](examples=batch).items()}
 
 
 def _example(row: dict) -> bytes:
@@ -363,10 +365,77 @@ def test_an_unseen_category_at_serving_is_scored_through_the_oov_bucket(spec, se
 
 def test_a_wrong_type_at_serving_is_a_clear_error_from_the_signature(served_model, raw_row):
     wrong = dict(raw_row, age=b"forty")
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"Key: age\.\s+Data types don't match"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"Key: age, Index: 0\.\s+Data types don't match\. "
+                                                            r"Expected type: int64, Actual type: string"):
         _served(served_model, [_example(wrong)])
 
 
 def test_an_empty_serving_batch_gets_empty_outputs(spec, served_model):
     served = _served(served_model, [])
     assert {task: value.shape for task, value in served.items()} == {task: (0, 1) for task in spec.output_names}
+
+
+def test_a_failing_component_ends_in_one_line_that_names_it_and_the_cause(runs, tmp_path):
+    """On a copy of the e2e store, so everything up to the Trainer is served from the cache."""
+    import shutil
+
+    from pipeline import local_runner
+    from tests.pipeline.broken_trainer import BROKEN_MESSAGE
+
+    config = runs["config"]
+    shutil.copy(config.metadata_path, tmp_path / "metadata.sqlite")
+    broken = dataclasses.replace(config, metadata_path=str(tmp_path / "metadata.sqlite"),
+                                 run_fn="tests.pipeline.broken_trainer.run_fn")
+    with pytest.raises(local_runner.ComponentFailed) as failed:
+        local_runner.run(broken, decision_path=str(tmp_path / "decision.json"))
+    assert str(failed.value) == f"Trainer failed: ValueError: {BROKEN_MESSAGE}"
+    states = report.node_states(report.open_store(broken.metadata_path), broken.pipeline_name, NODES)
+    assert (states["Transform"], states["Trainer"]) == ("CACHED", "FAILED")
+    assert not os.path.exists(tmp_path / "decision.json")
+
+
+@pytest.fixture(scope="module")
+def cli_run(runs, spec, tmp_path_factory):
+    """`mmoe-pipeline run` as a user runs it (its own process, stdout not a terminal), on the e2e output
+    directory and data, with the "better" run's settings: served from the cache but for the Evaluator."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    config = runs["config"]
+    files = tmp_path_factory.mktemp("cli")
+    with open(files / "spec.yaml", "w") as f:
+        yaml.safe_dump(spec.to_dict(), f)
+    with open(files / "trainer.yaml", "w") as f:
+        yaml.safe_dump(config.trainer.to_dict(), f)
+    out = os.path.dirname(config.pipeline_root)
+    command = [sys.executable, "-m", "pipeline.cli", "run", "--splits-dir", config.data_root, "--output-dir", out,
+               "--spec", str(files / "spec.yaml"), "--trainer-config", str(files / "trainer.yaml"),
+               "--schema", config.schema_path, "--train-steps", "400", "--eval-steps", str(config.eval_steps)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return done
+
+
+def test_the_terminal_shows_one_line_per_component_start_and_end_and_the_log_holds_the_rest(cli_run):
+    lines = (cli_run.stdout + cli_run.stderr).strip().splitlines()
+    assert len(lines) < 60, "\n".join(lines)
+    log_path = lines[0].split()[-1]
+    assert lines[0] == f"Log:          {log_path}" and log_path.endswith(".log")
+    for node in NODES:
+        starts = [line for line in lines if line.split()[:2] == [node, "started"]]
+        ends = [line for line in lines if line.split()[:1] == [node] and line.split()[1] != "started"]
+        assert len(starts) == 1 and len(ends) == 1, (node, lines)
+    by_node = {line.split()[0]: line.split() for line in lines if line.startswith("  ") and
+               line.split()[:1] and line.split()[0] in NODES and line.split()[1] != "started"}
+    assert by_node["Transform"][1] == "cached" and by_node["Evaluator"][1] == "complete"
+    assert "AUC income" in " ".join(by_node["Evaluator"]) and by_node["Pusher"][-2:] != ["not", "pushed"]
+    assert lines[-1].startswith("Decision:") and any(line.startswith("PUSHED to ") for line in lines)
+    assert not any("WARNING" in line or "INFO" in line for line in lines)  # no log record on the console
+    with open(log_path) as f:
+        log = f.read()
+    for expected in ("INFO absl: node Transform is running.", "INFO absl: node Pusher is finished.",
+                     "Running launcher for node_info", "education:Children", "Preflight: spec, schema and data"):
+        assert expected in log, expected
+    assert len(log.splitlines()) > 20 * len(lines)

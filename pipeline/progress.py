@@ -1,0 +1,125 @@
+"""What `mmoe-pipeline run` shows while it runs: one line per component as it starts and ends, the
+Trainer's progress, nothing else. Every log record goes to the run's log file as well.
+
+The runners announce each component through their own log records (TFX's Beam runner:
+``node %s is running.`` / ``node %s is finished.``; its Local runner: ``Component %s is
+...``). `ConsoleProgress` is a `logging.Handler` that turns those, and the Trainer's
+progress records, into console lines; when a component ends it reads the component's
+state (executed or cached) and its key figure from ML Metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import Callable, Dict, Optional
+
+from components.names import TRAINING_PROGRESS
+from pipeline import report
+
+_STARTED = ("node %s is running.", "Component %s is running.")
+_FINISHED = ("node %s is finished.", "Component %s is finished.")
+
+
+def _statistics_rows(uri: str) -> Optional[str]:
+    import tensorflow_data_validation as tfdv
+
+    counts = []
+    for split in sorted(os.listdir(uri)):
+        path = os.path.join(uri, split, "FeatureStats.pb")
+        if split.startswith("Split-") and os.path.exists(path):
+            stats = tfdv.load_stats_binary(path)
+            counts.append(f"{split[len('Split-'):]} {stats.datasets[0].num_examples}")
+    return "rows: " + ", ".join(counts) if counts else None
+
+
+def _anomalies(uri: str) -> str:
+    from components.serving_check import read_anomalies
+
+    splits = sorted(s[len("Split-"):] for s in os.listdir(uri) if s.startswith("Split-"))
+    found = read_anomalies(uri, splits)
+    if not found:
+        return "anomalies: none"
+    return f"anomalies: {len(found)} (" + ", ".join(f"{a.feature} in {a.split}" for a in found) + ")"
+
+
+def key_figure(config, store, node: str, trainer_progress: Optional[str]) -> str:
+    """The one figure a user wants from `node`'s latest output; '' when it has none."""
+    name = config.pipeline_name
+    if node == "StatisticsGen":
+        uri = report.latest_output_uri(store, name, node, "ExampleStatistics")
+        return (_statistics_rows(uri) or "") if uri else ""
+    if node == "ExampleValidator":
+        uri = report.latest_output_uri(store, name, node, "ExampleAnomalies")
+        return _anomalies(uri) if uri else ""
+    if node == "Trainer":
+        return trainer_progress or ""
+    if node == "Evaluator":
+        uri = report.latest_output_uri(store, name, node, "ModelEvaluation")
+        overall = next((r for r in report.evaluation_metrics(uri, config.spec) if r.slice_name == "Overall"), None)
+        if not overall:
+            return ""
+        return "AUC " + ", ".join(f"{task} {report._fmt(auc)}" for task, auc in overall.auc.items())
+    if node == "ServingCheck":
+        from components.serving_check import RESULT_FILE
+
+        uri = report.latest_output_uri(store, name, node, "InfraBlessing")
+        path = os.path.join(uri, RESULT_FILE) if uri else None
+        if not path or not os.path.exists(path):
+            return ""
+        with open(path) as f:
+            result = json.load(f)
+        served = f"{result['num_examples']} raw examples served"
+        return served + (", blessed" if result["ok"] else ", NOT blessed")
+    if node == "Pusher":
+        uri = report.latest_output_uri(store, name, node, "PushedModel")
+        destination = report._custom(store, uri, "pushed_destination") if uri else None
+        pushed = uri and report._custom(store, uri, "pushed")
+        return f"pushed version {os.path.basename(destination)}" if pushed and destination else "not pushed"
+    return ""
+
+
+class ConsoleProgress(logging.Handler):
+    """Console lines for the components of one run (see the module docstring)."""
+
+    def __init__(self, config, echo: Callable[[str], None], live: bool = False):
+        super().__init__(level=logging.INFO)
+        self.config, self.echo, self.live = config, echo, live
+        self.started: Dict[str, float] = {}
+        self.trainer_progress: Optional[str] = None
+        self.width = max(len(c.id) for c in _components(config))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            if record.msg in _STARTED:
+                node = record.args[0]
+                self.started[node] = time.monotonic()
+                self.echo(f"  {node:<{self.width}} started")
+            elif record.msg in _FINISHED:
+                self._finished(record.args[0])
+            elif record.msg == TRAINING_PROGRESS:
+                epoch, step, steps, loss, rate = record.args
+                self.trainer_progress = f"{step} steps, loss {loss:.4f}, {rate:.0f} examples/s"
+                if self.live:
+                    bar = "#" * int(20 * step / steps)
+                    self.echo(f"\r  {'Trainer':<{self.width}} [{bar:<20}] {step}/{steps} loss {loss:.4f} "
+                              f"{rate:.0f} examples/s", nl=False)
+        except Exception:  # a console line must never fail the run; the record is in the log file
+            self.handleError(record)
+
+    def _finished(self, node: str) -> None:
+        took = time.monotonic() - self.started.pop(node, time.monotonic())
+        store = report.open_store(self.config.metadata_path)
+        state = report.node_states(store, self.config.pipeline_name, [node])[node] or "?"
+        figure = key_figure(self.config, store, node, self.trainer_progress if state != "CACHED" else None)
+        if self.live and node == "Trainer" and self.trainer_progress:
+            self.echo("")  # end the progress bar's line
+        self.echo(f"  {node:<{self.width}} {state.lower():<8} {took:6.1f} s  {figure}".rstrip())
+
+
+def _components(config):
+    from pipeline.pipeline import create_pipeline
+
+    return create_pipeline(config).components
