@@ -111,6 +111,12 @@ class Missing:
             if kind is ColumnKind.NUMERIC and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise SpecError(f"{where}: constant {value!r} of a numeric column must be a number.")
             return cls(MissingPolicy.CONSTANT, value if kind is ColumnKind.NUMERIC else str(value))
+        if raw == "drop_row":
+            raise SpecError(
+                f"{where}: drop_row is not supported: tf.Transform maps every input row to one output row, and "
+                "a serving request cannot be dropped. Filter such rows out of the CSV files before the pipeline, "
+                "or impute (mean, median, {constant: V})."
+            )
         allowed = ["mean", "median", "{constant: V}", "error"] if kind is ColumnKind.NUMERIC else [
             "{constant: V}", "error"]
         policy = _enum_value(MissingPolicy, raw, where) if raw in {m.value for m in MissingPolicy} else None

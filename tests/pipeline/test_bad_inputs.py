@@ -84,6 +84,8 @@ def _spec_with(spec, **column_updates):
     (lambda r: r["columns"][0].update(missing="average"), r"column 'age' missing: received 'average'"),
     (lambda r: r["columns"][1].update(missing="median"), r"column 'class_of_worker' missing: .* categorical"),
     (lambda r: r.update(allowed_anomalies=["NEW_VALUES"]), r"allowed_anomalies: received 'NEW_VALUES'"),
+    (lambda r: r["columns"][0].update(missing="drop_row"), r"column 'age' missing: drop_row is not supported: "
+                                                           r"tf\.Transform maps every input row to one output row"),
 ])
 def test_spec_errors_name_the_value_and_the_fix(census_spec, change, match):
     raw = census_spec.to_dict()
@@ -330,3 +332,15 @@ def test_the_root_cause_of_a_beam_failure_is_its_innermost_error_without_the_wra
         raise ValueError("line one\nUnable to convert [while running 'Analyze/ApplySavedModel']")
     except ValueError as error:
         assert root_cause(error) == "ValueError: Unable to convert"
+
+
+def test_a_second_run_on_the_same_output_directory_is_refused_until_the_first_ends(tmp_path):
+    from pipeline.local_runner import RunLocked, output_lock
+
+    with output_lock(str(tmp_path)):
+        with pytest.raises(RunLocked, match=rf"^{tmp_path} is in use by another run \(pid {os.getpid()}, started "
+                                            r"\d{4}-\d\d-\d\dT.*\); wait for it to finish"):
+            with output_lock(str(tmp_path)):
+                pass
+    with output_lock(str(tmp_path)):  # released: the next run goes ahead
+        pass

@@ -439,3 +439,71 @@ def test_the_terminal_shows_one_line_per_component_start_and_end_and_the_log_hol
                      "Running launcher for node_info", "education:Children", "Preflight: spec, schema and data"):
         assert expected in log, expected
     assert len(log.splitlines()) > 20 * len(lines)
+
+
+def test_run_writes_a_self_contained_report_whose_numbers_are_tfmas(cli_run, runs, spec):
+    import base64
+    import html.parser
+
+    report_path = next(line.split()[-1] for line in cli_run.stdout.splitlines() if line.startswith("Report:"))
+    assert report_path == os.path.join(os.path.dirname(runs["config"].pipeline_root), "report.html")
+
+    class Page(html.parser.HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.sections, self.images, self.cells, self.section, self.table = [], {}, {}, None, None
+            self.in_cell, self.row = False, []
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag == "section":
+                self.section = attrs["id"]
+                self.sections.append(self.section)
+            elif tag == "img":
+                self.images.setdefault(self.section, []).append(attrs["src"])
+            elif tag == "table":
+                self.table = attrs.get("id")
+                self.cells[self.table] = []
+            elif tag == "tr":
+                self.row = []
+            elif tag == "td":
+                self.in_cell = True
+                self.row.append("")
+
+        def handle_endtag(self, tag):
+            if tag == "td":
+                self.in_cell = False
+            elif tag == "tr" and self.row:
+                self.cells[self.table].append(self.row)
+
+        def handle_data(self, data):
+            if self.in_cell:
+                self.row[-1] += data
+
+    page = Page()
+    with open(report_path) as f:
+        page.feed(f.read())
+    assert page.sections == ["decision", "slices", "quality", "gates", "training", "data", "lineage"]
+    for section in ("slices", "quality", "gates", "training"):
+        assert page.images.get(section), section
+        for src in page.images[section]:
+            png = base64.b64decode(src[len("data:image/png;base64,"):])
+            assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000, section
+    assert len(page.images["slices"]) == len(spec.tasks)
+    # every number of the slice table is TFMA's, and undefined AUCs are marked as such
+    evaluation = _read(os.path.join(os.path.dirname(runs["config"].pipeline_root), "decision.json"))["evaluation"]
+    tfma_rows = {r.slice_name: r for r in report.evaluation_metrics(evaluation, spec)}
+    table = {row[0]: row[1:] for row in page.cells["slice-table"]}
+    assert set(table) == set(tfma_rows)
+    for name, row in table.items():
+        for i, task in enumerate(spec.output_names):
+            auc = tfma_rows[name].auc[task]
+            assert row[2 * i] == ("undefined" if auc is None else f"{auc:.4f}"), (name, task)
+            assert row[2 * i + 1] == f"{tfma_rows[name].example_count[task]:.0f}"
+    assert table["education:Children"][0] == "undefined"
+    overall = tfma_rows["Overall"]
+    assert page.cells["quality-table"] == [[t, f"{overall.auc_pr[t]:.4f}", f"{overall.calibration[t]:.4f}"]
+                                           for t in spec.output_names]
+    assert {row[0]: row[1] for row in page.cells["rows-table"]} == {"eval": "200", "test": "200", "train": "1600"}
+    lineage = dict(page.cells["lineage-table"])
+    assert lineage["data"] == runs["config"].data_root
