@@ -21,6 +21,7 @@ setup(
         "dill",
         "click>=8",
         "PyYAML>=6",
+        "matplotlib>=3.8,<3.9",
     ],
     extras_require={"test": ["pytest"]},
     entry_points={"console_scripts": ["mmoe-pipeline=pipeline.cli:main"]},

@@ -28,6 +28,8 @@ AUC_KEY = AUC().name
 EXAMPLE_COUNT_KEY = EXAMPLE_COUNT().name
 MSE_KEY = MSE().name
 MEAN_LABEL_KEY = MEAN_LABEL().name
+AUC_PR_KEY = AUC_PR().name
+CALIBRATION_KEY = CALIBRATION().name
 
 CANDIDATE = "candidate"
 BASELINE = "baseline"

@@ -245,7 +245,22 @@ def run(ctx, data_paths, splits_dir, output_dir, orchestrator, max_rows, seed, s
     if not verbose:
         logging.info("Summary:\n%s", report.summary(config, seconds, decision))
     click.echo(report.summary(config, seconds, decision, detailed=verbose))
+    from pipeline import html_report
+
+    click.echo(f"Report:       {html_report.build(output_dir)}")
     click.echo(f"Decision:     {decision_path}")
+
+
+@main.command(name="report")
+@click.argument("output_dir", default="mmoe_output", type=click.Path(file_okay=False, exists=True))
+def report_command(output_dir) -> None:
+    """Write OUTPUT_DIR/report.html: decision, AUC per slice, calibration, gates, training curves, data, lineage."""
+    from pipeline import html_report
+
+    try:
+        click.echo(f"Wrote {html_report.build(os.path.abspath(output_dir))}")
+    except html_report.ReportError as e:
+        raise click.ClickException(str(e)) from None
 
 
 @main.command()

@@ -13,7 +13,9 @@ from ml_metadata.proto import metadata_store_pb2
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
-from components.eval_config import AUC_KEY, BASELINE, CANDIDATE, EXAMPLE_COUNT_KEY, MEAN_LABEL_KEY, MSE_KEY
+from components.eval_config import (
+    AUC_KEY, AUC_PR_KEY, BASELINE, CALIBRATION_KEY, CANDIDATE, EXAMPLE_COUNT_KEY, MEAN_LABEL_KEY, MSE_KEY,
+)
 from components.serving_check import RESULT_FILE as SERVING_CHECK_FILE
 from components.spec import DatasetSpec
 from pipeline.pipeline import create_pipeline
@@ -46,12 +48,17 @@ def node_states(store, pipeline_name: str, node_ids) -> Dict[str, Optional[str]]
 
 
 def latest_output_uri(store, pipeline_name: str, node_id: str, artifact_type: str) -> Optional[str]:
-    """URI of the newest artifact of `artifact_type` attributed to `node_id`, or None."""
-    context = store.get_context_by_type_and_name(NODE_CONTEXT, f"{pipeline_name}.{node_id}")
-    if not context:
+    """URI of the artifact of `artifact_type` that `node_id`'s latest execution output, or None.
+
+    A cached execution outputs the artifact it reuses, so this is the latest run's artifact
+    even when an older one was made later (e.g. a run on other data in between)."""
+    execution = _latest_execution(store, pipeline_name, node_id)
+    if execution is None:
         return None
     type_id = store.get_artifact_type(artifact_type).id
-    artifacts = [a for a in store.get_artifacts_by_context(context.id) if a.type_id == type_id]
+    outputs = {e.artifact_id for e in store.get_events_by_execution_ids([execution.id])
+               if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)}
+    artifacts = [a for a in store.get_artifacts_by_id(list(outputs)) if a.type_id == type_id] if outputs else []
     return max(artifacts, key=lambda a: a.id).uri if artifacts else None
 
 
@@ -74,6 +81,8 @@ class SliceMetrics:
     example_count: Dict[str, float]
     mse: Dict[str, float] = dataclasses.field(default_factory=dict)
     mean_label: Dict[str, Optional[float]] = dataclasses.field(default_factory=dict)
+    auc_pr: Dict[str, Optional[float]] = dataclasses.field(default_factory=dict)
+    calibration: Dict[str, Optional[float]] = dataclasses.field(default_factory=dict)
 
 
 def _value(metric: dict) -> Optional[float]:
@@ -99,7 +108,7 @@ def evaluation_metrics(evaluation_uri: str, spec: DatasetSpec, model_name: str =
         result = tfma.load_eval_result(evaluation_uri)
     rows = []
     for slice_key, metrics in sorted(result.slicing_metrics, key=lambda sm: (bool(sm[0]), slice_name(sm[0]))):
-        auc, count, mse, mean = {}, {}, {}, {}
+        auc, count, mse, mean, auc_pr, calibration = {}, {}, {}, {}, {}, {}
         for task in spec.output_names:
             by_name = metrics.get(task, {}).get("", {})
             if AUC_KEY in by_name:
@@ -111,7 +120,11 @@ def evaluation_metrics(evaluation_uri: str, spec: DatasetSpec, model_name: str =
                 count[task] = _value(by_name[EXAMPLE_COUNT_KEY])
             if MSE_KEY in by_name:
                 mse[task] = _value(by_name[MSE_KEY])
-        rows.append(SliceMetrics(slice_name(slice_key), auc, count, mse, mean))
+            if AUC_PR_KEY in by_name:
+                auc_pr[task] = _value(by_name[AUC_PR_KEY])
+            if CALIBRATION_KEY in by_name:
+                calibration[task] = _value(by_name[CALIBRATION_KEY])
+        rows.append(SliceMetrics(slice_name(slice_key), auc, count, mse, mean, auc_pr, calibration))
     return rows
 
 

@@ -76,6 +76,10 @@ class RaiseOnNaN(keras.callbacks.Callback):
             )
 
 
+# Points per epoch of the per-task training curves written to TensorBoard (and drawn by the report).
+TENSORBOARD_POINTS = 50
+
+
 class LogProgress(keras.callbacks.Callback):
     """Logs the step, the running loss and the examples per second about ten times per epoch.
 
@@ -177,7 +181,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             RaiseOnNaN(),
             LogProgress(steps_per_epoch, global_batch),
             LogUncertaintyWeights(),
-            keras.callbacks.TensorBoard(log_dir=model_run_dir, update_freq="epoch"),
+            keras.callbacks.TensorBoard(log_dir=model_run_dir, update_freq=max(1, steps_per_epoch // TENSORBOARD_POINTS)),
         ],
         verbose=0,  # LogProgress logs the progress and each epoch's metrics
     )

@@ -4,9 +4,7 @@ the train mean as the spec declares), run five times in one place:
 1. a first run with reachable thresholds trains, blesses and pushes;
 2. the same run again: everything up to the Trainer is cached, the Evaluator compares the
    model with itself (now the baseline) and no second copy is pushed;
-3. a worse model (one training step), on data whose test split also breaks the curated schema
-   (30 % of the rows with a sex outside its domain), is compared with the pushed one and not
-   pushed, for both reasons;
+3. a worse model (one training step) is compared with the pushed one and not pushed;
 4. the same worse run again, with the LocalDagRunner, is served entirely from the cache;
 5. a better-trained model passes against the same baseline and is pushed beside the first.
 """
@@ -102,23 +100,10 @@ def test_worse_model_is_not_pushed_and_the_decision_names_the_task(runs):
     assert decision["failing_tasks"]
     for task in decision["failing_tasks"]:
         d = decision["tasks"][task]
-        # the served (first) model, evaluated on this run's test split
-        assert d["baseline_auc"] >= MIN_AUC and d["auc_change"] == pytest.approx(d["auc"] - d["baseline_auc"])
+        assert d["baseline_auc"] == pytest.approx(runs["first"]["decision"]["tasks"][task]["auc"])
         assert d["auc"] < d["baseline_auc"] - MAX_DROP or d["auc"] < MIN_AUC
         assert any(task in reason for reason in decision["reasons"])
     assert any("change against baseline" in r for r in decision["reasons"])
-
-
-def test_data_that_breaks_the_curated_schema_stops_the_push_and_is_named(runs):
-    worse = runs["worse"]
-    decision = worse["decision"]
-    assert runs["unknown_sex"] > 40  # of 200 test rows
-    assert [(a["feature"], a["split"], a["types"]) for a in decision["anomalies"]] == [
-        ("sex", "test", ["ENUM_TYPE_UNEXPECTED_STRING_VALUES"])]
-    assert "Unknown" in decision["anomalies"][0]["description"]
-    assert decision["reasons"][-1] == "data anomalies: sex in test: Unexpected string values"
-    assert not decision["pushed"] and worse["versions"] == runs["first"]["versions"]
-    assert runs["cached"]["decision"]["anomalies"] == decision["anomalies"]
 
 
 def test_better_model_is_pushed_beside_the_old_one(runs):
@@ -395,27 +380,9 @@ def test_a_failing_component_ends_in_one_line_that_names_it_and_the_cause(runs, 
 
 
 @pytest.fixture(scope="module")
-def cli_run(runs, spec, tmp_path_factory):
-    """`mmoe-pipeline run` as a user runs it (its own process, stdout not a terminal), on the e2e output
-    directory and data, with the "better" run's settings: served from the cache but for the Evaluator."""
-    import subprocess
-    import sys
-
-    import yaml
-
-    config = runs["config"]
-    files = tmp_path_factory.mktemp("cli")
-    with open(files / "spec.yaml", "w") as f:
-        yaml.safe_dump(spec.to_dict(), f)
-    with open(files / "trainer.yaml", "w") as f:
-        yaml.safe_dump(config.trainer.to_dict(), f)
-    out = os.path.dirname(config.pipeline_root)
-    command = [sys.executable, "-m", "pipeline.cli", "run", "--splits-dir", config.data_root, "--output-dir", out,
-               "--spec", str(files / "spec.yaml"), "--trainer-config", str(files / "trainer.yaml"),
-               "--schema", config.schema_path, "--train-steps", "400", "--eval-steps", str(config.eval_steps)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    return done
+def cli_run(runs):
+    """The "better" run, made through `mmoe-pipeline run` (see conftest.run_cli)."""
+    return runs["better"]["cli"]
 
 
 def test_the_terminal_shows_one_line_per_component_start_and_end_and_the_log_holds_the_rest(cli_run):
@@ -429,7 +396,8 @@ def test_the_terminal_shows_one_line_per_component_start_and_end_and_the_log_hol
         assert len(starts) == 1 and len(ends) == 1, (node, lines)
     by_node = {line.split()[0]: line.split() for line in lines if line.startswith("  ") and
                line.split()[:1] and line.split()[0] in NODES and line.split()[1] != "started"}
-    assert by_node["Transform"][1] == "cached" and by_node["Evaluator"][1] == "complete"
+    assert by_node["Transform"][1] == "cached" and by_node["Trainer"][1] == "complete"
+    assert by_node["Trainer"][4:6] == ["400", "steps,"] and by_node["Evaluator"][1] == "complete"
     assert "AUC income" in " ".join(by_node["Evaluator"]) and by_node["Pusher"][-2:] != ["not", "pushed"]
     assert lines[-1].startswith("Decision:") and any(line.startswith("PUSHED to ") for line in lines)
     assert not any("WARNING" in line or "INFO" in line for line in lines)  # no log record on the console

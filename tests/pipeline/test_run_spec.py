@@ -2,10 +2,11 @@
 command (TFX's kubeflow_v2_run_executor), twice:
 
 1. a first run on 1,000 rows: no model in serving yet, so no baseline; trained, blessed, pushed;
-2. a second run of a one-step model, on the same rows with 5 % of the train ages empty:
-   ServingBaseline hands the Evaluator the pushed model, the change threshold fails, the
-   curated schema (age required) makes the empty ages an anomaly that stops the push on its
-   own too, and nothing is pushed.
+2. a second run of a one-step model, on the same rows with 5 % of the train ages empty and
+   30 % of the test rows with a sex outside the curated domain: ServingBaseline hands the
+   Evaluator the pushed model and the change threshold fails; the curated schema (age
+   required, sex's domain) makes both an anomaly, each of which stops the push on its own
+   (ServingCheck does not bless); nothing is pushed, the serving directory is unchanged.
 """
 
 import json
@@ -20,7 +21,7 @@ from components.baseline import HAS_MODEL_PROPERTY, SOURCE_PROPERTY
 from components.spec import DatasetSpec
 from pipeline import kubeflow_v2_runner as kfp_runner
 from pipeline import spec_check, spec_runner
-from tests.pipeline.conftest import with_values
+from tests.pipeline.conftest import EMPTY_AGE_FRACTION, UNKNOWN_SEX_FRACTION, with_values
 from trainer.config import TrainerConfig
 
 pytestmark = pytest.mark.e2e
@@ -76,7 +77,8 @@ def runs(tmp_path_factory, small_spec):
     prepared = census.prepare(small_spec, os.path.join(out, "data"),
                               test_path=census.SAMPLE_PATH, max_rows=ROWS)
     broken_root = os.path.join(out, "broken")
-    assert with_values(prepared.root, broken_root, "train", "age", "", 0.05) > 10
+    assert with_values(prepared.root, broken_root, "train", "age", "", EMPTY_AGE_FRACTION) > 10
+    assert with_values(broken_root, broken_root, "test", "sex", "Unknown", UNKNOWN_SEX_FRACTION) > 10
     results = {}
     for name, steps, data_root in (("first", 300, prepared.root), ("worse", 1, broken_root)):
         package = _compile(out, small_spec, data_root, steps)
@@ -137,8 +139,10 @@ def test_one_step_model_is_compared_with_the_served_one_and_not_pushed(runs):
     # The same anomaly rule as on the local runners: Transform imputed the empty ages, the
     # ExampleValidator flagged them against the curated schema, the push gate named them.
     assert [(a["feature"], a["split"], a["types"]) for a in decision["anomalies"]] == [
-        ("age", "train", ["FEATURE_TYPE_LOW_NUMBER_VALUES"])]
-    assert "data anomalies: age in train: " in decision["reasons"][-1]
+        ("age", "train", ["FEATURE_TYPE_LOW_NUMBER_VALUES"]), ("sex", "test", ["ENUM_TYPE_UNEXPECTED_STRING_VALUES"])]
+    assert "Unknown" in decision["anomalies"][1]["description"]
+    assert decision["reasons"][-1] == (f"data anomalies: age in train: {decision['anomalies'][0]['short_description']}; "
+                                       "sex in test: Unexpected string values")
     assert _metadata(runner, "ServingCheck", "blessing")["blessed"] == 0
 
 
