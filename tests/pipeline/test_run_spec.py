@@ -131,7 +131,9 @@ def test_one_step_model_is_compared_with_the_served_one_and_not_pushed(runs):
     assert baseline[SOURCE_PROPERTY] == first["decision"]["pushed_destination"]
     assert decision["has_baseline"] is True
     for task, verdict in decision["tasks"].items():
-        assert verdict["baseline_auc"] == pytest.approx(first["decision"]["tasks"][task]["auc"], abs=1e-6)
+        # the served model, scored on this run's (changed) test split
+        assert verdict["baseline_auc"] > verdict["min_auc"], task
+        assert verdict["auc_change"] == pytest.approx(verdict["auc"] - verdict["baseline_auc"])
     assert _metadata(runner, "Evaluator", "blessing")["blessed"] == 0
     assert decision["pushed"] is False
     assert any("change against baseline" in r for r in decision["reasons"]), decision["reasons"]
