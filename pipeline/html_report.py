@@ -22,7 +22,7 @@ import html
 import io
 import json
 import os
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 from components.names import GATE_STATS_FILE, SPEC_KEY
 from components.spec import DatasetSpec
@@ -242,7 +242,7 @@ def build(output_dir: str) -> str:
         stats = data_statistics(statistics_uri)
         body = _table(["split", "rows"], [[s, str(d["rows"])] for s, d in stats.items()], "rows-table")
         features = sorted({f for d in stats.values() for f in d["features"]})
-        body += _table(["feature", *(h for s in stats for h in (f"{s} missing", f"{s}"))],
+        body += _table(["feature", *(h for s in stats for h in (f"{s} missing or empty", f"{s}"))],
                        [[f, *(v for s in stats for v in (f"{stats[s]['features'][f]['missing']:.1%}",
                                                          stats[s]["features"][f]["summary"]))] for f in features],
                        "feature-table")
@@ -276,6 +276,3 @@ def build(output_dir: str) -> str:
         f.write("".join(page))
     return path
 
-
-def optional_float(value) -> Optional[float]:
-    return None if value in (None, "-", "undefined") else float(value)
