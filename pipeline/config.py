@@ -127,7 +127,7 @@ class PipelineConfig:
       pipeline_name: TFX pipeline name (also names the MLMD contexts).
       pipeline_root: where every component writes its artifacts.
       data_root: folder with ``train/``, ``eval/`` and ``test/`` CSV splits.
-      schema_path: curated schema.pbtxt, imported with ImportSchemaGen.
+      schema_path: curated schema.pbtxt, checked against the spec and adjusted to it by SpecSchema.
       spec: the dataset spec (columns, features, tasks, slices).
       serving_model_dir: where the Pusher writes blessed models.
       trainer: model hyper-parameters.

@@ -1,6 +1,6 @@
 """Curated schemas and dataset specs, shipped as package data.
 
-One folder per dataset: ``schema.pbtxt`` (loaded by ImportSchemaGen) and one
+One folder per dataset: ``schema.pbtxt`` (loaded by the SpecSchema component) and one
 spec YAML per task group (see ``components.spec``).
 """
 
