@@ -251,6 +251,22 @@ def run(ctx, data_paths, splits_dir, output_dir, orchestrator, max_rows, seed, s
     click.echo(f"Decision:     {decision_path}")
 
 
+@main.command(name="schema")
+@click.option("--spec", "spec_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--data", "data_path", required=True, type=click.Path(exists=True),
+              help="A CSV file with a header row, or a folder of them (e.g. a train/ split).")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="Where to write the inferred schema.pbtxt.")
+def schema_command(spec_path, data_path, out_path) -> None:
+    """Infer a schema from CSV data with TFDV, for you to review, curate and pass as --schema."""
+    from pipeline.preflight import infer_schema
+
+    spec = load_spec(spec_path)
+    features, rows = infer_schema(spec, data_path, out_path)
+    click.echo(f"Wrote {out_path}: {features} features inferred from {rows} rows. Review it before use: every "
+               "column seen in all rows is required, and string domains list only the values seen.")
+
+
 @main.command(name="report")
 @click.argument("output_dir", default="mmoe_output", type=click.Path(file_okay=False, exists=True))
 def report_command(output_dir) -> None:

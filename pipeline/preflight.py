@@ -163,3 +163,27 @@ def check_inputs(spec: DatasetSpec, schema_path: str, data_root: str,
     schema = load_schema(schema_path)
     check_schema(schema, spec, f"schema file {schema_path!r}")
     return {split: check_split_files(split, split_files(data_root, split), spec, schema) for split in splits}
+
+
+def infer_schema(spec: DatasetSpec, data_path: str, out_path: str):
+    """Infers a schema from the CSV file (or folder of CSV files) at `data_path` with TFDV, checks it
+    against `spec` and writes it as text to `out_path`; returns (features, rows)."""
+    import tensorflow_data_validation as tfdv
+    from tfx.utils import io_utils
+
+    files = sorted(p for p in glob.glob(os.path.join(data_path, "*")) if os.path.isfile(p)) if os.path.isdir(
+        data_path) else [data_path]
+    empty = schema_pb2.Schema()  # the file checks that need no schema: header, field counts, numbers
+    for column in spec.columns:
+        empty.feature.add(name=column.name, type=schema_pb2.FLOAT)
+    rows = check_split_files(os.path.basename(os.path.normpath(data_path)), files, spec, empty).rows
+    if any(f.endswith(".gz") for f in files) and not all(f.endswith(".gz") for f in files):
+        raise PreflightError(f"{data_path}: mixes .gz and plain files; TFDV reads one compression at a time.")
+    statistics = tfdv.generate_statistics_from_csv(
+        data_location=os.path.join(data_path, "*") if os.path.isdir(data_path) else data_path,
+        compression_type="gzip" if files[0].endswith(".gz") else "auto",
+    )
+    inferred = tfdv.infer_schema(statistics, infer_feature_shape=False)
+    check_schema(inferred, spec, f"the schema inferred from {data_path}")
+    io_utils.write_pbtxt_file(out_path, inferred)
+    return len(inferred.feature), rows

@@ -16,6 +16,7 @@ import shutil
 
 import pytest
 from click.testing import CliRunner
+from tensorflow_metadata.proto.v0 import schema_pb2
 
 import schemas
 from components import census
@@ -344,3 +345,38 @@ def test_a_second_run_on_the_same_output_directory_is_refused_until_the_first_en
                 pass
     with output_lock(str(tmp_path)):  # released: the next run goes ahead
         pass
+
+
+def test_schema_infers_a_schema_from_any_csv_and_names_a_column_the_data_lacks(tmp_path):
+    """Not census: a CSV written here, with its own columns, through `mmoe-pipeline schema`."""
+    from components.schema import check_schema, load_schema
+
+    spec = {"name": "shop", "columns": [{"name": "visits", "kind": "numeric"}, {"name": "price", "kind": "numeric"},
+                                        {"name": "country", "kind": "categorical"},
+                                        {"name": "bought", "kind": "categorical"}],
+            "tasks": [{"name": "buyer", "label_column": "bought", "positive_values": ["yes"]}]}
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(json.dumps(spec))  # JSON is YAML
+    data = tmp_path / "train"
+    data.mkdir()
+    rows = [["visits", "price", "country", "bought"]] + [[str(i % 7), f"{i * 1.5:.1f}", ["fr", "de", "it"][i % 3],
+                                                         "yes" if i % 4 == 0 else "no"] for i in range(40)]
+    _write(str(tmp_path), "train", rows)
+    out = tmp_path / "schema.pbtxt"
+    result = CliRunner().invoke(cli.main, ["schema", "--spec", str(spec_path), "--data", str(data), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"Wrote {out}: 4 features inferred from 40 rows.")
+    schema = load_schema(str(out))
+    types = {f.name: schema_pb2.FeatureType.Name(f.type) for f in schema.feature}
+    assert types == {"visits": "INT", "price": "FLOAT", "country": "BYTES", "bought": "BYTES"}
+    domains = {d.name: sorted(d.value) for d in schema.string_domain}
+    assert domains["country"] == ["de", "fr", "it"]
+    check_schema(schema, DatasetSpec.from_dict(spec), "inferred")
+
+    spec["columns"].append({"name": "age", "kind": "numeric"})
+    spec_path.write_text(json.dumps(spec))
+    result = CliRunner().invoke(cli.main, ["schema", "--spec", str(spec_path), "--data", str(data), "--out", str(out)])
+    assert result.exit_code == 1 and result.output.strip() == (
+        f"Error: {data / 'data.csv'}:1: the header does not name the spec's columns: missing ['age'], not in the "
+        "spec []; the columns found are ['visits', 'price', 'country', 'bought']. Fix the header or the spec's "
+        "columns.")
