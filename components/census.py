@@ -75,7 +75,8 @@ class PreparedData:
         return os.path.join(self.root, split)
 
 
-def _open_text(path: str):
+def open_text(path: str):
+    """A text reader of `path` (UTF-8, newlines kept for the csv module), gunzipped when it ends in .gz."""
     if path.endswith(".gz"):
         return gzip.open(path, "rt", encoding="utf-8", newline="")
     return open(path, "rt", encoding="utf-8", newline="")
@@ -118,7 +119,7 @@ def verify_checksum(path: str) -> str:
 
 def read_uci_rows(path: str, num_columns: int, max_rows: Optional[int] = None) -> Iterator[List[str]]:
     """Yields the fields of each row of a UCI census file: stripped, trailing '.' removed."""
-    with _open_text(path) as f:
+    with open_text(path) as f:
         count = 0
         for line_number, line in enumerate(f, start=1):
             line = line.rstrip("\r\n")
@@ -264,7 +265,7 @@ def download(dest_dir: str, base_url: str = UCI_BASE_URL, files: Sequence[str] =
 
 def write_sample(source_test_path: str, output_path: str, rows: int, seed: int = 0) -> str:
     """Writes the embedded sample: `rows` seeded rows of census-income.test, in file order, gzipped."""
-    with _open_text(source_test_path) as f:
+    with open_text(source_test_path) as f:
         lines = [line for line in f if line.strip()]
     keep = sorted(random.Random(seed).sample(range(len(lines)), rows))
     with open(output_path, "wb") as raw:

@@ -69,19 +69,14 @@ def read_anomalies(anomalies_uri: str, split_names: Sequence[str]) -> List[DataA
             )
         with fileio.open(path, "rb") as f:
             anomalies = anomalies_pb2.Anomalies.FromString(f.read())
-        for feature, info in sorted(anomalies.anomaly_info.items()):
-            found.append(DataAnomaly(
-                feature=feature, split=split,
-                types=tuple(anomalies_pb2.AnomalyInfo.Type.Name(r.type) for r in info.reason),
-                short_description=info.short_description, description=info.description,
-            ))
+        infos = sorted(anomalies.anomaly_info.items())
         if anomalies.HasField("dataset_anomaly_info"):
-            info = anomalies.dataset_anomaly_info
-            found.append(DataAnomaly(
-                feature="(dataset)", split=split,
-                types=tuple(anomalies_pb2.AnomalyInfo.Type.Name(r.type) for r in info.reason),
-                short_description=info.short_description, description=info.description,
-            ))
+            infos.append(("(dataset)", anomalies.dataset_anomaly_info))
+        found.extend(DataAnomaly(
+            feature=feature, split=split,
+            types=tuple(anomalies_pb2.AnomalyInfo.Type.Name(r.type) for r in info.reason),
+            short_description=info.short_description, description=info.description,
+        ) for feature, info in infos)
     return found
 
 

@@ -117,14 +117,13 @@ class Missing:
                 "a serving request cannot be dropped. Filter such rows out of the CSV files before the pipeline, "
                 "or impute (mean, median, {constant: V})."
             )
-        allowed = ["mean", "median", "{constant: V}", "error"] if kind is ColumnKind.NUMERIC else [
-            "{constant: V}", "error"]
-        policy = _enum_value(MissingPolicy, raw, where) if raw in {m.value for m in MissingPolicy} else None
-        if policy is None or policy is MissingPolicy.CONSTANT or (
-                kind is not ColumnKind.NUMERIC and policy in (MissingPolicy.MEAN, MissingPolicy.MEDIAN)):
+        named = {MissingPolicy.MEAN, MissingPolicy.MEDIAN, MissingPolicy.ERROR} if kind is ColumnKind.NUMERIC else {
+            MissingPolicy.ERROR}
+        if raw not in {p.value for p in named}:
+            allowed = [p.value for p in MissingPolicy if p in named] + ["{constant: V}"]
             raise SpecError(f"{where}: received {raw!r}, expected one of {', '.join(allowed)} "
                             f"for a {kind.value} column.")
-        return cls(policy)
+        return cls(MissingPolicy(raw))
 
     @property
     def allows_absence(self) -> bool:

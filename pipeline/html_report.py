@@ -26,10 +26,9 @@ from typing import Dict, List
 
 from components.names import GATE_STATS_FILE, SPEC_KEY
 from components.spec import DatasetSpec
-from pipeline import report
+from pipeline import local_runner, report
 
 REPORT_FILE = "report.html"
-DECISION_FILE = "decision.json"
 NODE_EXAMPLE_GEN = "CsvExampleGen"
 
 
@@ -54,10 +53,6 @@ def _table(header: List[str], rows: List[List[str]], table_id: str = "") -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
     return f'<table{f" id={table_id!r}" if table_id else ""}><tr>{head}</tr>{body}</table>'
-
-
-def _fmt(value, spec="{:.4f}") -> str:
-    return "-" if value is None else spec.format(value)
 
 
 def spec_of_run(store, pipeline_name: str) -> DatasetSpec:
@@ -157,11 +152,8 @@ def training_figure(curves: Dict[str, List[tuple]]):
 
 def data_statistics(statistics_uri: str) -> Dict[str, dict]:
     """Per split: rows, and per feature its missing fraction and its mean (numeric) or distinct values."""
-    import tensorflow_data_validation as tfdv
-
     splits = {}
-    for split_dir in sorted(glob.glob(os.path.join(statistics_uri, "Split-*"))):
-        stats = tfdv.load_stats_binary(os.path.join(split_dir, "FeatureStats.pb")).datasets[0]
+    for split, stats in report.split_statistics(statistics_uri).items():
         features = {}
         for feature in stats.features:
             name = feature.path.step[0]
@@ -174,7 +166,7 @@ def data_statistics(statistics_uri: str) -> Dict[str, dict]:
                         if b.high_value == 0) if common.min_num_values == 0 else 0
             missing = (stats.num_examples - present + empty) / max(stats.num_examples, 1)
             features[name] = {"missing": missing, "summary": summary}
-        splits[os.path.basename(split_dir)[len("Split-"):]] = {"rows": stats.num_examples, "features": features}
+        splits[split] = {"rows": stats.num_examples, "features": features}
     return splits
 
 
@@ -187,10 +179,11 @@ th{background:#f0f0f0}.pushed{color:#2a7}.notpushed{color:#c33}section{margin-bo
 
 def build(output_dir: str) -> str:
     """Writes OUTPUT/report.html for the run whose decision is OUTPUT/decision.json; returns its path."""
-    decision_path = os.path.join(output_dir, DECISION_FILE)
-    metadata_path = os.path.join(output_dir, "metadata.sqlite")
+    decision_path = os.path.join(output_dir, local_runner.DECISION_FILE)
+    metadata_path = os.path.join(output_dir, local_runner.METADATA_FILE)
     if not os.path.exists(decision_path) or not os.path.exists(metadata_path):
-        raise ReportError(f"{output_dir} holds no finished run ({DECISION_FILE} and metadata.sqlite); "
+        raise ReportError(f"{output_dir} holds no finished run ({local_runner.DECISION_FILE} and "
+                          f"{local_runner.METADATA_FILE}); "
                           "run `mmoe-pipeline run --output-dir` there first.")
     import matplotlib
 
@@ -206,23 +199,20 @@ def build(output_dir: str) -> str:
     verdict = (f'<p class="pushed">PUSHED to {html.escape(str(decision["pushed_destination"]))}</p>'
                if decision["pushed"] else
                '<p class="notpushed">NOT PUSHED: ' + html.escape("; ".join(decision["reasons"])) + "</p>")
-    rows = [[t, _fmt(d["auc"]), _fmt(d["min_auc"], "{:.2f}"), _fmt(d["baseline_auc"]), _fmt(d["auc_change"], "{:+.4f}"),
-             _fmt(d["max_auc_drop"], "{:.3f}"), "pass" if d["passed"] else "FAIL: " + "; ".join(d["failures"])]
-            for t, d in decision["tasks"].items()]
     sections.append(("decision", "Decision", verdict + _table(
-        ["task", "AUC", "min", "baseline", "change", "max drop", "verdict"], rows, "decision-table")))
+        list(report.DECISION_HEADER), report.decision_rows(decision), "decision-table")))
 
     evaluation = decision["evaluation"]
     slices = report.evaluation_metrics(evaluation, spec) if evaluation else []
     if slices:
         body = "".join(_img(_png(slice_figure(slices, t)), f"AUC per slice of {t}") for t in tasks)
-        table = [[r.slice_name, *(v for t in tasks for v in (_fmt(r.auc.get(t)) if r.auc.get(t) is not None
+        table = [[r.slice_name, *(v for t in tasks for v in (report._fmt(r.auc.get(t)) if r.auc.get(t) is not None
                                                             else "undefined", f"{r.example_count.get(t, 0):.0f}"))]
                  for r in slices]
         body += _table(["slice", *(h for t in tasks for h in (f"{t} AUC", f"{t} n"))], table, "slice-table")
         sections.append(("slices", "AUC per task and slice", body))
         overall = next(r for r in slices if r.slice_name == "Overall")
-        quality = [[t, _fmt(overall.auc_pr.get(t)), _fmt(overall.calibration.get(t))] for t in tasks]
+        quality = [[t, report._fmt(overall.auc_pr.get(t)), report._fmt(overall.calibration.get(t))] for t in tasks]
         sections.append(("quality", "AUC-PR and calibration", _img(_png(quality_figure(overall, tasks)), "quality")
                          + _table(["task", "AUC-PR", "calibration"], quality, "quality-table")))
 

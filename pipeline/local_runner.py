@@ -11,6 +11,7 @@ import re
 import time
 from typing import Optional
 
+from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
@@ -25,6 +26,7 @@ from pipeline.pipeline import create_pipeline
 # "--direct_num_workers=0") to use every core on large data.
 DEFAULT_BEAM_ARGS: tuple = ()
 DECISION_FILE = "decision.json"
+METADATA_FILE = "metadata.sqlite"
 LOCK_FILE = ".mmoe-pipeline.lock"
 _BEAM_SUFFIX = re.compile(r"\s*\[while running '[^']*'\]")
 
@@ -81,7 +83,7 @@ def failed_component(config: PipelineConfig, since: float) -> Optional[str]:
     nodes = [c.id for c in create_pipeline(config).components]
     for node, execution in report.latest_executions(store, config.pipeline_name, nodes).items():
         if execution and execution.create_time_since_epoch >= since * 1000 - 1000 and execution.last_known_state in (
-                report.metadata_store_pb2.Execution.FAILED, report.metadata_store_pb2.Execution.RUNNING):
+                metadata_store_pb2.Execution.FAILED, metadata_store_pb2.Execution.RUNNING):
             return node
     return None
 
@@ -132,7 +134,7 @@ def local_config(
         schema_path=schema_path,
         spec=spec,
         serving_model_dir=os.path.join(output_dir, "serving_model"),
-        metadata_path=os.path.join(output_dir, "metadata.sqlite"),
+        metadata_path=os.path.join(output_dir, METADATA_FILE),
         beam_pipeline_args=overrides.pop("beam_pipeline_args", DEFAULT_BEAM_ARGS),
         **overrides,
     )

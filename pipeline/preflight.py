@@ -15,14 +15,13 @@ from __future__ import annotations
 import csv
 import dataclasses
 import glob
-import gzip
-import io
 import math
 import os
-from typing import Dict, Iterator, List, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 from tensorflow_metadata.proto.v0 import schema_pb2
 
+from components import census
 from components.schema import check_schema, load_schema
 from components.spec import ColumnKind, DatasetSpec, MissingPolicy
 
@@ -44,19 +43,17 @@ class SplitSummary:
     rows: int
 
 
-def _open_text(path: str):
-    if path.endswith(".gz"):
-        with open(path, "rb") as f:
-            if f.read(2) != b"\x1f\x8b":
-                raise PreflightError(f"{path}: named .gz but is not gzip-compressed; rename it without .gz, "
-                                     "or compress it with gzip.")
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, "rt", encoding="utf-8", newline="")
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 def _rows(path: str) -> Iterator[List[str]]:
+    if path.endswith(".gz"):
+        with open(path, "rb") as f:
+            if f.read(2) != _GZIP_MAGIC:
+                raise PreflightError(f"{path}: named .gz but is not gzip-compressed; rename it without .gz, "
+                                     "or compress it with gzip.")
     try:
-        with _open_text(path) as f:
+        with census.open_text(path) as f:
             yield from csv.reader(f, delimiter=SEPARATOR)
     except UnicodeDecodeError as e:
         raise PreflightError(f"{path}: not UTF-8 text ({e}); is it a CSV file?") from None
@@ -106,11 +103,12 @@ def _numeric_error(value: str, int_type: bool):
 
 
 def check_split_files(split: str, files: Sequence[str], spec: DatasetSpec,
-                      schema: schema_pb2.Schema) -> SplitSummary:
-    """Checks every row of `files` (one split) as CsvExampleGen and Transform will read them."""
+                      schema: Optional[schema_pb2.Schema]) -> SplitSummary:
+    """Checks every row of `files` (one split) as CsvExampleGen and Transform will read them
+    (without a schema, numbers are not checked to be integers)."""
     if not files:
         raise PreflightError(f"split {split!r} has no files; put its CSV files under {split}/.")
-    types = {f.name: f.type for f in schema.feature}
+    types = {f.name: f.type for f in schema.feature} if schema else {}
     columns = {c.name: c for c in spec.columns}
     rows = 0
     for path in files:
@@ -171,18 +169,12 @@ def infer_schema(spec: DatasetSpec, data_path: str, out_path: str):
     import tensorflow_data_validation as tfdv
     from tfx.utils import io_utils
 
-    files = sorted(p for p in glob.glob(os.path.join(data_path, "*")) if os.path.isfile(p)) if os.path.isdir(
-        data_path) else [data_path]
-    empty = schema_pb2.Schema()  # the file checks that need no schema: header, field counts, numbers
-    for column in spec.columns:
-        empty.feature.add(name=column.name, type=schema_pb2.FLOAT)
-    rows = check_split_files(os.path.basename(os.path.normpath(data_path)), files, spec, empty).rows
-    if any(f.endswith(".gz") for f in files) and not all(f.endswith(".gz") for f in files):
-        raise PreflightError(f"{data_path}: mixes .gz and plain files; TFDV reads one compression at a time.")
+    folder, name = os.path.split(os.path.normpath(data_path))
+    files = split_files(folder, name) if os.path.isdir(data_path) else [data_path]
+    rows = check_split_files(name, files, spec, None).rows
+    # Beam picks each file's compression from its name (.gz), as CsvExampleGen does.
     statistics = tfdv.generate_statistics_from_csv(
-        data_location=os.path.join(data_path, "*") if os.path.isdir(data_path) else data_path,
-        compression_type="gzip" if files[0].endswith(".gz") else "auto",
-    )
+        data_location=os.path.join(data_path, "*") if os.path.isdir(data_path) else data_path)
     inferred = tfdv.infer_schema(statistics, infer_feature_shape=False)
     check_schema(inferred, spec, f"the schema inferred from {data_path}")
     io_utils.write_pbtxt_file(out_path, inferred)

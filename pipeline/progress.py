@@ -24,14 +24,7 @@ _FINISHED = ("node %s is finished.", "Component %s is finished.")
 
 
 def _statistics_rows(uri: str) -> Optional[str]:
-    import tensorflow_data_validation as tfdv
-
-    counts = []
-    for split in sorted(os.listdir(uri)):
-        path = os.path.join(uri, split, "FeatureStats.pb")
-        if split.startswith("Split-") and os.path.exists(path):
-            stats = tfdv.load_stats_binary(path)
-            counts.append(f"{split[len('Split-'):]} {stats.datasets[0].num_examples}")
+    counts = [f"{split} {stats.num_examples}" for split, stats in report.split_statistics(uri).items()]
     return "rows: " + ", ".join(counts) if counts else None
 
 

@@ -21,6 +21,7 @@ from components.spec import DatasetSpec
 from pipeline.pipeline import create_pipeline
 
 NODE_CONTEXT = "node"
+STATISTICS_FILE = "FeatureStats.pb"  # what StatisticsGen writes under each Split-<name>/
 
 
 def open_store(metadata_path: str) -> mlmd.MetadataStore:
@@ -60,6 +61,18 @@ def latest_output_uri(store, pipeline_name: str, node_id: str, artifact_type: st
                if e.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)}
     artifacts = [a for a in store.get_artifacts_by_id(list(outputs)) if a.type_id == type_id] if outputs else []
     return max(artifacts, key=lambda a: a.id).uri if artifacts else None
+
+
+def split_statistics(statistics_uri: str) -> dict:
+    """Split name -> its `DatasetFeatureStatistics`, from a StatisticsGen (ExampleStatistics) artifact."""
+    import tensorflow_data_validation as tfdv
+
+    found = {}
+    for split_dir in sorted(os.listdir(statistics_uri)):
+        path = os.path.join(statistics_uri, split_dir, STATISTICS_FILE)
+        if split_dir.startswith("Split-") and os.path.exists(path):
+            found[split_dir[len("Split-"):]] = tfdv.load_stats_binary(path).datasets[0]
+    return found
 
 
 def node_seconds(store, pipeline_name: str, node_ids) -> Dict[str, float]:
@@ -263,14 +276,25 @@ def _fmt(value, spec="{:.4f}", missing="-") -> str:
     return missing if value is None else spec.format(value)
 
 
+DECISION_HEADER = ("task", "AUC", "min", "baseline", "change", "max drop", "verdict")
+
+
+def decision_rows(decision: dict) -> List[List[str]]:
+    """Per task, the cells of `DECISION_HEADER` (the console table and the HTML report)."""
+    return [[task, _fmt(d["auc"]), _fmt(d["min_auc"], "{:.2f}"), _fmt(d["baseline_auc"]),
+             _fmt(d["auc_change"], "{:+.4f}"), _fmt(d["max_auc_drop"], "{:.3f}"),
+             "pass" if d["passed"] else "FAIL: " + "; ".join(d["failures"])]
+            for task, d in decision["tasks"].items()]
+
+
 def format_decision(decision: dict) -> List[str]:
-    lines = [f"{'task':<16} {'AUC':>7} {'min':>6} {'baseline':>9} {'change':>8} {'max drop':>9}  verdict"]
-    for task, d in decision["tasks"].items():
-        lines.append(
-            f"{task:<16} {_fmt(d['auc']):>7} {_fmt(d['min_auc'], '{:.2f}'):>6} {_fmt(d['baseline_auc']):>9} "
-            f"{_fmt(d['auc_change'], '{:+.4f}'):>8} {_fmt(d['max_auc_drop'], '{:.3f}'):>9}  "
-            + ("pass" if d["passed"] else "FAIL: " + "; ".join(d["failures"]))
-        )
+    widths = (-16, 7, 6, 9, 8, 9)  # negative: left-aligned
+
+    def line(cells):
+        columns = [f"{c:<{-w}}" if w < 0 else f"{c:>{w}}" for c, w in zip(cells, widths)]
+        return " ".join(columns) + "  " + cells[-1]
+
+    lines = [line(DECISION_HEADER)] + [line(row) for row in decision_rows(decision)]
     if decision["pushed"]:
         lines.append(f"PUSHED to {decision['pushed_destination']}")
     else:

@@ -132,10 +132,13 @@ def _call(host: str, what: str, fn):
 
 
 def _find_pipeline(client: kfp.Client, name: str, namespace: Optional[str]) -> Optional[str]:
-    if namespace is None:
-        return client.get_pipeline_id(name)
+    """The id of the pipeline named `name` (in `namespace`, on multi-user Kubeflow), or None.
+
+    `kfp.Client.get_pipeline_id` does the same lookup but cannot take a namespace."""
     name_filter = json.dumps({"predicates": [{"operation": "EQUALS", "key": "display_name", "stringValue": name}]})
     found = client.list_pipelines(filter=name_filter, namespace=namespace).pipelines or []
+    if len(found) > 1:
+        raise SchedulingError(f"{len(found)} pipelines are named {name!r}; names must be unique: delete the extra ones.")
     return found[0].pipeline_id if found else None
 
 

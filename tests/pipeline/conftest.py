@@ -43,18 +43,22 @@ def with_values(source_root: str, target_root: str, split: str, column: str, val
     return changed
 
 
-def run_cli(config, files: str) -> subprocess.CompletedProcess:
-    """`mmoe-pipeline run` in its own process (stdout not a terminal), with `config`'s data, output
-    directory, spec, schema, trainer settings and steps."""
+def cli_command(config, files: str) -> list:
+    """The `mmoe-pipeline run` command line of `config` (data, output directory, spec, schema, trainer
+    settings, steps); the spec and trainer settings are written as YAML files under `files`."""
     with open(os.path.join(files, "spec.yaml"), "w") as f:
         yaml.safe_dump(config.spec.to_dict(), f)
     with open(os.path.join(files, "trainer.yaml"), "w") as f:
         yaml.safe_dump(config.trainer.to_dict(), f)
-    command = [sys.executable, "-m", "pipeline.cli", "run", "--splits-dir", config.data_root,
-               "--output-dir", os.path.dirname(config.pipeline_root), "--spec", os.path.join(files, "spec.yaml"),
-               "--trainer-config", os.path.join(files, "trainer.yaml"), "--schema", config.schema_path,
-               "--train-steps", str(config.train_steps), "--eval-steps", str(config.eval_steps)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=1200)
+    return [sys.executable, "-m", "pipeline.cli", "run", "--splits-dir", config.data_root,
+            "--output-dir", os.path.dirname(config.pipeline_root), "--spec", os.path.join(files, "spec.yaml"),
+            "--trainer-config", os.path.join(files, "trainer.yaml"), "--schema", config.schema_path,
+            "--train-steps", str(config.train_steps), "--eval-steps", str(config.eval_steps)]
+
+
+def run_cli(config, files: str) -> subprocess.CompletedProcess:
+    """`mmoe-pipeline run` of `config` in its own process (stdout not a terminal), which must succeed."""
+    done = subprocess.run(cli_command(config, files), capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     return done
 

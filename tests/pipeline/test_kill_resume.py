@@ -4,28 +4,26 @@ with exactly one new serving version; a second run on the same output directory 
 `make test-slow` (about 4 minutes): the CLI as a user runs it, in its own process group.
 """
 
+import dataclasses
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
-import yaml
 
 import schemas
 from components import census
 from pipeline import local_runner, report
-from tests.pipeline.conftest import NODES, ROWS, _read
+from tests.pipeline.conftest import NODES, ROWS, _read, cli_command
 
 pytestmark = pytest.mark.slow
 
 UPSTREAM = ["CsvExampleGen", "StatisticsGen", "SpecSchema", "ExampleValidator", "Transform"]
 
 
-def _cli(splits, out, steps, spec_path):
-    return [sys.executable, "-m", "pipeline.cli", "run", "--splits-dir", splits, "--output-dir", out,
-            "--spec", spec_path, "--train-steps", str(steps), "--eval-steps", "2"]
+def _cli(config, steps, files):
+    return cli_command(dataclasses.replace(config, train_steps=steps), str(files))
 
 
 def _states(config):
@@ -45,18 +43,15 @@ def _wait_for(predicate, timeout, what):
 
 def test_a_killed_run_resumes_from_the_cache_and_pushes_exactly_once(tmp_path, spec):
     splits = census.prepare(spec, str(tmp_path / "data"), test_path=census.SAMPLE_PATH, max_rows=ROWS).root
-    spec_path = str(tmp_path / "spec.yaml")
-    with open(spec_path, "w") as f:
-        yaml.safe_dump(spec.to_dict(), f)
     out = str(tmp_path / "out")
-    config = local_runner.local_config(out, splits, spec, schemas.path("census", "schema.pbtxt"))
+    config = local_runner.local_config(out, splits, spec, schemas.path("census", "schema.pbtxt"), eval_steps=2)
     env = dict(os.environ, TF_USE_LEGACY_KERAS="1")
-    first = subprocess.Popen(_cli(splits, out, 100000, spec_path), env=env, stdout=subprocess.DEVNULL,
+    first = subprocess.Popen(_cli(config, 100000, tmp_path), env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         _wait_for(lambda: _states(config).get("Trainer") == "RUNNING", 600, "the Trainer to start")
         # Meanwhile a second run on the same output directory is refused, naming the holder.
-        second = subprocess.run(_cli(splits, out, 10, spec_path), env=env, capture_output=True, text=True, timeout=300)
+        second = subprocess.run(_cli(config, 10, tmp_path), env=env, capture_output=True, text=True, timeout=300)
         assert second.returncode == 1
         assert f"Error: {out} is in use by another run (pid {first.pid}, started " in second.stderr
         time.sleep(5)  # a few training steps
@@ -71,7 +66,7 @@ def test_a_killed_run_resumes_from_the_cache_and_pushes_exactly_once(tmp_path, s
             os.killpg(first.pid, signal.SIGKILL)
     assert not os.path.isdir(config.serving_model_dir) or os.listdir(config.serving_model_dir) == []
 
-    resumed = subprocess.run(_cli(splits, out, 300, spec_path), env=env, capture_output=True, text=True, timeout=900)
+    resumed = subprocess.run(_cli(config, 300, tmp_path), env=env, capture_output=True, text=True, timeout=900)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     states = _states(config)
     assert {node: states[node] for node in UPSTREAM} == {node: "CACHED" for node in UPSTREAM}
