@@ -19,7 +19,9 @@ from tests.pipeline.conftest import NODES, ROWS, _read, cli_command
 
 pytestmark = pytest.mark.slow
 
-UPSTREAM = ["CsvExampleGen", "StatisticsGen", "SpecSchema", "ExampleValidator", "Transform"]
+# The Trainer's ancestors: done before it started, so served from the cache on the resumed run. (StatisticsGen
+# and ExampleValidator do not feed the Trainer; the runner may order them after it, so they may not have run yet.)
+UPSTREAM = ["CsvExampleGen", "SpecSchema", "Transform"]
 
 
 def _cli(config, steps, files):
