@@ -27,6 +27,7 @@ import csv
 import dataclasses
 import gzip
 import hashlib
+import io
 import json
 import logging
 import os
@@ -36,7 +37,7 @@ import tempfile
 import urllib.request
 from typing import Dict, Iterator, List, Optional, Sequence
 
-from components.spec import DatasetSpec
+from components.spec import SPLIT_NAMES, DatasetSpec
 
 # SHA-256 of the *uncompressed* files, keyed by file name without ".gz".
 KNOWN_SHA256: Dict[str, str] = {
@@ -48,7 +49,7 @@ KNOWN_SHA256: Dict[str, str] = {
 
 UCI_BASE_URL = "https://archive.ics.uci.edu/ml/machine-learning-databases/census-income-mld"
 UCI_FILES = ("census-income.data.gz", "census-income.test.gz")
-SPLITS = ("train", "eval", "test")
+SPLITS = SPLIT_NAMES  # the pipeline's splits, in order
 SINGLE_FILE_FRACTIONS = (0.8, 0.1, 0.1)
 SAMPLE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "census-income.sample.gz")
 _SEPARATOR = ", "
@@ -76,10 +77,17 @@ class PreparedData:
 
 
 def open_text(path: str):
-    """A text reader of `path` (UTF-8, newlines kept for the csv module), gunzipped when it ends in .gz."""
-    if path.endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8", newline="")
-    return open(path, "rt", encoding="utf-8", newline="")
+    """A text reader of `path` (UTF-8, newlines kept for the csv module), gunzipped when it ends in .gz
+    (as Beam picks a file's compression from its name); a local path or any URL TFX's fileio reads."""
+    if "://" in path:
+        from tfx.dsl.io import fileio
+
+        with fileio.open(path, "rb") as f:
+            raw = io.BytesIO(f.read())
+        stream = gzip.GzipFile(fileobj=raw) if path.endswith(".gz") else raw
+    else:
+        stream = gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
+    return io.TextIOWrapper(stream, encoding="utf-8", newline="")
 
 
 def known_name(path: str) -> str:

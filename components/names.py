@@ -25,12 +25,24 @@ EXAMPLES_INPUT = "examples"  # the input name of both signatures
 
 # Files the Trainer writes beside its TensorBoard logs (model-run folder).
 GATE_STATS_FILE = "gate_stats.json"
+WARM_START_FILE = "warm_start.json"  # base model, weights loaded and re-initialised, initial losses
 
 # The Trainer's progress log record (epoch, step, steps, loss, examples/s): the CLI's progress
 # line reads its arguments.
 TRAINING_PROGRESS = "epoch %d step %d/%d loss=%.4f (%.0f examples/s)"
 
+# Span folders of a data root: one folder per span, its number where {SPAN} is.
+SPAN_TOKEN = "{SPAN}"
+DEFAULT_SPAN_FOLDER = "span-{SPAN}"
+
+# Custom property of the Examples, the InfraBlessing and the PushedModel: the data spans read,
+# newest first, comma-separated.
+SPANS_PROPERTY = "spans"
+
 # Component ids that code outside the pipeline module looks up (reports, launchers).
+EXAMPLE_GEN_COMPONENT = "CsvExampleGen"  # components.example_gen's executor in TFX's FileBasedExampleGen
+SCHEMA_GEN_COMPONENT = "SchemaGen"  # only without a curated schema: the schema inferred from the data
+DRIFT_COMPONENT = "SpanDrift"  # this span's statistics against the previous span's
 SCHEMA_COMPONENT = "SpecSchema"  # the curated schema, checked against and adjusted to the spec
 BASELINE_COMPONENT = "LatestBlessedModelResolver"  # the Resolver (local runners, Vertex)
 SERVING_BASELINE_COMPONENT = "ServingBaseline"  # its stand-in on open-source Kubeflow Pipelines

@@ -14,13 +14,19 @@ polling the directory never sees a version without ``saved_model.pb`` and its
 variables (rename is atomic on local and POSIX file systems; on object stores
 it is a copy, and the version is still written last). A push killed half-way
 leaves only a temporary folder, which the next push removes.
+
+Each pushed version records the data spans it was trained on (ServingCheck's
+``spans`` property of the InfraBlessing) in ``assets.extra/data_spans.json``
+(TensorFlow Serving ignores ``assets.extra``; the digest above skips that file)
+and on the PushedModel artifact.
 """
 
 import hashlib
+import json
 import logging
 import os
 import time
-from typing import Optional
+from typing import List, Optional, Sequence
 
 from tfx.components.pusher import executor as pusher_executor
 from tfx.dsl.io import fileio
@@ -28,8 +34,10 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
-TEMPORARY_PREFIX = ".tmp-"
+from components.names import SPANS_PROPERTY
 
+TEMPORARY_PREFIX = ".tmp-"
+SPANS_RECORD = os.path.join("assets.extra", "data_spans.json")  # in each pushed version
 
 def saved_model_digest(model_dir: str) -> str:
     """SHA-256 over the relative paths and contents of every file under `model_dir`."""
@@ -38,6 +46,8 @@ def saved_model_digest(model_dir: str) -> str:
     for root, _, names in fileio.walk(model_dir):
         files.extend(os.path.join(root, n) for n in names)
     for path in sorted(files):
+        if os.path.relpath(path, model_dir) == SPANS_RECORD:
+            continue
         digest.update(os.path.relpath(path, model_dir).encode())
         with fileio.open(path, "rb") as f:
             digest.update(f.read())
@@ -60,7 +70,8 @@ def _versions(base_directory: str):
     return [int(v.rstrip("/")) for v in fileio.listdir(base_directory) if v.rstrip("/").isdigit()]
 
 
-def push_atomically(model_dir: str, base_directory: str, version: Optional[int] = None) -> str:
+def push_atomically(model_dir: str, base_directory: str, version: Optional[int] = None,
+                    spans: Sequence[int] = ()) -> str:
     """Copies `model_dir` to `base_directory/<version>` through a temporary folder; returns the version path.
 
     The version is `version` (default: the current Unix time, as TFX's Pusher), or one more than
@@ -76,9 +87,31 @@ def push_atomically(model_dir: str, base_directory: str, version: Optional[int] 
     final = os.path.join(base_directory, str(version))
     temporary = os.path.join(base_directory, f"{TEMPORARY_PREFIX}{version}-{os.getpid()}")
     io_utils.copy_dir(model_dir, temporary)
+    if spans:
+        record = os.path.join(temporary, SPANS_RECORD)
+        fileio.makedirs(os.path.dirname(record))
+        with fileio.open(record, "w") as f:
+            f.write(json.dumps({"spans": list(spans)}))
     fileio.rename(temporary, final)
     logging.info("Model written to serving path %s.", final)
     return final
+
+
+def blessed_spans(input_dict) -> List[int]:
+    """The data spans ServingCheck recorded on the InfraBlessing (empty without one)."""
+    blessings = input_dict.get(standard_component_specs.INFRA_BLESSING_KEY) or []
+    if not blessings or not blessings[0].has_custom_property(SPANS_PROPERTY):
+        return []
+    return [int(s) for s in blessings[0].get_string_custom_property(SPANS_PROPERTY).split(",") if s]
+
+
+def pushed_spans(version_dir: str) -> List[int]:
+    """The data spans a pushed version was trained on (empty when it does not say)."""
+    record = os.path.join(version_dir, SPANS_RECORD)
+    if not fileio.exists(record):
+        return []
+    with fileio.open(record) as f:
+        return list(json.loads(f.read())["spans"])
 
 
 class Executor(pusher_executor.Executor):
@@ -101,6 +134,8 @@ class Executor(pusher_executor.Executor):
             logging.info("This model is already served from %s; not pushing a copy.", existing)
             self._MarkPushed(model_push, pushed_destination=existing, pushed_version=os.path.basename(existing))
             return
-        pushed = push_atomically(model_dir, base_directory)
+        spans = blessed_spans(input_dict)
+        pushed = push_atomically(model_dir, base_directory, spans=spans)
         io_utils.copy_dir(model_dir, model_push.uri)
+        model_push.set_string_custom_property(SPANS_PROPERTY, ",".join(str(s) for s in spans))
         self._MarkPushed(model_push, pushed_destination=pushed, pushed_version=os.path.basename(pushed))

@@ -14,7 +14,8 @@ and adjusted to the spec's missing-value policies.
   stops.
 
 `SpecSchema` is the pipeline's component for this (it replaces ImportSchemaGen and writes
-``schema.pbtxt`` exactly where ImportSchemaGen would).
+``schema.pbtxt`` exactly where ImportSchemaGen would). Without a curated schema it takes
+SchemaGen's, inferred from the data's statistics, and says so.
 """
 
 import json
@@ -23,7 +24,7 @@ import os
 from typing import Dict, List
 
 from tensorflow_metadata.proto.v0 import schema_pb2
-from tfx.dsl.component.experimental.annotations import OutputArtifact, Parameter
+from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
 from tfx.utils import io_utils
@@ -103,12 +104,24 @@ def SpecSchema(  # noqa: N802 (TFX component names are classes)
     schema: OutputArtifact[standard_artifacts.Schema],
     schema_file: Parameter[str],
     spec_json: Parameter[str],
+    inferred: InputArtifact[standard_artifacts.Schema] = None,
 ) -> None:
-    """The curated schema at `schema_file`, checked against the spec and adjusted to it."""
+    """The curated schema at `schema_file` (or, when it is empty, SchemaGen's `inferred` one),
+    checked against the spec and adjusted to it."""
     spec = DatasetSpec.from_dict(json.loads(spec_json), where="SpecSchema spec_json")
-    curated = load_schema(schema_file)
-    check_schema(curated, spec, f"schema file {schema_file!r}")
-    derived = derive_schema(curated, spec)
+    if schema_file:
+        source = f"schema file {schema_file!r}"
+        base = load_schema(schema_file)
+    elif inferred is not None:
+        source = f"the schema SchemaGen inferred from the data ({inferred.uri})"
+        base = load_schema(os.path.join(inferred.uri, SCHEMA_FILE))
+        logging.warning("SpecSchema: no curated schema: using %s. Review it, curate it and pass it next time "
+                        "(`mmoe-pipeline schema` writes it).", source)
+    else:
+        raise SchemaMismatch("SpecSchema: neither a schema file nor an inferred schema; pass --schema or let the "
+                             "pipeline infer one (PipelineConfig.schema_path=None).")
+    check_schema(base, spec, source)
+    derived = derive_schema(base, spec)
     io_utils.write_pbtxt_file(os.path.join(schema.uri, SCHEMA_FILE), derived)
-    logging.info("SpecSchema: %s checked against spec %r; may be absent: %s.", schema_file, spec.name,
+    logging.info("SpecSchema: %s checked against spec %r; may be absent: %s.", source, spec.name,
                  relaxed_columns(spec) or "no column")

@@ -8,8 +8,12 @@ It blesses the model only when both hold:
   every example;
 * the data is clean: ExampleValidator found no anomaly on any split (train, eval,
   test) against the schema, except the types the spec lists in
-  ``allowed_anomalies``. Training still runs on such data, so the user can look
-  at the model; it is just never pushed.
+  ``allowed_anomalies``, and no column drifted beyond its threshold since the
+  previous span (`components.drift.SpanDrift`). Training still runs on such data,
+  so the user can look at the model; it is just never pushed.
+
+It records the spans the data came from on its blessing (``spans``), where the
+Pusher finds them.
 
 The Pusher takes its ``InfraBlessing`` next to the Evaluator's blessing, so this
 gate holds on every orchestrator, Kubeflow included.
@@ -32,8 +36,10 @@ from tfx.dsl.io import fileio
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import path_utils
 
+from components.drift import Drift, drift_of
+from components.example_gen import spans_of
 from components.spec import DatasetSpec, TaskType
-from components.names import EXAMPLES_INPUT, SERVING_SIGNATURE
+from components.names import EXAMPLES_INPUT, SERVING_SIGNATURE, SPANS_PROPERTY
 
 BLESSED_PROPERTY = "blessed"  # what the Pusher reads on an InfraBlessing
 RESULT_FILE = "serving_check.json"
@@ -93,14 +99,17 @@ class ServingCheckResult:
     num_examples: int
     failures: dict  # task -> reason
     anomalies: Tuple[DataAnomaly, ...] = ()  # the data anomalies that stop the push
+    drift: Tuple[Drift, ...] = ()  # the columns that drifted since the previous span
+    spans: Tuple[int, ...] = ()  # the spans the data came from, newest first
 
     @property
     def ok(self) -> bool:
-        return self.num_examples > 0 and not self.failures and not self.anomalies
+        return self.num_examples > 0 and not self.failures and not self.anomalies and not self.drift
 
     def to_dict(self) -> dict:
         return {"ok": self.ok, "num_examples": self.num_examples, "failures": self.failures,
-                "anomalies": [a.to_dict() for a in self.anomalies]}
+                "anomalies": [a.to_dict() for a in self.anomalies], "drift": [d.to_dict() for d in self.drift],
+                "spans": list(self.spans)}
 
 
 def raw_examples(examples_uri: str, split: str, spec: DatasetSpec, limit: int) -> List[bytes]:
@@ -148,27 +157,32 @@ def ServingCheck(  # noqa: N802 (TFX component names are classes)
     model: InputArtifact[standard_artifacts.Model],
     examples: InputArtifact[standard_artifacts.Examples],
     anomalies: InputArtifact[standard_artifacts.ExampleAnomalies],
+    drift: InputArtifact[standard_artifacts.ExampleAnomalies],
     blessing: OutputArtifact[standard_artifacts.InfraBlessing],
     spec_json: Parameter[str],
     split: Parameter[str] = "eval",
     num_examples: Parameter[int] = 16,
 ) -> None:
-    """Blesses `model` when serving_default answers every task for raw `examples` and the data
-    has no anomaly the spec does not allow."""
+    """Blesses `model` when serving_default answers every task for raw `examples`, the data
+    has no anomaly the spec does not allow and no column drifted since the previous span."""
     spec = DatasetSpec.from_dict(json.loads(spec_json), where="ServingCheck spec_json")
     serialized = raw_examples(examples.uri, split, spec, num_examples)
     result = check_serving(path_utils.serving_model_path(model.uri), serialized, spec)
     found = read_anomalies(anomalies.uri, artifact_utils.decode_split_names(anomalies.split_names))
-    result = dataclasses.replace(result, anomalies=tuple(blocking_anomalies(found, spec.allowed_anomalies)))
+    result = dataclasses.replace(result, anomalies=tuple(blocking_anomalies(found, spec.allowed_anomalies)),
+                                 drift=tuple(drift_of(drift)), spans=tuple(spans_of(examples)))
     for anomaly in result.anomalies:
         logging.warning("ServingCheck: data anomaly, the model will not be pushed: %s", anomaly)
+    for moved in result.drift:
+        logging.warning("ServingCheck: data drift, the model will not be pushed: %s", moved)
     blessing.set_int_custom_property(BLESSED_PROPERTY, int(result.ok))
+    blessing.set_string_custom_property(SPANS_PROPERTY, ",".join(str(s) for s in result.spans))
     os.makedirs(blessing.uri, exist_ok=True)
     with open(os.path.join(blessing.uri, RESULT_FILE), "w") as f:
         json.dump(result.to_dict(), f, indent=2, sort_keys=True)
     if result.ok:
         logging.info("ServingCheck: %d raw examples served for every task; no data anomaly.", result.num_examples)
     else:
-        logging.warning("ServingCheck: model NOT blessed: serving failures %s, %d data anomalies.",
-                        result.failures, len(result.anomalies))
+        logging.warning("ServingCheck: model NOT blessed: serving failures %s, %d data anomalies, %d drifted "
+                        "columns.", result.failures, len(result.anomalies), len(result.drift))
 

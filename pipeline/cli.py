@@ -26,6 +26,7 @@ from absl import logging as absl_logging  # noqa: E402
 
 import schemas  # noqa: E402
 from components import census  # noqa: E402
+from components.names import DEFAULT_SPAN_FOLDER  # noqa: E402
 from components.spec import load_spec  # noqa: E402
 from pipeline.config import (  # noqa: E402
     DEFAULT_CRON, DEFAULT_EVAL_STEPS, DEFAULT_GPU, DEFAULT_GPU_TYPE, DEFAULT_PIPELINE_NAME, DEFAULT_SEED,
@@ -141,6 +142,31 @@ def spec_with(spec_path: Optional[str], allow_anomalies: Sequence[str] = ()):
     return spec
 
 
+def default_schema(spec_path: Optional[str]) -> Optional[str]:
+    """The schema when --schema is not given: the census schema for the default spec, the
+    ``schema.pbtxt`` beside the spec file if there is one, else None (SchemaGen infers it)."""
+    if spec_path is None:
+        return schemas.path(*DEFAULT_SCHEMA)
+    beside = os.path.join(os.path.dirname(os.path.abspath(spec_path)), DEFAULT_SCHEMA[-1])
+    return beside if os.path.isfile(beside) else None
+
+
+def image_schema(spec_path: Optional[str]) -> Optional[str]:
+    """`default_schema` inside the container image: only the schemas shipped with the project are there."""
+    from pipeline import kubeflow_v2_runner as kfp_runner
+
+    local = default_schema(spec_path)
+    shipped = os.path.dirname(os.path.abspath(schemas.path(*DEFAULT_SCHEMA)))
+    if local and os.path.dirname(local) == shipped:
+        return kfp_runner.image_schema_path(*DEFAULT_SCHEMA)
+    return None
+
+
+def _span_options(f):
+    return click.option("--num-spans", type=click.IntRange(min=1), default=1, show_default=True,
+                        help="Read the newest N spans of the data root into one run.")(f)
+
+
 def trainer_config(path: Optional[str], **flags) -> TrainerConfig:
     """TrainerConfig from the YAML file at `path` (if any), with the flags that were given on top."""
     raw = {}
@@ -170,7 +196,8 @@ def _trainer_options(f):
         click.option("--spec", "spec_path", type=click.Path(exists=True, dir_okay=False), default=None,
                      help="Dataset spec YAML [default: census group 1]."),
         click.option("--schema", "schema_path", type=click.Path(exists=True, dir_okay=False), default=None,
-                     help="Curated schema.pbtxt [default: the census schema]."),
+                     help="Curated schema.pbtxt [default: the census schema for the default spec, else the "
+                          "schema.pbtxt beside the spec file, else inferred from the data by SchemaGen]."),
         click.option("--allow-anomaly", "allow_anomalies", multiple=True, metavar="TYPE",
                      help="A TFDV anomaly type that does not stop the push (added to the spec's "
                           "allowed_anomalies), e.g. ENUM_TYPE_UNEXPECTED_STRING_VALUES; repeatable."),
@@ -186,22 +213,30 @@ def _trainer_options(f):
                    "Default: the embedded 20,000-row sample.")
 @click.option("--output-dir", default="mmoe_output", show_default=True, type=click.Path(file_okay=False),
               help="Splits, artifacts, metadata and pushed models go here.")
-@click.option("--splits-dir", type=click.Path(file_okay=False, exists=True), default=None,
-              help="Use ready CSV splits (train/, eval/, test/ with a header row) instead of --data.")
+@click.option("--splits-dir", "--data-root", "splits_dir", type=click.Path(file_okay=False, exists=True),
+              default=None,
+              help="The data as the spec describes it, instead of --data: train/, eval/, test/ folders (default), "
+                   "the files to split (spec `split: {ratios: ...}`), or span-1/, span-2/, ... folders of either "
+                   "(the newest span is read).")
 @click.option("--orchestrator", type=click.Choice([o.value for o in Orchestrator]), default=Orchestrator.BEAM.value,
               show_default=True)
 @click.option("--max-rows", type=click.IntRange(min=3), default=None, help="Read only the first N rows of each file.")
 @click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help="Seeds the data split and the model.")
 @click.option("--skip-checksum", is_flag=True, help="Do not verify the UCI checksums (data changed on purpose).")
+@click.option("--warm-start/--no-warm-start", default=False, show_default=True,
+              help="Start the Trainer from the weights of the last blessed model (weights whose shape changed, "
+                   "e.g. a grown vocabulary, start fresh).")
+@_span_options
 @_trainer_options
 @click.pass_context
-def run(ctx, data_paths, splits_dir, output_dir, orchestrator, max_rows, seed, skip_checksum, variant,
-        trainer_config_path, train_steps, eval_steps, spec_path, schema_path, allow_anomalies) -> None:
+def run(ctx, data_paths, splits_dir, output_dir, orchestrator, max_rows, seed, skip_checksum, warm_start, num_spans,
+        variant, trainer_config_path, train_steps, eval_steps, spec_path, schema_path, allow_anomalies) -> None:
     """Prepare the data and run the whole pipeline on this machine.
 
     The console shows one line per component as it starts and ends, the Trainer's progress and
     the decision; the full log (absl, Beam, TensorFlow) is in OUTPUT/logs/run-<time>.log, and on
     the console too with -v."""
+    from components import example_gen
     from pipeline import local_runner, preflight, report
 
     spec = spec_with(spec_path, allow_anomalies)
@@ -211,9 +246,6 @@ def run(ctx, data_paths, splits_dir, output_dir, orchestrator, max_rows, seed, s
     if splits_dir:
         if data_paths:
             raise click.UsageError("give --data or --splits-dir, not both.")
-        missing = [s for s in census.SPLITS if not glob.glob(os.path.join(splits_dir, s, "*"))]
-        if missing:
-            raise click.BadParameter(f"{splits_dir} has no files under {missing}.", param_hint="--splits-dir")
         data_root = os.path.abspath(splits_dir)
     else:
         data_file, test_file = classify_inputs(data_paths) if data_paths else (None, census.SAMPLE_PATH)
@@ -221,19 +253,26 @@ def run(ctx, data_paths, splits_dir, output_dir, orchestrator, max_rows, seed, s
             spec, os.path.join(output_dir, "data"), data_path=data_file, test_path=test_file,
             seed=seed, max_rows=max_rows, verify=not skip_checksum,
         ).root
-    schema_path = os.path.abspath(schema_path or schemas.path(*DEFAULT_SCHEMA))
-    counts = {s: summary.rows for s, summary in preflight.check_inputs(spec, schema_path, data_root,
-                                                                       census.SPLITS).items()}
-    logging.info("Preflight: spec, schema and data agree; rows per split %s.", counts)
+    schema_path = schema_path or default_schema(spec_path)
+    schema_path = os.path.abspath(schema_path) if schema_path else None
+    span_folder = example_gen.detect_span_folder(data_root)
+    if num_spans > 1 and not span_folder:
+        raise click.BadParameter(f"{data_root} holds no span-N folders; --num-spans needs spans.",
+                                 param_hint="--num-spans")
+    selection, summaries = preflight.check_inputs(spec, schema_path, data_root, span_folder, num_spans)
+    counts = {s: summary.rows for s, summary in summaries.items()}
+    logging.info("Preflight: spec, schema and data agree; rows per input split %s.", counts)
     config = local_runner.local_config(
         output_dir, data_root, spec, schema_path,
         trainer=trainer_config(trainer_config_path, variant=variant, seed=seed), train_steps=train_steps,
-        eval_steps=eval_steps,
+        eval_steps=eval_steps, span_folder=span_folder, num_spans=num_spans, warm_start=warm_start,
     )
     verbose = (ctx.obj or {}).get("verbose", False)
     if not verbose:
         _quiet_console(config)
-    click.echo(f"Pipeline {config.pipeline_name}: {len(census.SPLITS)} splits checked ({counts}), "
+    spans = f"span {selection.span}" + (f" (with {list(selection.spans[1:])})" if len(selection.spans) > 1 else "")
+    click.echo(f"Pipeline {config.pipeline_name}: {spans + ', ' if span_folder else ''}input checked ({counts}), "
+               f"{'schema ' + schema_path if schema_path else 'schema inferred from the data (SchemaGen)'}, "
                f"artifacts under {config.pipeline_root}")
     start = time.monotonic()
     decision_path = os.path.join(output_dir, local_runner.DECISION_FILE)
@@ -317,7 +356,14 @@ def _kubeflow_options(f):
                      show_default=True,
                      help="kfp: open-source Kubeflow Pipelines 2.x (.yaml); vertex: Vertex AI Pipelines (.json)."),
         click.option("--pipeline-root", required=True, help="Artifact root, e.g. gs://bucket/mmoe/root."),
-        click.option("--data-root", required=True, help="Folder with train/, eval/, test/ CSV splits (see `prepare`)."),
+        click.option("--data-root", required=True,
+                     help="The data as the spec describes it: train/, eval/, test/ folders, or the files to split "
+                          "(see `prepare`); with --span-folder, one such folder per span."),
+        click.option("--span-folder", default=None, metavar="PATTERN",
+                     help=f"The data root's span folders, e.g. {DEFAULT_SPAN_FOLDER!r}: each run "
+                          "reads the newest span (resolved by ExampleGen's executor, on every target)."),
+        click.option("--warm-start/--no-warm-start", default=True, show_default=True,
+                     help="Start each scheduled Trainer from the last blessed model's weights."),
         click.option("--serving-model-dir", required=True, help="Where the Pusher writes blessed models."),
         click.option("--image", required=True, help="Container image with this project installed (see Dockerfile)."),
         click.option("--output", default=None, type=click.Path(dir_okay=False),
@@ -340,14 +386,15 @@ def _kubeflow_options(f):
         click.option("--vertex-region", default=TrainerWorkers.vertex_region, show_default=True),
         click.option("--machine-type", default=TrainerWorkers.machine_type, show_default=True,
                      help="vertex, --workers > 1: machine type of every replica."),
+        _span_options,
     ]
     for option in reversed(options):
         f = option(f)
     return f
 
 
-def _compile(target, pipeline_root, data_root, serving_model_dir, image, output, gpus, gpu_type, gpu_node_selector,
-             workers, namespace, vertex_project, vertex_region, machine_type,
+def _compile(target, pipeline_root, data_root, span_folder, warm_start, serving_model_dir, image, output, gpus,
+             gpu_type, gpu_node_selector, workers, namespace, vertex_project, vertex_region, machine_type, num_spans,
              variant, trainer_config_path, train_steps, eval_steps, spec_path, schema_path, allow_anomalies) -> str:
     from pipeline import kubeflow_v2_runner as kfp_runner
 
@@ -364,10 +411,11 @@ def _compile(target, pipeline_root, data_root, serving_model_dir, image, output,
         vertex_project=vertex_project, vertex_region=vertex_region, machine_type=machine_type,
     )
     config = kfp_runner.kubeflow_config(
-        pipeline_root, data_root, spec, schema_path or kfp_runner.image_schema_path(*DEFAULT_SCHEMA),
+        pipeline_root, data_root, spec, schema_path or image_schema(spec_path),
         serving_model_dir, target=target, trainer=trainer_config(trainer_config_path, variant=variant),
         train_steps=train_steps,
         eval_steps=eval_steps, trainer_resources=resources, trainer_workers=trainer_workers,
+        span_folder=span_folder, num_spans=num_spans, warm_start=warm_start,
     )
     output = output or f"mmoe_pipeline{kfp_runner.SUFFIXES[target][0]}"
     try:
@@ -466,18 +514,41 @@ def schedule(host, cron, experiment, job_name, token_file, insecure, **kwargs) -
 
 
 @main.command()
-@click.option("--data", "data_paths", multiple=True, required=True, type=click.Path())
+@click.option("--data", "data_paths", multiple=True, required=True, type=click.Path(exists=True))
 @click.option("--output-dir", required=True, type=click.Path(file_okay=False))
 @click.option("--spec", "spec_path", type=click.Path(exists=True, dir_okay=False), default=None)
 @click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True)
 @click.option("--skip-checksum", is_flag=True)
-def prepare(data_paths, output_dir, spec_path, seed, skip_checksum) -> None:
-    """Write the train/eval/test CSV splits of the UCI files (copy them to --data-root for Kubeflow)."""
+@click.option("--span", "as_span", is_flag=True,
+              help="Write a new span of --output-dir (span-N/, N one more than the newest), complete or not at all.")
+def prepare(data_paths, output_dir, spec_path, seed, skip_checksum, as_span) -> None:
+    """Write the data as the pipeline reads it: the train/eval/test splits of the UCI census files or,
+    for a spec that splits in the pipeline (`split: {ratios: ...}`), the files as they are."""
+    import shutil
+
+    from components import example_gen
+
     spec = load_spec(spec_path or schemas.path(*DEFAULT_SPEC))
-    data_file, test_file = classify_inputs(data_paths)
-    prepared = census.prepare(spec, output_dir, data_path=data_file, test_path=test_file, seed=seed,
-                              verify=not skip_checksum)
-    click.echo(f"Splits {prepared.counts} under {prepared.root}")
+    target = output_dir
+    if as_span:
+        span = example_gen.next_span(output_dir)
+        target = os.path.join(output_dir, DEFAULT_SPAN_FOLDER.replace("{SPAN}", str(span)))
+    # A span is written beside its folder and renamed once complete: a run starting meanwhile never
+    # sees half of it.
+    staging = (os.path.join(output_dir, f".tmp-{os.path.basename(target)}-{os.getpid()}") if as_span else target)
+    if spec.split.in_pipeline:
+        os.makedirs(staging, exist_ok=True)
+        for path in data_paths:
+            shutil.copy(path, staging)
+        summary = f"{len(data_paths)} file(s), split in the pipeline {dict(spec.split.ratios)}"
+    else:
+        data_file, test_file = classify_inputs(data_paths)
+        prepared = census.prepare(spec, staging, data_path=data_file, test_path=test_file, seed=seed,
+                                  verify=not skip_checksum)
+        summary = f"splits {prepared.counts}"
+    if as_span:
+        os.rename(staging, target)
+    click.echo(f"Wrote {summary} to {target}")
 
 
 @main.command()

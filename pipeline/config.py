@@ -117,6 +117,7 @@ DEFAULT_TRAIN_STEPS = 2000
 DEFAULT_EVAL_STEPS = 50
 DEFAULT_SEED = 42
 DEFAULT_PIPELINE_NAME = "mmoe-pipeline"
+DRIFT_HISTORY_FOLDER = "span-statistics"  # under the pipeline root
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,8 +127,10 @@ class PipelineConfig:
     Attributes:
       pipeline_name: TFX pipeline name (also names the MLMD contexts).
       pipeline_root: where every component writes its artifacts.
-      data_root: folder with ``train/``, ``eval/`` and ``test/`` CSV splits.
-      schema_path: curated schema.pbtxt, checked against the spec and adjusted to it by SpecSchema.
+      data_root: folder with the CSV files as the spec's ``split`` says (``train/``, ``eval/`` and
+        ``test/`` folders, or the files to split), or with one such folder per span.
+      schema_path: curated schema.pbtxt, checked against the spec and adjusted to it by SpecSchema;
+        None: SchemaGen infers one from the data's statistics.
       spec: the dataset spec (columns, features, tasks, slices).
       serving_model_dir: where the Pusher writes blessed models.
       trainer: model hyper-parameters.
@@ -139,12 +142,15 @@ class PipelineConfig:
       run_fn: import path of the Trainer's run_fn; None for ``trainer.run.run_fn``.
       baseline: where the Evaluator's baseline comes from, see `BaselineSource`.
       trainer_workers: multi-worker training on Kubeflow / Vertex AI, see `TrainerWorkers`.
+      span_folder: the data root's span folders, e.g. ``span-{SPAN}``; None: no spans.
+      num_spans: how many of the newest spans each run reads (with `span_folder`).
+      warm_start: the Trainer starts from the weights of the last blessed model (the baseline).
     """
 
     pipeline_name: str
     pipeline_root: str
     data_root: str
-    schema_path: str
+    schema_path: Optional[str]
     spec: DatasetSpec
     serving_model_dir: str
     trainer: TrainerConfig = TrainerConfig()
@@ -157,9 +163,25 @@ class PipelineConfig:
     run_fn: Optional[str] = None
     baseline: BaselineSource = BaselineSource.RESOLVER
     trainer_workers: TrainerWorkers = TrainerWorkers()
+    span_folder: Optional[str] = None
+    num_spans: int = 1
+    warm_start: bool = False
+
+    @property
+    def drift_history_dir(self) -> str:
+        """Where SpanDrift keeps each span's statistics (inside the pipeline root, on every target)."""
+        return self.pipeline_root.rstrip("/") + "/" + DRIFT_HISTORY_FOLDER
 
     def __post_init__(self):
-        for name in ("pipeline_name", "pipeline_root", "data_root", "schema_path", "serving_model_dir"):
+        if self.schema_path is not None and (not isinstance(self.schema_path, str) or not self.schema_path):
+            raise ValueError(f"PipelineConfig.schema_path: received {self.schema_path!r}, expected a schema.pbtxt "
+                             "path, or None to infer the schema from the data.")
+        if isinstance(self.num_spans, bool) or not isinstance(self.num_spans, int) or self.num_spans < 1:
+            raise ValueError(f"PipelineConfig.num_spans: received {self.num_spans!r}, expected an integer >= 1.")
+        if self.num_spans > 1 and not self.span_folder:
+            raise ValueError(f"PipelineConfig.num_spans: {self.num_spans} spans asked for, but the data has no span "
+                             "folders (span_folder is None); lay the data out as span-1/, span-2/, ...")
+        for name in ("pipeline_name", "pipeline_root", "data_root", "serving_model_dir"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
                 raise ValueError(f"PipelineConfig.{name}: received {value!r}, expected a non-empty string.")

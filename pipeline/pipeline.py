@@ -1,9 +1,11 @@
 """`create_pipeline(config)`: the TFX component graph, built from small stage builders.
 
-CsvExampleGen -> StatisticsGen -> SpecSchema (the curated schema, checked against
-and adjusted to the spec) -> ExampleValidator -> Transform -> Trainer -> Evaluator
-(against the last blessed model) and ServingCheck (the model serves, the data has no
-anomalies) -> Pusher (only with both blessings).
+CsvExampleGen (the spec's CSV format, the newest span or spans, split as the spec says) ->
+StatisticsGen -> [SchemaGen, without a curated schema] -> SpecSchema (the schema, checked
+against and adjusted to the spec) -> ExampleValidator and SpanDrift (against the previous
+span) -> Transform -> Trainer (warm-started from the baseline with `warm_start`) ->
+Evaluator (against the last blessed model) and ServingCheck (the model serves, the data has
+no anomalies and has not drifted) -> Pusher (only with both blessings).
 """
 
 from __future__ import annotations
@@ -15,19 +17,21 @@ from tfx import v1 as tfx
 from tfx.dsl.components.base import base_node, executor_spec
 
 from components import baseline as serving_baseline
+from components import example_gen as spec_example_gen
 from components import pusher as idempotent_pusher
 from components import tfjob_trainer
-from components.census import SPLITS
+from components.drift import SpanDrift
 from components.eval_config import build_eval_config
 from components.names import (
-    BASELINE_COMPONENT, PREPROCESSING_FN, RUN_FN, SCHEMA_COMPONENT, SERVING_BASELINE_COMPONENT, SPEC_KEY,
-    TRAINER_CONFIG_KEY,
+    BASELINE_COMPONENT, DRIFT_COMPONENT, EXAMPLE_GEN_COMPONENT, PREPROCESSING_FN, RUN_FN, SCHEMA_COMPONENT,
+    SCHEMA_GEN_COMPONENT, SERVING_BASELINE_COMPONENT, SPEC_KEY, TRAINER_CONFIG_KEY,
 )
+from components.spec import SPLIT_NAMES
 from components.schema import SpecSchema
 from components.serving_check import ServingCheck
 from pipeline.config import KFP_GPU_RESOURCE, BaselineSource, PipelineConfig, ResourceRequest, WorkerBackend
 
-TRAIN, EVAL, TEST = SPLITS
+TRAIN, EVAL, TEST = SPLIT_NAMES
 
 
 def _spec_config(config: PipelineConfig) -> dict:
@@ -35,18 +39,31 @@ def _spec_config(config: PipelineConfig) -> dict:
 
 
 def data_stage(config: PipelineConfig) -> Tuple[base_node.BaseNode, ...]:
-    """ExampleGen (train/eval/test from the split folders) through Transform."""
-    example_gen = tfx.components.CsvExampleGen(
+    """ExampleGen through Transform (SchemaGen only without a curated schema)."""
+    spec = config.spec
+    example_gen = spec_example_gen.SpecCsvExampleGen(
         input_base=config.data_root,
-        input_config=tfx.proto.Input(
-            splits=[tfx.proto.Input.Split(name=s, pattern=f"{s}/*") for s in SPLITS]
-        ),
-    )
+        input_config=spec_example_gen.input_config(spec, config.span_folder),
+        output_config=spec_example_gen.output_config(spec),
+        custom_config=spec_example_gen.custom_config(spec, config.span_folder, config.num_spans),
+    ).with_id(EXAMPLE_GEN_COMPONENT)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    schema_gen = SpecSchema(schema_file=config.schema_path, spec_json=config.spec.to_json()).with_id(SCHEMA_COMPONENT)
+    inferred = []
+    if config.schema_path is None:
+        inferred = [tfx.components.SchemaGen(
+            statistics=statistics_gen.outputs["statistics"], infer_feature_shape=False,
+        ).with_id(SCHEMA_GEN_COMPONENT)]
+    schema_gen = SpecSchema(
+        schema_file=config.schema_path or "", spec_json=spec.to_json(),
+        **({"inferred": inferred[0].outputs["schema"]} if inferred else {}),
+    ).with_id(SCHEMA_COMPONENT)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
+    drift = SpanDrift(
+        statistics=statistics_gen.outputs["statistics"], examples=example_gen.outputs["examples"],
+        schema=schema_gen.outputs["schema"], history_dir=config.drift_history_dir, spec_json=spec.to_json(),
+    ).with_id(DRIFT_COMPONENT)
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
@@ -54,7 +71,7 @@ def data_stage(config: PipelineConfig) -> Tuple[base_node.BaseNode, ...]:
         splits_config=tfx.proto.SplitsConfig(analyze=[TRAIN], transform=[TRAIN, EVAL]),
         custom_config=_spec_config(config),
     )
-    return example_gen, statistics_gen, schema_gen, example_validator, transform
+    return (example_gen, statistics_gen, *inferred, schema_gen, example_validator, drift, transform)
 
 
 def _resource_spec(request: ResourceRequest):
@@ -101,10 +118,12 @@ def vertex_worker_pools(workers) -> List[dict]:
     return [{**pool, "replica_count": 1}, {**pool, "replica_count": workers.replicas - 1}]
 
 
-def train_stage(config: PipelineConfig, transform, schema_gen) -> base_node.BaseNode:
+def train_stage(config: PipelineConfig, transform, schema_gen, baseline) -> base_node.BaseNode:
     """The Trainer: `trainer.run.run_fn` on the transformed train and eval splits, in its own pod or,
-    with several `trainer_workers`, in every replica of a TFJob or of Vertex AI worker pools."""
+    with several `trainer_workers`, in every replica of a TFJob or of Vertex AI worker pools. With
+    `warm_start`, the baseline (the last blessed model) is its ``base_model``."""
     trainer_class, custom_config, custom_executor = _trainer_class_and_config(config)
+    warm = {"base_model": baseline_output(config, baseline)} if config.warm_start else {}
     trainer = trainer_class(
         run_fn=config.run_fn or RUN_FN,
         examples=transform.outputs["transformed_examples"],
@@ -113,6 +132,7 @@ def train_stage(config: PipelineConfig, transform, schema_gen) -> base_node.Base
         train_args=tfx.proto.TrainArgs(splits=[TRAIN], num_steps=config.train_steps),
         eval_args=tfx.proto.EvalArgs(splits=[EVAL], num_steps=config.eval_steps),
         custom_config=custom_config,
+        **warm,
         **({"custom_executor_spec": custom_executor} if custom_executor else {}),
     )
     # With replicas, the GPUs belong to the replicas; the Trainer's pod only submits and waits.
@@ -134,17 +154,20 @@ def baseline_stage(config: PipelineConfig) -> base_node.BaseNode:
     ).with_id(BASELINE_COMPONENT)
 
 
-def evaluate_and_push_stage(config: PipelineConfig, example_gen, example_validator,
-                            trainer) -> Tuple[base_node.BaseNode, ...]:
+def baseline_output(config: PipelineConfig, baseline: base_node.BaseNode):
+    return baseline.outputs["baseline" if config.baseline is BaselineSource.SERVING_DIR else "model"]
+
+
+def evaluate_and_push_stage(config: PipelineConfig, example_gen, example_validator, drift, trainer,
+                            baseline) -> Tuple[base_node.BaseNode, ...]:
     """Evaluator on the held-out test split against the last blessed model, a serving
-    check on raw eval examples that also reads the data anomalies of every split, and a
-    Pusher that needs both blessings."""
-    baseline = baseline_stage(config)
+    check on raw eval examples that also reads the data anomalies of every split and the
+    drift since the previous span, and a Pusher that needs both blessings."""
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
         example_splits=[TEST],
         model=trainer.outputs["model"],
-        baseline_model=baseline.outputs["baseline" if config.baseline is BaselineSource.SERVING_DIR else "model"],
+        baseline_model=baseline_output(config, baseline),
         eval_config=build_eval_config(config.spec),
     )
     # TFX's Evaluator, except that a ServingBaseline with no model yet counts as no baseline.
@@ -153,6 +176,7 @@ def evaluate_and_push_stage(config: PipelineConfig, example_gen, example_validat
         model=trainer.outputs["model"],
         examples=example_gen.outputs["examples"],
         anomalies=example_validator.outputs["anomalies"],
+        drift=drift.outputs["drift"],
         spec_json=config.spec.to_json(),
         split=EVAL,
     )
@@ -165,16 +189,18 @@ def evaluate_and_push_stage(config: PipelineConfig, example_gen, example_validat
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_model_dir)
         ),
     )
-    return baseline, evaluator, serving_check, pusher
+    return evaluator, serving_check, pusher
 
 
 def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     """The whole chain for `config`."""
     data = data_stage(config)
-    example_gen, _, schema_gen, example_validator, transform = data
-    trainer = train_stage(config, transform, schema_gen)
-    evaluate_and_push = evaluate_and_push_stage(config, example_gen, example_validator, trainer)
-    components: List[base_node.BaseNode] = [*data, trainer, *evaluate_and_push]
+    example_gen, schema_gen, example_validator, drift, transform = (
+        data[0], data[-4], data[-3], data[-2], data[-1])
+    baseline = baseline_stage(config)
+    trainer = train_stage(config, transform, schema_gen, baseline)
+    evaluate_and_push = evaluate_and_push_stage(config, example_gen, example_validator, drift, trainer, baseline)
+    components: List[base_node.BaseNode] = [*data, trainer, baseline, *evaluate_and_push]
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,

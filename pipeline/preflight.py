@@ -3,11 +3,14 @@
 Beam, tf.Transform and the Trainer report bad data as long tracebacks from deep inside
 (``KeyError: "workclass [while running 'Run[Transform]']"``, ``Unable to convert a
 LargeListArray to a tensor``). What can be checked cheaply is checked here first, on the
-files CsvExampleGen will read, and named: the spec against the schema, each split's files
-(present, non-empty, gzip when named .gz, readable as UTF-8), the header against the
-spec's columns, the separator, every row's field count, numbers in numeric columns (finite,
+files ExampleGen will read (the newest span or spans, resolved as ExampleGen resolves them),
+and named: the spec against the schema, each split's files (present, non-empty, gzip when
+named .gz, readable as UTF-8), the header against the spec's columns (or, without a header,
+the field count), the separator, every row's field count, numbers in numeric columns (finite,
 integers where the schema says INT) and missing values where a column's policy is
-``error``. Each error names the file, the row (1-based, header = row 1) and the column.
+``error``. Rows are read by ``components.example_gen.read_rows``, exactly as ExampleGen reads
+them (the spec's format: separator, stripped characters, missing-value markers). Each error
+names the file, the row (1-based) and the column.
 """
 
 from __future__ import annotations
@@ -17,17 +20,16 @@ import dataclasses
 import glob
 import math
 import os
-from typing import Dict, Iterator, List, Optional, Sequence
+import tempfile
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from components import census
+from components import example_gen
 from components.schema import check_schema, load_schema
 from components.spec import ColumnKind, DatasetSpec, MissingPolicy
 
-# What CsvExampleGen reads: files with a header, fields separated by ',', standard CSV quoting.
-SEPARATOR = ","
-_OTHER_SEPARATORS = (";", "\t", "|")
+_SEPARATORS = (",", ";", "\t", "|")
 
 
 class PreflightError(ValueError):
@@ -46,15 +48,14 @@ class SplitSummary:
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-def _rows(path: str) -> Iterator[List[str]]:
+def _rows(path: str, spec: DatasetSpec) -> Iterator[List[str]]:
     if path.endswith(".gz"):
         with open(path, "rb") as f:
             if f.read(2) != _GZIP_MAGIC:
                 raise PreflightError(f"{path}: named .gz but is not gzip-compressed; rename it without .gz, "
                                      "or compress it with gzip.")
     try:
-        with census.open_text(path) as f:
-            yield from csv.reader(f, delimiter=SEPARATOR)
+        yield from example_gen.read_rows(path, spec.format)
     except UnicodeDecodeError as e:
         raise PreflightError(f"{path}: not UTF-8 text ({e}); is it a CSV file?") from None
     except (OSError, EOFError) as e:
@@ -63,18 +64,25 @@ def _rows(path: str) -> Iterator[List[str]]:
         raise PreflightError(f"{path}: not valid CSV: {e}") from None
 
 
+def _one_column(path: str, line: int, fields: Sequence[str], spec: DatasetSpec, what: str) -> None:
+    """A row read as one field where the spec has several: the separator is not the spec's."""
+    expected = len(spec.column_names)
+    if len(fields) != 1 or expected == 1:
+        return
+    separator = spec.format.separator
+    guess = next((s for s in _SEPARATORS if s != separator and s in fields[0]), None)
+    hint = f"; it looks separated by {guess!r}: set `format: {{separator: {guess!r}}}` in the spec" if guess else ""
+    raise PreflightError(
+        f"{path}:{line}: the {what} is one column, the spec has {expected}: the spec's format says fields are "
+        f"separated by {separator!r}{hint}."
+    )
+
+
 def _check_header(path: str, header: Sequence[str], spec: DatasetSpec) -> None:
     expected = list(spec.column_names)
     if list(header) == expected:
         return
-    if len(header) == 1 and len(expected) > 1:
-        joined = header[0] if header else ""
-        guess = next((s for s in _OTHER_SEPARATORS if s in joined), None)
-        hint = f"; it looks separated by {guess!r}" if guess else ""
-        raise PreflightError(
-            f"{path}:1: the header has 1 column, the spec {len(expected)}: fields must be separated by "
-            f"{SEPARATOR!r}{hint}. Rewrite the file with commas."
-        )
+    _one_column(path, 1, header, spec, "header")
     missing = [c for c in expected if c not in header]
     extra = [c for c in header if c not in expected]
     if missing or extra:
@@ -104,32 +112,44 @@ def _numeric_error(value: str, int_type: bool):
 
 def check_split_files(split: str, files: Sequence[str], spec: DatasetSpec,
                       schema: Optional[schema_pb2.Schema]) -> SplitSummary:
-    """Checks every row of `files` (one split) as CsvExampleGen and Transform will read them
+    """Checks every row of `files` (one input split) as ExampleGen and Transform will read them
     (without a schema, numbers are not checked to be integers)."""
     if not files:
         raise PreflightError(f"split {split!r} has no files; put its CSV files under {split}/.")
+    headerless = not spec.format.header
     types = {f.name: f.type for f in schema.feature} if schema else {}
     columns = {c.name: c for c in spec.columns}
     rows = 0
     for path in files:
         if os.path.getsize(path) == 0:
-            raise PreflightError(f"{path}: the file is empty; CsvExampleGen needs a header row and data rows.")
-        reader = _rows(path)
-        header = next(reader, None)
-        if header is None:
-            raise PreflightError(f"{path}: no header row; the first line must name the columns.")
-        _check_header(path, header, spec)
+            raise PreflightError(f"{path}: the file is empty; ExampleGen needs data rows"
+                                 f"{'' if headerless else ' after a header row'}.")
+        reader = _rows(path, spec)
+        if headerless:
+            header = list(spec.column_names)
+        else:
+            header = next(reader, None)
+            if header is None:
+                raise PreflightError(f"{path}: no header row; the first line must name the columns.")
+            _check_header(path, header, spec)
         numeric = [(i, name) for i, name in enumerate(header) if columns[name].kind is ColumnKind.NUMERIC]
         required = [(i, name) for i, name in enumerate(header)
                     if columns[name].missing.policy is MissingPolicy.ERROR]
-        for line, fields in enumerate(reader, start=2):
-            if not fields:
+        for line, fields in enumerate(reader, start=1 if headerless else 2):
+            if not fields or fields == [""]:
                 continue
             if len(fields) != len(header):
+                if headerless and rows == 0:
+                    _one_column(path, line, fields, spec, "first row")
+                    raise PreflightError(
+                        f"{path}:{line}: {len(fields)} fields, the spec has {len(header)} columns "
+                        f"({', '.join(header)}); the spec's format says the files have no header, so every "
+                        "row must hold one value per spec column, in order."
+                    )
                 what = "truncated" if len(fields) < len(header) else "too long"
                 raise PreflightError(
-                    f"{path}:{line}: {len(fields)} fields, the header has {len(header)} (the row is {what}); "
-                    "fix or remove the row."
+                    f"{path}:{line}: {len(fields)} fields, {'the spec has' if headerless else 'the header has'} "
+                    f"{len(header)} (the row is {what}); fix or remove the row."
                 )
             for i, name in required:
                 if not fields[i].strip():
@@ -147,7 +167,8 @@ def check_split_files(split: str, files: Sequence[str], spec: DatasetSpec,
                     )
             rows += 1
     if rows == 0:
-        raise PreflightError(f"split {split!r} ({', '.join(files)}) holds a header but no data rows.")
+        raise PreflightError(f"split {split!r} ({', '.join(files)}) holds no data rows"
+                             f"{'' if headerless else ', only a header'}.")
     return SplitSummary(split, list(files), rows)
 
 
@@ -155,12 +176,31 @@ def split_files(data_root: str, split: str) -> List[str]:
     return sorted(p for p in glob.glob(os.path.join(data_root, split, "*")) if os.path.isfile(p))
 
 
-def check_inputs(spec: DatasetSpec, schema_path: str, data_root: str,
-                 splits: Sequence[str]) -> Dict[str, SplitSummary]:
-    """Every check of this module, for a local run on `data_root/<split>/*`; returns rows per split."""
-    schema = load_schema(schema_path)
-    check_schema(schema, spec, f"schema file {schema_path!r}")
-    return {split: check_split_files(split, split_files(data_root, split), spec, schema) for split in splits}
+def _pattern_files(data_root: str, patterns: Sequence[str]) -> List[str]:
+    return [p for pattern in patterns for p in sorted(glob.glob(os.path.join(data_root, pattern))) if os.path.isfile(p)]
+
+
+def check_inputs(spec: DatasetSpec, schema_path: Optional[str], data_root: str, span_folder: Optional[str] = None,
+                 num_spans: int = 1) -> Tuple[example_gen.SpanSelection, Dict[str, SplitSummary]]:
+    """Every check of this module, for a local run on `data_root` (the spans ExampleGen will read);
+    returns the spans and the rows per input split. Without `schema_path` (the schema is inferred)
+    the spec is checked against the files only."""
+    schema = None
+    if schema_path:
+        schema = load_schema(schema_path)
+        check_schema(schema, spec, f"schema file {schema_path!r}")
+    try:
+        selection = example_gen.resolve_spans(data_root, example_gen.split_patterns(spec, span_folder), num_spans,
+                                              span_folder)
+    except example_gen.SpanError as e:
+        raise PreflightError(str(e)) from None
+    except ValueError as e:  # TFX's own matching: "Cannot find matching for split ..."
+        where = "ready train/, eval/ and test/ folders" if not spec.split.in_pipeline else "the files to split"
+        raise PreflightError(f"{data_root}: {e}; the spec's split says the data root holds {where}.") from None
+    return selection, {
+        split: check_split_files(split, _pattern_files(data_root, patterns), spec, schema)
+        for split, patterns in selection.patterns.items()
+    }
 
 
 def infer_schema(spec: DatasetSpec, data_path: str, out_path: str):
@@ -172,9 +212,19 @@ def infer_schema(spec: DatasetSpec, data_path: str, out_path: str):
     folder, name = os.path.split(os.path.normpath(data_path))
     files = split_files(folder, name) if os.path.isdir(data_path) else [data_path]
     rows = check_split_files(name, files, spec, None).rows
-    # Beam picks each file's compression from its name (.gz), as CsvExampleGen does.
-    statistics = tfdv.generate_statistics_from_csv(
-        data_location=os.path.join(data_path, "*") if os.path.isdir(data_path) else data_path)
+    with tempfile.TemporaryDirectory() as tmp:
+        # The rows as ExampleGen reads them (the spec's separator, stripped values, missing markers
+        # emptied), rewritten as plain CSV with a header for TFDV.
+        cleaned = os.path.join(tmp, "rows.csv")
+        with open(cleaned, "w", newline="") as f:
+            writer = csv.writer(f)
+            for index, path in enumerate(files):
+                reader = example_gen.read_rows(path, spec.format)
+                header = next(reader) if spec.format.header else list(spec.column_names)
+                if index == 0:
+                    writer.writerow(header)
+                writer.writerows(r for r in reader if r and r != [""])
+        statistics = tfdv.generate_statistics_from_csv(data_location=cleaned)
     inferred = tfdv.infer_schema(statistics, infer_feature_shape=False)
     check_schema(inferred, spec, f"the schema inferred from {data_path}")
     io_utils.write_pbtxt_file(out_path, inferred)

@@ -6,7 +6,7 @@ import json
 import logging
 import os
 import time
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -14,7 +14,9 @@ import tf_keras as keras
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
-from components.names import GATE_STATS_FILE, TRAINER_CONFIG_KEY, TRAINING_PROGRESS, spec_from_custom_config
+from components.names import (
+    GATE_STATS_FILE, TRAINER_CONFIG_KEY, TRAINING_PROGRESS, WARM_START_FILE, spec_from_custom_config,
+)
 from components.spec import ColumnKind, DatasetSpec
 from trainer.config import TrainerConfig
 from trainer.distribute import WorkerRole, auto_shard_policy, make_strategy, worker_role
@@ -117,6 +119,42 @@ def write_gate_statistics(model, spec: DatasetSpec, config: TrainerConfig, datas
     logging.info("Gate statistics written to %s.", path)
 
 
+def has_saved_model(path: Optional[str]) -> bool:
+    return bool(path) and tf.io.gfile.exists(os.path.join(path, "saved_model.pb"))
+
+
+def warm_start(model, base_model: Optional[str]) -> dict:
+    """Loads into `model` every weight of the SavedModel at `base_model` whose name and shape still
+    match; the others keep their fresh initialisation and are logged (a grown vocabulary changes an
+    embedding's shape). Returns what was done; `base_model` None or empty: a cold start."""
+    if not has_saved_model(base_model):
+        logging.info("Cold start: no blessed model to start from%s.", f" ({base_model} is empty)" if base_model else "")
+        return {"base_model": None, "loaded": [], "reinitialised": []}
+    previous = {v.name: v for v in tf.saved_model.load(base_model).variables}
+    loaded, reinitialised = [], []
+    for variable in model.weights:
+        old = previous.get(variable.name)
+        if old is None:
+            reason = "not in the base model"
+        elif old.shape != variable.shape:
+            reason = f"shape {old.shape.as_list()} in the base model, {variable.shape.as_list()} now"
+        else:
+            variable.assign(old)
+            loaded.append(variable.name)
+            continue
+        reinitialised.append({"variable": variable.name, "reason": reason})
+        logging.warning("Warm start: %s re-initialised: %s%s.", variable.name, reason,
+                        " (its vocabulary changed)" if "embed_" in variable.name and old is not None else "")
+    logging.info("Warm start from %s: %d of %d weights loaded, %d re-initialised.", base_model, len(loaded),
+                 len(model.weights), len(reinitialised))
+    return {"base_model": base_model, "loaded": loaded, "reinitialised": reinitialised}
+
+
+def initial_loss(model, dataset, steps: int) -> float:
+    """The loss on the first `steps` eval batches, before any training step."""
+    return float(model.evaluate(dataset, steps=steps, verbose=0, return_dict=True)["loss"])
+
+
 def _files(patterns: List[str]) -> List[str]:
     return [f for pattern in patterns for f in tf.io.gfile.glob(pattern)]
 
@@ -162,6 +200,13 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     train, evaluation = datasets
     with strategy.scope():  # the model's variables and every optimizer (one per variable group)
         model = build_model(spec, config, vocabulary_sizes(tf_transform_output, spec))
+    # With a base model: the cold model's loss, then the warm one's on the same eval batches.
+    cold_loss = initial_loss(model, evaluation, fn_args.eval_steps) if has_saved_model(fn_args.base_model) else None
+    started = warm_start(model, fn_args.base_model)
+    if started["base_model"]:
+        started.update(cold_initial_loss=cold_loss, initial_loss=initial_loss(model, evaluation, fn_args.eval_steps))
+        logging.info("Warm start: initial eval loss %.4f (a cold start: %.4f).", started["initial_loss"],
+                     started["cold_initial_loss"])
     steps_per_epoch = max(1, fn_args.train_steps // config.epochs)
     model_run_dir = fn_args.model_run_dir if role.is_chief else worker_temp_dir(fn_args.model_run_dir, role)
     serving_dir = fn_args.serving_model_dir if role.is_chief else worker_temp_dir(fn_args.serving_model_dir, role)
@@ -187,6 +232,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     )
     if role.is_chief:
         write_gate_statistics(model, spec, config, evaluation, fn_args.eval_steps, model_run_dir)
+        with tf.io.gfile.GFile(os.path.join(model_run_dir, WARM_START_FILE), "w") as f:
+            json.dump(started, f, indent=2)
     export(model, tf_transform_output, spec, serving_dir)  # collective: every worker saves
     if role.is_chief:
         logging.info("Exported the model to %s.", serving_dir)

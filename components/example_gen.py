@@ -1,0 +1,359 @@
+"""ExampleGen for any CSV the spec describes, with spans resolved on every runner.
+
+`SpecCsvExampleGen` is TFX's file-based ExampleGen (as ``CsvExampleGen``) with its own executor:
+
+* **The spec's file format** (``components.spec.FileFormat``): with or without a header
+  line, any one-character separator, characters stripped from every value, missing-value
+  markers read as empty cells. Rows are parsed by `read_rows`, the same function the
+  preflight checks use, then typed and written exactly as ``CsvExampleGen`` does (tfx_bsl's
+  ``ColumnTypeInferrer`` and TFX's own CSV-cell-to-feature conversion), so a curated schema
+  written for ``CsvExampleGen`` still holds.
+* **The spec's split** (``components.spec.SplitPlan``): ready ``train/ eval/ test/`` folders,
+  or one folder of files split by ExampleGen's ``output_config`` hash buckets.
+* **Spans.** With a span folder (``span-{SPAN}``, a folder of the data root per span), the
+  newest span is read, or the newest N (``num_spans``) into one Examples artifact. TFX's
+  ExampleGen driver resolves one span only (``RangeConfig`` must select a single span) and
+  runs only where the orchestrator runs drivers: on the local runners it does, on Vertex AI
+  it runs as the ``lifecycle.preCacheCheck`` hook, and on open-source Kubeflow Pipelines
+  nothing runs that hook (``backend/src/v2/driver/driver.go``; ``kubeflow_v2_runner``
+  removes it). This executor therefore resolves the spans itself, with TFX's own span
+  matching for the fingerprint (`resolve_spans`), and records them on the output artifact:
+  ``span`` (the newest, TFX's property), ``spans`` (every span read) and the input
+  fingerprint.
+
+Its settings travel in ExampleGen's ``custom_config`` (a ``CustomConfig`` holding a
+``google.protobuf.Struct``): the spec, the span folder and the number of spans.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import logging
+import os
+import re
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
+
+import apache_beam as beam
+from google.protobuf import any_pb2, json_format, struct_pb2
+from tfx.components.example_gen import utils as example_gen_utils
+from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
+from tfx.components.example_gen.csv_example_gen import executor as csv_executor
+from tfx.components.example_gen.component import FileBasedExampleGen
+from tfx.dsl.components.base import executor_spec
+from tfx.dsl.io import fileio
+from tfx.proto import example_gen_pb2, range_config_pb2
+from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import proto_utils
+from tfx_bsl.coders import csv_decoder
+
+from components.census import open_text
+from components.names import DEFAULT_SPAN_FOLDER, SPAN_TOKEN, SPANS_PROPERTY, SPEC_KEY
+from components.spec import SPLIT_NAMES, DatasetSpec, FileFormat
+
+INPUT_SPLIT = "data"  # the one input split when ExampleGen splits the rows itself
+
+# custom_config keys (beside the spec, under names.SPEC_KEY).
+SPAN_FOLDER_KEY = "span_folder"
+NUM_SPANS_KEY = "num_spans"
+
+
+class SpanError(ValueError):
+    """The data root's spans cannot be read as asked; the message names the span and the fix."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading rows: one function for the executor and the preflight checks.
+
+
+def read_rows(path: str, file_format: FileFormat) -> Iterator[List[str]]:
+    """Every row of `path` as cleaned values (`FileFormat.clean`), the header row included when the
+    format has one. Standard CSV quoting; a blank line is an empty row."""
+    with open_text(path) as f:
+        for fields in csv.reader(f, delimiter=file_format.separator):
+            yield [file_format.clean(v) for v in fields]
+
+
+def column_names(path: str, spec: DatasetSpec) -> List[str]:
+    """The columns of `path`: its header, or the spec's columns when the format has no header."""
+    if not spec.format.header:
+        return list(spec.column_names)
+    header = next(read_rows(path, spec.format), None)
+    if header is None:
+        raise SpanError(f"{path}: the file is empty; the spec's format says it starts with a header row.")
+    return header
+
+
+# ---------------------------------------------------------------------------------------------
+# Input and output configs.
+
+
+def split_patterns(spec: DatasetSpec, span_folder: Optional[str]) -> Dict[str, str]:
+    """ExampleGen's input splits (name -> pattern relative to the data root)."""
+    prefix = f"{span_folder}/" if span_folder else ""
+    if spec.split.in_pipeline:
+        return {INPUT_SPLIT: f"{prefix}*"}
+    return {split: f"{prefix}{split}/*" for split in SPLIT_NAMES}
+
+
+def input_config(spec: DatasetSpec, span_folder: Optional[str]) -> example_gen_pb2.Input:
+    return example_gen_pb2.Input(splits=[
+        example_gen_pb2.Input.Split(name=name, pattern=pattern)
+        for name, pattern in split_patterns(spec, span_folder).items()
+    ])
+
+
+def output_config(spec: DatasetSpec) -> Optional[example_gen_pb2.Output]:
+    """Hash buckets for a split made in the pipeline (None: the input folders are the splits)."""
+    if not spec.split.in_pipeline:
+        return None
+    config = example_gen_pb2.SplitConfig(splits=[
+        example_gen_pb2.SplitConfig.Split(name=name, hash_buckets=weight) for name, weight in spec.split.ratios
+    ])
+    if spec.split.key:
+        config.partition_feature_name = spec.split.key
+    return example_gen_pb2.Output(split_config=config)
+
+
+def custom_config(spec: DatasetSpec, span_folder: Optional[str], num_spans: int) -> example_gen_pb2.CustomConfig:
+    struct = struct_pb2.Struct()
+    struct.update({SPEC_KEY: spec.to_json(),  # JSON: a Struct would turn integers into floats
+                    SPAN_FOLDER_KEY: span_folder or "", NUM_SPANS_KEY: num_spans})
+    packed = any_pb2.Any()
+    packed.Pack(struct)
+    return example_gen_pb2.CustomConfig(custom_config=packed)
+
+
+def read_custom_config(exec_properties: Mapping[str, Any]) -> Tuple[DatasetSpec, Optional[str], int]:
+    """(spec, span folder, number of spans) from ExampleGen's exec properties."""
+    raw = exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY)
+    if not raw:
+        raise ValueError("SpecCsvExampleGen: no custom_config; build the pipeline with pipeline.create_pipeline, "
+                         "which passes the dataset spec to ExampleGen.")
+    config = example_gen_pb2.CustomConfig()
+    proto_utils.json_to_proto(raw, config)
+    struct = struct_pb2.Struct()
+    config.custom_config.Unpack(struct)
+    values = json_format.MessageToDict(struct)
+    if SPEC_KEY not in values:
+        raise ValueError(f"SpecCsvExampleGen: custom_config has no {SPEC_KEY!r}; keys {sorted(values)}.")
+    spec = DatasetSpec.from_dict(json.loads(values[SPEC_KEY]), where="ExampleGen custom_config")
+    return spec, values.get(SPAN_FOLDER_KEY) or None, int(values.get(NUM_SPANS_KEY, 1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Spans.
+
+
+@dataclasses.dataclass(frozen=True)
+class SpanSelection:
+    """The spans one run reads: `spans` newest first, and each input split's patterns (one per span)."""
+
+    spans: Tuple[int, ...]
+    version: Optional[int]
+    fingerprint: str
+    patterns: Dict[str, Tuple[str, ...]]
+
+    @property
+    def span(self) -> int:
+        return self.spans[0]
+
+
+def _span_regex(span_folder: str) -> re.Pattern:
+    if span_folder.count(SPAN_TOKEN) != 1 or "/" in span_folder:
+        raise SpanError(
+            f"span folder: received {span_folder!r}; expected one folder name with {SPAN_TOKEN} once, "
+            f"e.g. {DEFAULT_SPAN_FOLDER!r}."
+        )
+    before, after = span_folder.split(SPAN_TOKEN)
+    return re.compile(f"^{re.escape(before)}(\\d+){re.escape(after)}$")
+
+
+def list_spans(input_base: str, span_folder: str) -> List[int]:
+    """The span numbers of the folders of `input_base` named like `span_folder`, in ascending order."""
+    regex = _span_regex(span_folder)
+    if not fileio.isdir(input_base):
+        raise SpanError(f"data root {input_base!r} does not exist; pass the folder that holds the "
+                        f"{span_folder} folders.")
+    spans = sorted(int(m.group(1)) for m in (regex.match(e.rstrip("/")) for e in fileio.listdir(input_base)) if m)
+    if not spans:
+        raise SpanError(
+            f"data root {input_base!r} holds no span folder named like {span_folder!r} (entries: "
+            f"{sorted(fileio.listdir(input_base))[:10]}); write one with `mmoe-pipeline prepare --span`."
+        )
+    return spans
+
+
+def _has_files(input_base: str, pattern: str) -> bool:
+    return any(not fileio.isdir(p) for p in fileio.glob(os.path.join(input_base, pattern)))
+
+
+def resolve_spans(input_base: str, patterns: Mapping[str, str], num_spans: int = 1,
+                  span_folder: Optional[str] = None) -> SpanSelection:
+    """The newest `num_spans` spans of `input_base` (or span 0 when the patterns name no span).
+
+    Every chosen span must hold files for every split: an empty newest span is an error (TFX's
+    own matching would silently take the span before it).
+    """
+    if num_spans < 1:
+        raise SpanError(f"num_spans: received {num_spans!r}, expected an integer >= 1.")
+    has_span = any(SPAN_TOKEN in p for p in patterns.values())
+    if not has_span:
+        fingerprint, span, version = example_gen_utils.calculate_splits_fingerprint_span_and_version(
+            input_base, [example_gen_pb2.Input.Split(name=n, pattern=p) for n, p in patterns.items()])
+        return SpanSelection((span,), version, fingerprint, {n: (p,) for n, p in patterns.items()})
+    folder = span_folder or next(p for p in patterns.values() if SPAN_TOKEN in p).split("/")[0]
+    available = list_spans(input_base, folder)
+    newest = available[-1]
+    chosen = available[::-1][:num_spans]
+    if len(chosen) < num_spans:
+        logging.warning("Asked for the newest %d spans; %s holds %d (%s): reading those.", num_spans, input_base,
+                        len(chosen), chosen)
+    fingerprints, version = [], None
+    for span in chosen:
+        for name, pattern in patterns.items():
+            concrete = pattern.replace(SPAN_TOKEN, str(span))
+            if not _has_files(input_base, concrete):
+                raise SpanError(
+                    f"span {span} has no files for split {name!r} (pattern {os.path.join(input_base, concrete)}); "
+                    f"{'the newest span' if span == newest else 'an older span'} must hold data: fill it, or remove "
+                    "the folder."
+                )
+        static = range_config_pb2.RangeConfig(
+            static_range=range_config_pb2.StaticRange(start_span_number=span, end_span_number=span))
+        fingerprint, _, span_version = example_gen_utils.calculate_splits_fingerprint_span_and_version(
+            input_base, [example_gen_pb2.Input.Split(name=n, pattern=p) for n, p in patterns.items()], static)
+        fingerprints.append(f"span {span}:\n{fingerprint}")
+        if span == newest:
+            version = span_version
+    return SpanSelection(
+        spans=tuple(chosen), version=version, fingerprint="\n".join(fingerprints),
+        patterns={n: tuple(p.replace(SPAN_TOKEN, str(s)) for s in chosen) for n, p in patterns.items()},
+    )
+
+
+def detect_span_folder(input_base: str) -> Optional[str]:
+    """`DEFAULT_SPAN_FOLDER` when the local folder `input_base` holds span folders, else None."""
+    regex = _span_regex(DEFAULT_SPAN_FOLDER)
+    found = os.path.isdir(input_base) and any(regex.match(e) for e in os.listdir(input_base))
+    if found:
+        logging.info("%s holds %s folders: reading spans.", input_base, DEFAULT_SPAN_FOLDER)
+    return DEFAULT_SPAN_FOLDER if found else None
+
+
+def next_span(input_base: str, span_folder: str = DEFAULT_SPAN_FOLDER) -> int:
+    """The number a new span of `input_base` gets: one more than the newest, or 1."""
+    if not fileio.isdir(input_base):
+        return 1
+    regex = _span_regex(span_folder)
+    spans = [int(m.group(1)) for m in (regex.match(e.rstrip("/")) for e in fileio.listdir(input_base)) if m]
+    return max(spans, default=0) + 1
+
+
+# ---------------------------------------------------------------------------------------------
+# The executor.
+
+_PATTERNS_KEY = "_spec_csv_patterns"  # exec_properties: split pattern -> the patterns of every chosen span
+_SPEC_KEY = "_spec_csv_spec"
+
+
+class _ReadRows(beam.DoFn):
+    """A file path -> its data rows as lists of bytes (tfx_bsl's CSV cells), header skipped."""
+
+    def __init__(self, spec: DatasetSpec):
+        self._spec = spec
+
+    def process(self, path: str) -> Iterable[List[bytes]]:
+        width = len(column_names(path, self._spec))
+        rows = read_rows(path, self._spec.format)
+        if self._spec.format.header:
+            next(rows, None)
+        for line, fields in enumerate(rows, start=2 if self._spec.format.header else 1):
+            if not fields or fields == [""]:
+                continue
+            if len(fields) != width:
+                raise ValueError(
+                    f"{path}:{line}: {len(fields)} fields, expected {width}; check the spec's format "
+                    f"(separator {self._spec.format.separator!r}) or fix the row."
+                )
+            yield [v.encode("utf-8") for v in fields]
+
+
+@beam.ptransform_fn
+@beam.typehints.with_input_types(beam.Pipeline)
+def SpecCsvToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],  # noqa: N802 (Beam style)
+                     split_pattern: str) -> beam.pvalue.PCollection:
+    """The rows of every span's files for one input split, as tf.Examples typed like CsvExampleGen's."""
+    spec: DatasetSpec = exec_properties[_SPEC_KEY]
+    input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+    files = []
+    for pattern in exec_properties[_PATTERNS_KEY][split_pattern]:
+        matched = sorted(p for p in fileio.glob(os.path.join(input_base, pattern)) if not fileio.isdir(p))
+        if not matched:
+            raise SpanError(f"{os.path.join(input_base, pattern)} matches no file.")
+        files.extend(matched)
+    names = column_names(files[0], spec)
+    missing = [c for c in spec.column_names if c not in names]
+    if missing:
+        raise ValueError(f"{files[0]}: no column {missing} (the columns found are {names}); fix the header or "
+                         "the spec's columns.")
+    for path in files[1:]:
+        if column_names(path, spec) != names:
+            raise ValueError(f"{path}: its columns {column_names(path, spec)} differ from {files[0]}'s {names}.")
+    logging.info("ExampleGen: reading %d file(s) for %s.", len(files), split_pattern)
+    rows = pipeline | "Files" >> beam.Create(files) | "Rows" >> beam.ParDo(_ReadRows(spec))
+    column_infos = beam.pvalue.AsSingleton(
+        rows | "InferColumnTypes" >> beam.CombineGlobally(
+            csv_decoder.ColumnTypeInferrer(names, skip_blank_lines=True)))
+    return rows | "ToTFExample" >> beam.ParDo(csv_executor._ParsedCsvToTfExample(), column_infos)  # noqa: SLF001
+
+
+class Executor(BaseExampleGenExecutor):
+    """Resolves the spans (when no driver did), then reads the spec's CSV format."""
+
+    def GetInputSourceToExamplePTransform(self) -> beam.PTransform:  # noqa: N802 (TFX API)
+        return SpecCsvToExample
+
+    def Do(self, input_dict, output_dict, exec_properties) -> None:  # noqa: N802 (TFX API)
+        spec, span_folder, num_spans = read_custom_config(exec_properties)
+        config = example_gen_pb2.Input()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], config)
+        input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+        # The patterns as the pipeline declared them: TFX's driver (local runners, Vertex) has
+        # already put the newest span into the exec properties' patterns; open-source KFP has not.
+        declared = split_patterns(spec, span_folder)
+        selection = resolve_spans(input_base, declared, num_spans, span_folder)
+        driver_span = exec_properties.get(example_gen_utils.SPAN_PROPERTY_NAME)
+        if driver_span is not None and span_folder and int(driver_span) != selection.span:
+            raise SpanError(f"the ExampleGen driver chose span {driver_span}, the executor span {selection.span}; "
+                            "did a span folder appear during the run? Run again.")
+        exec_properties = dict(exec_properties)
+        exec_properties[_SPEC_KEY] = spec
+        exec_properties[_PATTERNS_KEY] = {
+            split.pattern: selection.patterns[split.name] for split in config.splits
+        }
+        examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
+        examples.set_int_custom_property(example_gen_utils.SPAN_PROPERTY_NAME, selection.span)
+        if selection.version is not None:
+            examples.set_int_custom_property(example_gen_utils.VERSION_PROPERTY_NAME, selection.version)
+        examples.set_string_custom_property(example_gen_utils.FINGERPRINT_PROPERTY_NAME, selection.fingerprint)
+        examples.set_string_custom_property(SPANS_PROPERTY, ",".join(str(s) for s in selection.spans))
+        if span_folder:
+            logging.info("ExampleGen: span %d%s from %s.", selection.span,
+                         f" and the {len(selection.spans) - 1} before it {list(selection.spans[1:])}"
+                         if len(selection.spans) > 1 else "", input_base)
+        super().Do(input_dict, output_dict, exec_properties)
+
+
+def spans_of(examples_artifact) -> List[int]:
+    """The spans an Examples artifact of `SpecCsvExampleGen` was read from, newest first."""
+    if examples_artifact.has_custom_property(SPANS_PROPERTY):
+        return [int(s) for s in examples_artifact.get_string_custom_property(SPANS_PROPERTY).split(",") if s]
+    return [examples_artifact.get_int_custom_property(example_gen_utils.SPAN_PROPERTY_NAME)]
+
+
+class SpecCsvExampleGen(FileBasedExampleGen):
+    """TFX's file-based ExampleGen (its driver, spec and outputs) with this module's executor."""
+
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
