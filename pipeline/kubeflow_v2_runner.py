@@ -9,7 +9,8 @@ Two targets, one `create_pipeline`:
   Kubernetes resource name (``nvidia.com/gpu``), no ExampleGen driver hook (the
   backend never runs ``lifecycle.preCacheCheck``) and no caching of the nodes
   whose result depends on the outside world (ExampleGen reads the data root,
-  ServingBaseline the serving directory). `spec_check` must pass before the
+  ServingBaseline the serving directory, SpanDrift its history; ExampleGen's
+  executor resolves the newest span itself). `spec_check` must pass before the
   file is written.
 * ``vertex`` (Vertex AI Pipelines): TFX's PipelineJob ``.json``, with the
   ``LatestBlessedModelStrategy`` Resolver and Vertex accelerator names.
@@ -35,7 +36,7 @@ from kfp.client import client as kfp_client
 from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx import v1 as tfx
 
-from components.names import SERVING_BASELINE_COMPONENT
+from components.names import DRIFT_COMPONENT, EXAMPLE_GEN_COMPONENT, SERVING_BASELINE_COMPONENT
 from pipeline import spec_check
 from pipeline.config import (
     DEFAULT_BASELINE, DEFAULT_CRON, DEFAULT_GPU, DEFAULT_GPU_TYPE, DEFAULT_PIPELINE_NAME, DEFAULT_TARGET,
@@ -46,8 +47,10 @@ from pipeline.pipeline import create_pipeline
 
 IMAGE_PROJECT_DIR = "/pipeline"  # where the Dockerfile copies the project
 SUFFIXES = {Target.KFP: (".yaml", ".yml"), Target.VERTEX: (".json",)}
-EXAMPLE_GEN = "CsvExampleGen"
-UNCACHED_TASKS = (EXAMPLE_GEN, SERVING_BASELINE_COMPONENT)  # their output depends on files outside the spec
+EXAMPLE_GEN = EXAMPLE_GEN_COMPONENT
+# Their output depends on files outside the spec: the data root's newest span (ExampleGen resolves it
+# itself: no driver runs there), the serving directory, the drift history.
+UNCACHED_TASKS = (EXAMPLE_GEN, SERVING_BASELINE_COMPONENT, DRIFT_COMPONENT)
 TRAINER = "Trainer"
 WORKER_BACKEND = {Target.KFP: WorkerBackend.TFJOB, Target.VERTEX: WorkerBackend.VERTEX}
 

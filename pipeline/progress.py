@@ -17,6 +17,7 @@ import time
 from typing import Callable, Dict, Optional
 
 from components.names import TRAINING_PROGRESS
+from components.names import DRIFT_COMPONENT
 from pipeline import report
 
 _STARTED = ("node %s is running.", "Component %s is running.")
@@ -47,6 +48,18 @@ def key_figure(config, store, node: str, trainer_progress: Optional[str]) -> str
     if node == "ExampleValidator":
         uri = report.latest_output_uri(store, name, node, "ExampleAnomalies")
         return _anomalies(uri) if uri else ""
+    if node == DRIFT_COMPONENT:
+        from components.drift import PREVIOUS_SPAN_PROPERTY, SPAN_PROPERTY, read_drift
+
+        uri = report.latest_output_uri(store, name, node, "ExampleAnomalies")
+        if not uri:
+            return ""
+        span, previous = report._custom(store, uri, SPAN_PROPERTY), report._custom(store, uri, PREVIOUS_SPAN_PROPERTY)
+        if previous is None or previous < 0:
+            return f"span {span}: no earlier span to compare with"
+        moved = read_drift(uri, span, previous)
+        return (f"span {span} against span {previous}: "
+                + (f"DRIFT in {', '.join(d.feature for d in moved)}" if moved else "no drift"))
     if node == "Trainer":
         return trainer_progress or ""
     if node == "Evaluator":

@@ -17,6 +17,7 @@ from components.eval_config import (
     AUC_KEY, AUC_PR_KEY, BASELINE, CALIBRATION_KEY, CANDIDATE, EXAMPLE_COUNT_KEY, MEAN_LABEL_KEY, MSE_KEY,
 )
 from components.serving_check import RESULT_FILE as SERVING_CHECK_FILE
+from components.names import WARM_START_FILE
 from components.spec import DatasetSpec
 from pipeline.pipeline import create_pipeline
 
@@ -180,6 +181,7 @@ class RunOutputs:
     serving: Optional[str]
     pushed: bool
     pushed_destination: Optional[str]
+    model_run: Optional[str] = None  # the Trainer's ModelRun (warm_start.json)
 
 
 def decide(config, store) -> dict:
@@ -192,8 +194,21 @@ def decide(config, store) -> dict:
         serving=latest_output_uri(store, name, "ServingCheck", "InfraBlessing"),
         pushed=pushed,
         pushed_destination=_custom(store, pushed_uri, "pushed_destination") if pushed else None,
+        model_run=latest_output_uri(store, name, "Trainer", "ModelRun"),
     )
     return decide_from(name, config.spec, config.serving_model_dir, outputs)
+
+
+def warm_start_summary(model_run: Optional[str]) -> Optional[dict]:
+    """What the Trainer started from (its warm_start.json): None when it did not say."""
+    path = os.path.join(model_run, WARM_START_FILE) if model_run else None
+    if not path or not os.path.exists(path):
+        return None
+    with open(path) as f:
+        started = json.load(f)
+    return {"base_model": started["base_model"], "weights_loaded": len(started["loaded"]),
+            "reinitialised": started["reinitialised"], "initial_loss": started.get("initial_loss"),
+            "cold_initial_loss": started.get("cold_initial_loss")}
 
 
 def _failure_text(failure: dict, metrics: Optional[SliceMetrics], task) -> str:
@@ -243,6 +258,11 @@ def decide_from(name: str, spec: DatasetSpec, serving_model_dir: str, outputs: R
     if anomalies:
         why.append("data anomalies: " + "; ".join(
             f"{a['feature']} in {a['split']}: {a['short_description']}" for a in anomalies))
+    drift = serving_result.get("drift", [])
+    if drift:
+        why.append("data drift: " + "; ".join(
+            f"{d['feature']} Jensen-Shannon divergence {d['divergence']:.3f} > {d['threshold']:g} (span "
+            f"{d['span']} against span {d['previous_span']})" for d in drift))
     if any(f["kind"] == "missing" for f in failures):
         why.append("the spec sets no threshold (min_auc, max_auc_drop or max_mse), so TFMA cannot bless the model")
     if not pushed and not why:
@@ -260,6 +280,9 @@ def decide_from(name: str, spec: DatasetSpec, serving_model_dir: str, outputs: R
         "tasks": tasks,
         "serving_check": serving_result,
         "anomalies": anomalies,
+        "drift": drift,
+        "spans": serving_result.get("spans", []),
+        "warm_start": warm_start_summary(outputs.model_run),
     }
 
 
@@ -295,6 +318,14 @@ def format_decision(decision: dict) -> List[str]:
         return " ".join(columns) + "  " + cells[-1]
 
     lines = [line(DECISION_HEADER)] + [line(row) for row in decision_rows(decision)]
+    spans = decision.get("spans") or []
+    if any(spans):
+        lines.append(f"Data: span {spans[0]}" + (f" with spans {spans[1:]}" if len(spans) > 1 else ""))
+    started = decision.get("warm_start")
+    if started and started["base_model"]:
+        lines.append(f"Warm start: {started['weights_loaded']} weights from {started['base_model']} "
+                     f"({len(started['reinitialised'])} re-initialised); initial loss {started['initial_loss']:.4f}, "
+                     f"a cold start's {started['cold_initial_loss']:.4f}")
     if decision["pushed"]:
         lines.append(f"PUSHED to {decision['pushed_destination']}")
     else:

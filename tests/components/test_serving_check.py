@@ -34,7 +34,8 @@ def _save(tmp_path, module):
 
 def test_finite_probabilities_pass(tmp_path):
     result = check_serving(_save(tmp_path, _Fixed(0.3, 12.0)), [b""] * 4, SPEC)
-    assert result.ok and result.to_dict() == {"ok": True, "num_examples": 4, "failures": {}, "anomalies": []}
+    assert result.ok and result.to_dict() == {"ok": True, "num_examples": 4, "failures": {}, "anomalies": [],
+                                          "drift": [], "spans": []}
 
 
 def test_a_probability_out_of_range_fails_only_that_task(tmp_path):

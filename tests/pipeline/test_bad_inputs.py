@@ -63,7 +63,7 @@ def _set(root, split, column, value, every=1):
 
 
 def _check(spec, root):
-    return preflight.check_inputs(spec, SCHEMA, root, census.SPLITS)
+    return preflight.check_inputs(spec, SCHEMA, root)[1]
 
 
 def _spec_with(spec, **column_updates):
@@ -146,8 +146,8 @@ def test_a_header_without_a_spec_column_names_it(census_spec, root):
 
 def test_a_file_separated_by_semicolons_says_so(census_spec, root):
     path = _write(root, "test", _rows(root, "test"), delimiter=";")
-    with pytest.raises(preflight.PreflightError, match=rf"{path}:1: the header has 1 column, the spec 42: .* "
-                                                       r"it looks separated by ';'"):
+    with pytest.raises(preflight.PreflightError, match=rf"{path}:1: the header is one column, the spec has 42: .* "
+                                                       r"it looks separated by ';': set `format: \{separator: ';'\}`"):
         _check(census_spec, root)
 
 
@@ -192,7 +192,7 @@ def test_an_empty_file_a_header_only_and_no_file_are_named(census_spec, root):
     with pytest.raises(preflight.PreflightError, match=rf"{empty}: the file is empty"):
         _check(census_spec, root)
     _write(root, "test", _rows(root, "eval")[:1])
-    with pytest.raises(preflight.PreflightError, match=r"split 'test' .* holds a header but no data rows"):
+    with pytest.raises(preflight.PreflightError, match=r"split 'test' .* holds no data rows, only a header"):
         _check(census_spec, root)
     os.remove(empty)
     with pytest.raises(preflight.PreflightError, match=r"split 'test' has no files; put its CSV files under test/"):

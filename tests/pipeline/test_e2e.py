@@ -39,7 +39,8 @@ def test_first_run_executes_every_component_and_pushes(runs):
     for task in ("income", "never_married"):
         assert decision["tasks"][task]["auc"] >= MIN_AUC
         assert decision["tasks"][task]["baseline_auc"] is None
-    assert decision["serving_check"] == {"ok": True, "num_examples": 16, "failures": {}, "anomalies": []}
+    assert decision["serving_check"] == {"ok": True, "num_examples": 16, "failures": {}, "anomalies": [],
+                                         "drift": [], "spans": [0]}
 
 
 def test_trainer_writes_gate_statistics_beside_the_model_run(runs):

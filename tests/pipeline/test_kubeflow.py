@@ -18,7 +18,7 @@ from pipeline import spec_check
 from pipeline.config import ResourceRequest, Target
 from tests.pipeline.kfp_api_server import KfpApiServer
 
-KFP_TASKS = ["CsvExampleGen", "StatisticsGen", "SpecSchema", "ExampleValidator", "Transform", "Trainer",
+KFP_TASKS = ["CsvExampleGen", "StatisticsGen", "SpecSchema", "ExampleValidator", "SpanDrift", "Transform", "Trainer",
              "ServingBaseline", "Evaluator", "ServingCheck", "Pusher"]
 IMAGE = "registry.example/mmoe:1.0"
 SELECTOR = {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"}
@@ -67,6 +67,7 @@ def test_kfp_package_conforms_and_requests_a_kubernetes_gpu(packages):
     assert "lifecycle" not in executors["CsvExampleGen_executor"]["container"]
     assert not tasks["CsvExampleGen"]["cachingOptions"].get("enableCache", False)
     assert not tasks["ServingBaseline"]["cachingOptions"].get("enableCache", False)
+    assert not tasks["SpanDrift"]["cachingOptions"].get("enableCache", False)
     assert tasks["Trainer"]["cachingOptions"]["enableCache"] is True
     # The Evaluator's baseline is ServingBaseline's output, read from the serving directory.
     baseline = tasks["Evaluator"]["inputs"]["artifacts"]["baseline_model"]["taskOutputArtifact"]

@@ -12,15 +12,15 @@ from pipeline.pipeline import create_pipeline
 from trainer.config import TrainerConfig
 
 COMPONENT_IDS = [
-    "CsvExampleGen", "StatisticsGen", "SpecSchema", "ExampleValidator",
+    "CsvExampleGen", "StatisticsGen", "SpecSchema", "ExampleValidator", "SpanDrift",
     "Transform", "Trainer", "LatestBlessedModelResolver", "Evaluator", "ServingCheck", "Pusher",
 ]
 
 
 def _config(census_spec, **overrides):
+    overrides.setdefault("schema_path", schemas.path("census", "schema.pbtxt"))
     return PipelineConfig(
-        pipeline_name="test-pipeline", pipeline_root="/tmp/root", data_root="/tmp/data",
-        schema_path=schemas.path("census", "schema.pbtxt"), spec=census_spec,
+        pipeline_name="test-pipeline", pipeline_root="/tmp/root", data_root="/tmp/data", spec=census_spec,
         serving_model_dir="/tmp/serving", trainer=TrainerConfig(variant="omoe"), **overrides,
     )
 
@@ -35,11 +35,12 @@ def test_pipeline_has_the_chain_in_order(census_spec):
         "SpecSchema": [],
         "StatisticsGen": ["CsvExampleGen"],
         "ExampleValidator": ["SpecSchema", "StatisticsGen"],
+        "SpanDrift": ["CsvExampleGen", "SpecSchema", "StatisticsGen"],
         "Transform": ["CsvExampleGen", "SpecSchema"],
         "Trainer": ["SpecSchema", "Transform"],
         "LatestBlessedModelResolver": [],
         "Evaluator": ["CsvExampleGen", "LatestBlessedModelResolver", "Trainer"],
-        "ServingCheck": ["CsvExampleGen", "ExampleValidator", "Trainer"],
+        "ServingCheck": ["CsvExampleGen", "ExampleValidator", "SpanDrift", "Trainer"],
         "Pusher": ["Evaluator", "ServingCheck", "Trainer"],
     }
     trainer = by_id["Trainer"]
@@ -49,6 +50,34 @@ def test_pipeline_has_the_chain_in_order(census_spec):
     assert trainer.exec_properties["run_fn"] == RUN_FN  # resolved to the function in a test below
     assert by_id["Transform"].exec_properties["preprocessing_fn"] == PREPROCESSING_FN
     assert json.loads(by_id["Evaluator"].exec_properties["example_splits"]) == ["test"]
+
+
+def test_spans_split_warm_start_and_inferred_schema_change_the_graph(census_spec):
+    from google.protobuf import json_format
+    from tfx.proto import example_gen_pb2
+
+    from components import example_gen
+
+    raw = census_spec.to_dict()
+    raw["split"] = {"ratios": {"train": 8, "eval": 1, "test": 1}, "key": "age"}
+    spec = DatasetSpec.from_dict(raw)
+    pipeline = create_pipeline(_config(spec, schema_path=None, span_folder="span-{SPAN}", num_spans=3,
+                                       warm_start=True))
+    by_id = {c.id: c for c in pipeline.components}
+    upstream = {c.id: sorted(u.id for u in c.upstream_nodes) for c in pipeline.components}
+    assert upstream["SchemaGen"] == ["StatisticsGen"] and upstream["SpecSchema"] == ["SchemaGen"]
+    assert upstream["Trainer"] == ["LatestBlessedModelResolver", "SpecSchema", "Transform"]
+    gen = by_id["CsvExampleGen"].exec_properties
+    inputs = json_format.Parse(gen["input_config"], example_gen_pb2.Input())
+    assert [(s.name, s.pattern) for s in inputs.splits] == [("data", "span-{SPAN}/*")]
+    outputs = json_format.Parse(gen["output_config"], example_gen_pb2.Output())
+    assert [(s.name, s.hash_buckets) for s in outputs.split_config.splits] == [("train", 8), ("eval", 1), ("test", 1)]
+    assert outputs.split_config.partition_feature_name == "age"
+    read_spec, folder, spans = example_gen.read_custom_config(
+        {"custom_config": gen["custom_config"]})
+    assert (read_spec, folder, spans) == (spec, "span-{SPAN}", 3)
+    with pytest.raises(ValueError, match=r"num_spans: 2 spans asked for, but the data has no span folders"):
+        _config(census_spec, num_spans=2)
 
 
 def test_config_errors_name_the_field(census_spec):
