@@ -8,7 +8,7 @@ run writes the train split's statistics to ``<history_dir>/span-<N>/FeatureStats
 compares with the newest span before N there, with TFDV's own drift check
 (``tfdv.validate_statistics(previous_statistics=...)`` and a ``drift_comparator`` with a
 ``jensen_shannon_divergence`` threshold on every spec column, from the spec:
-``drift_threshold`` and each column's ``drift``).
+``drift_threshold`` and each column's ``drift``; ``drift: off`` leaves a column out).
 
 Its output is an ``ExampleAnomalies`` artifact with the drift anomalies only (TFDV's
 ``SchemaDiff.pb`` of the train split, with ``drift_skew_info``: the divergence and the
@@ -68,8 +68,9 @@ def drift_schema(schema: schema_pb2.Schema, spec: DatasetSpec) -> schema_pb2.Sch
     with_drift.CopyFrom(schema)
     columns = {c.name: c for c in spec.columns if c.kind is not ColumnKind.IGNORE}
     for feature in with_drift.feature:
-        if feature.name in columns:
-            feature.drift_comparator.jensen_shannon_divergence.threshold = spec.drift_threshold_of(feature.name)
+        threshold = spec.drift_threshold_of(feature.name) if feature.name in columns else None
+        if threshold is not None:
+            feature.drift_comparator.jensen_shannon_divergence.threshold = threshold
     return with_drift
 
 

@@ -380,3 +380,60 @@ def test_schema_infers_a_schema_from_any_csv_and_names_a_column_the_data_lacks(t
         f"Error: {data / 'data.csv'}:1: the header does not name the spec's columns: missing ['age'], not in the "
         "spec []; the columns found are ['visits', 'price', 'country', 'bought']. Fix the header or the spec's "
         "columns.")
+
+
+# --- the spec's file format and spans --------------------------------------------------------------
+
+def _headerless(spec, separator=","):
+    raw = spec.to_dict()
+    raw["format"] = {"header": False, "separator": separator}
+    return DatasetSpec.from_dict(raw)
+
+
+def test_a_headerless_format_reads_rows_as_the_spec_columns(census_spec, root):
+    for split in ("train", "eval", "test"):
+        _write(root, split, _rows(root, split)[1:])  # drop the header line
+    assert sum(r.rows for r in _check(_headerless(census_spec), root).values()) == 60
+
+
+def test_a_headerless_file_with_another_separator_is_one_column_and_says_so(census_spec, root):
+    path = _write(root, "train", _rows(root, "train")[1:], delimiter=";")
+    with pytest.raises(preflight.PreflightError, match=rf"{path}:1: the first row is one column, the spec has 42: "
+                                                       r".* it looks separated by ';'"):
+        _check(_headerless(census_spec), root)
+
+
+def test_a_headerless_row_with_other_columns_names_the_count(census_spec, root):
+    path = _write(root, "train", [row[:40] for row in _rows(root, "train")[1:]])
+    with pytest.raises(preflight.PreflightError, match=rf"{path}:1: 40 fields, the spec has 42 columns \(age, "
+                                                       r"class_of_worker, .*\); the spec's format says the files have "
+                                                       r"no header"):
+        _check(_headerless(census_spec), root)
+
+
+def test_spans_are_checked_and_an_empty_newest_span_is_named(census_spec, root, tmp_path):
+    spans = str(tmp_path / "spans")
+    shutil.copytree(root, os.path.join(spans, "span-1"))
+    shutil.copytree(root, os.path.join(spans, "span-2"))
+    selection, summaries = preflight.check_inputs(census_spec, SCHEMA, spans, "span-{SPAN}", num_spans=2)
+    assert selection.spans == (2, 1) and {s: r.rows for s, r in summaries.items()} == {
+        "train": 96, "eval": 12, "test": 12}
+    os.makedirs(os.path.join(spans, "span-3", "train"))
+    with pytest.raises(preflight.PreflightError, match=r"span 3 has no files for split 'train' \(pattern "
+                                                       rf"{spans}/span-3/train/\*\); the newest span must hold data"):
+        preflight.check_inputs(census_spec, SCHEMA, spans, "span-{SPAN}")
+    with pytest.raises(preflight.PreflightError, match=rf"data root {root!r} holds no span folder named like "
+                                                       r"'span-\{SPAN\}'"):
+        preflight.check_inputs(census_spec, SCHEMA, root, "span-{SPAN}")
+
+
+def test_prepare_writes_the_next_span(tmp_path):
+    from pipeline.cli import main
+
+    out = str(tmp_path / "spans")
+    for span in (1, 2):
+        result = CliRunner().invoke(main, ["prepare", "--data", census.SAMPLE_PATH, "--output-dir", out, "--span"])
+        assert result.exit_code == 0, result.output
+        assert f"to {os.path.join(out, f'span-{span}')}" in result.output
+    assert sorted(os.listdir(out)) == ["span-1", "span-2"]  # no staging folder left
+    assert sorted(os.listdir(os.path.join(out, "span-2"))) == ["eval", "manifest.json", "test", "train"]

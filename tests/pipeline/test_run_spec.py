@@ -1,12 +1,16 @@
 """The compiled `--target kfp` package, run here task by task through each task's own container
-command (TFX's kubeflow_v2_run_executor), twice:
+command (TFX's kubeflow_v2_run_executor), twice, as a schedule would on a data root of spans
+(``span-{SPAN}``, warm start on: the defaults of `compile` and `schedule`):
 
-1. a first run on 1,000 rows: no model in serving yet, so no baseline; trained, blessed, pushed;
-2. a second run of a one-step model, on the same rows with 5 % of the train ages empty and
-   30 % of the test rows with a sex outside the curated domain: ServingBaseline hands the
-   Evaluator the pushed model and the change threshold fails; the curated schema (age
-   required, sex's domain) makes both an anomaly, each of which stops the push on its own
-   (ServingCheck does not bless); nothing is pushed, the serving directory is unchanged.
+1. a first run on 1,000 rows in span-1: no model in serving yet, so no baseline and a cold
+   start; trained, blessed, pushed;
+2. span-2 arrives (the same rows with 5 % of the train ages empty and 30 % of the test rows
+   with a sex outside the curated domain), and a one-step model: ExampleGen's executor resolves
+   span 2 itself (no driver runs on open-source KFP); ServingBaseline hands the Trainer (warm
+   start) and the Evaluator the pushed model and the change threshold fails; SpanDrift compares
+   span 2 with span 1; the curated schema (age required, sex's domain) makes both an anomaly,
+   each of which stops the push on its own (ServingCheck does not bless); nothing is pushed,
+   the serving directory is unchanged.
 """
 
 import json
@@ -45,10 +49,11 @@ def small_spec(census_spec):
 RUN_EXECUTOR = ["-m", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"]
 # The executor class each task must run, as Kubeflow would (hand-written, not read from the spec).
 EXECUTORS = {
-    "CsvExampleGen": "tfx.components.example_gen.csv_example_gen.executor.Executor",
+    "CsvExampleGen": "components.example_gen.Executor",
     "StatisticsGen": "tfx.components.statistics_gen.executor.Executor",
     "SpecSchema": "components.schema.SpecSchema_Executor",
     "ExampleValidator": "tfx.components.example_validator.executor.Executor",
+    "SpanDrift": "components.drift.SpanDrift_Executor",
     "Transform": "tfx.components.transform.executor.Executor",
     "Trainer": "tfx.components.trainer.executor.GenericExecutor",
     "ServingBaseline": "components.baseline.ServingBaseline_Executor",
@@ -62,7 +67,7 @@ def _compile(out, spec, data_root, steps):
     config = kfp_runner.kubeflow_config(
         os.path.join(out, "root"), data_root, spec, schemas.path("census", "schema.pbtxt"),
         os.path.join(out, "serving"), trainer=TrainerConfig(num_experts=4, expert_units=8, batch_size=64),
-        train_steps=steps, eval_steps=2,
+        train_steps=steps, eval_steps=2, span_folder="span-{SPAN}", warm_start=True,
     )
     return kfp_runner.compile_pipeline(config, "registry.example/mmoe:test", os.path.join(out, f"p{steps}.yaml"))
 
@@ -74,13 +79,15 @@ def _metadata(runner, task, output):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, small_spec):
     out = str(tmp_path_factory.mktemp("run_spec"))
-    prepared = census.prepare(small_spec, os.path.join(out, "data"),
+    data_root = os.path.join(out, "data")
+    prepared = census.prepare(small_spec, os.path.join(data_root, "span-1"),
                               test_path=census.SAMPLE_PATH, max_rows=ROWS)
-    broken_root = os.path.join(out, "broken")
-    assert with_values(prepared.root, broken_root, "train", "age", "", EMPTY_AGE_FRACTION) > 10
-    assert with_values(broken_root, broken_root, "test", "sex", "Unknown", UNKNOWN_SEX_FRACTION) > 10
     results = {}
-    for name, steps, data_root in (("first", 300, prepared.root), ("worse", 1, broken_root)):
+    for name, steps in (("first", 300), ("worse", 1)):
+        if name == "worse":  # span 2 arrives
+            broken_root = os.path.join(data_root, "span-2")
+            assert with_values(prepared.root, broken_root, "train", "age", "", EMPTY_AGE_FRACTION) > 10
+            assert with_values(broken_root, broken_root, "test", "sex", "Unknown", UNKNOWN_SEX_FRACTION) > 10
         package = _compile(out, small_spec, data_root, steps)
         runner = spec_runner.run_spec(package, os.path.join(out, "root"), run_id=name)
         results[name] = {"package": package, "runner": runner, "decision": spec_runner.decision(runner),
@@ -107,6 +114,25 @@ def test_parameters_come_from_the_spec_constants(runs):
     assert json.loads(executor_input["inputs"]["parameterValues"]["train_args"]) == {
         "splits": ["train"], "num_steps": 1,
     }
+
+
+def test_each_run_reads_the_newest_span_without_the_example_gen_driver(runs):
+    for name, span in (("first", 1), ("worse", 2)):
+        runner = runs[name]["runner"]
+        examples = _metadata(runner, "CsvExampleGen", "examples")
+        assert (examples["span"], examples["spans"]) == (span, str(span)), examples
+        assert runs[name]["decision"]["spans"] == [span]
+    drift = _metadata(runs["worse"]["runner"], "SpanDrift", "drift")
+    assert (drift["span"], drift["previous_span"]) == (2, 1)
+    assert _metadata(runs["first"]["runner"], "SpanDrift", "drift")["previous_span"] == -1
+
+
+def test_the_second_run_warm_starts_from_the_served_model(runs):
+    assert runs["first"]["decision"]["warm_start"]["base_model"] is None
+    started = runs["worse"]["decision"]["warm_start"]
+    assert "/ServingBaseline/" in started["base_model"], started
+    assert started["weights_loaded"] > 10 and started["reinitialised"] == []
+    assert started["initial_loss"] < started["cold_initial_loss"], started
 
 
 def test_first_run_has_no_baseline_and_pushes(runs):

@@ -1,0 +1,143 @@
+"""ExampleGen's own executor: the spec's CSV format, spans resolved without TFX's driver."""
+
+import os
+
+import apache_beam as beam
+import pytest
+import tensorflow as tf
+from apache_beam.testing.util import assert_that, equal_to
+from tfx.components.example_gen import utils as example_gen_utils
+from tfx.types import standard_artifacts, standard_component_specs
+from tfx.utils import proto_utils
+
+from components import example_gen
+from components.spec import DatasetSpec, FileFormat, SpecError
+
+COLUMNS = [{"name": "tenure", "kind": "numeric"}, {"name": "plan", "kind": "categorical"},
+           {"name": "spend", "kind": "numeric"}, {"name": "churned", "kind": "categorical"}]
+
+
+def _spec(**extra) -> DatasetSpec:
+    return DatasetSpec.from_dict({
+        "name": "churn", "columns": COLUMNS,
+        "tasks": [{"name": "churn", "label_column": "churned", "positive_values": ["yes"], "min_auc": 0.5}],
+        **extra,
+    })
+
+
+def _write(path: str, lines) -> str:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write("".join(line + "\n" for line in lines))
+    return path
+
+
+def test_a_format_strips_values_and_empties_missing_markers(tmp_path):
+    fmt = FileFormat(header=False, separator=";", strip=" .", missing_values=("?",))
+    path = _write(str(tmp_path / "a.csv"), ["12; gold; 3.5; yes.", "?; basic;?; no."])
+    assert list(example_gen.read_rows(path, fmt)) == [["12", "gold", "3.5", "yes"], ["", "basic", "", "no"]]
+    with pytest.raises(SpecError, match=r"format separator: received ', ', expected one character"):
+        FileFormat(separator=", ")
+
+
+def _spans(root, spans, splits=("train", "eval", "test")):
+    for span in spans:
+        for split in splits:
+            _write(os.path.join(root, f"span-{span}", split, "data.csv"), ["tenure,plan,spend,churned", "1,a,2,no"])
+
+
+def test_the_newest_spans_are_chosen_and_an_empty_newest_span_is_named(tmp_path):
+    root = str(tmp_path / "root")
+    _spans(root, (1, 2, 10))
+    patterns = example_gen.split_patterns(_spec(), "span-{SPAN}")
+    assert patterns == {"train": "span-{SPAN}/train/*", "eval": "span-{SPAN}/eval/*", "test": "span-{SPAN}/test/*"}
+    newest = example_gen.resolve_spans(root, patterns, 1, "span-{SPAN}")
+    assert newest.spans == (10,) and newest.patterns["train"] == ("span-10/train/*",)
+    two = example_gen.resolve_spans(root, patterns, 2, "span-{SPAN}")
+    assert two.spans == (10, 2) and two.patterns["eval"] == ("span-10/eval/*", "span-2/eval/*")
+    assert "span 10:" in two.fingerprint and "span 2:" in two.fingerprint
+    assert example_gen.next_span(root) == 11
+    os.makedirs(os.path.join(root, "span-11", "train"))
+    with pytest.raises(example_gen.SpanError, match=r"span 11 has no files for split 'train' .*the newest span "
+                                                    r"must hold data: fill it, or remove the folder"):
+        example_gen.resolve_spans(root, patterns, 1, "span-{SPAN}")
+    with pytest.raises(example_gen.SpanError, match=r"holds no span folder named like 'day-\{SPAN\}'"):
+        example_gen.resolve_spans(root, {"train": "day-{SPAN}/train/*"}, 1, "day-{SPAN}")
+    assert example_gen.detect_span_folder(root) == "span-{SPAN}"
+    assert example_gen.detect_span_folder(str(tmp_path)) is None
+
+
+def _run_executor(tmp_path, spec, data_root, span_folder=None, num_spans=1):
+    """The executor as open-source KFP runs it: no driver, the declared {SPAN} patterns."""
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path / "out")
+    exec_properties = {
+        standard_component_specs.INPUT_BASE_KEY: data_root,
+        standard_component_specs.INPUT_CONFIG_KEY: proto_utils.proto_to_json(
+            example_gen.input_config(spec, span_folder)),
+        standard_component_specs.OUTPUT_CONFIG_KEY: proto_utils.proto_to_json(
+            example_gen.output_config(spec) or example_gen_utils.make_default_output_config(
+                example_gen.input_config(spec, span_folder))),
+        standard_component_specs.CUSTOM_CONFIG_KEY: proto_utils.proto_to_json(
+            example_gen.custom_config(spec, span_folder, num_spans)),
+        standard_component_specs.OUTPUT_DATA_FORMAT_KEY: 6,  # FORMAT_TF_EXAMPLE
+        standard_component_specs.OUTPUT_FILE_FORMAT_KEY: 5,  # FORMAT_TFRECORDS_GZIP
+    }
+    example_gen.Executor().Do({}, {standard_component_specs.EXAMPLES_KEY: [examples]}, exec_properties)
+    return examples
+
+
+def _records(uri, split):
+    files = tf.io.gfile.glob(os.path.join(uri, f"Split-{split}", "*"))
+    return [tf.train.Example.FromString(r.numpy()) for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+
+
+def test_a_headerless_file_is_split_in_the_pipeline_by_key(tmp_path):
+    spec = _spec(format={"header": False, "separator": ";", "strip": " .", "missing_values": ["?"]},
+                 split={"ratios": {"train": 3, "eval": 1, "test": 1}, "key": "plan"})
+    rows = [f"{i}; plan{i % 20}; {i * 1.5}; {'yes' if i % 3 else 'no'}." for i in range(400)] + ["?; plan1; 2.5; no."]
+    root = str(tmp_path / "root")
+    _write(os.path.join(root, "span-3", "part-0.csv"), rows[:200])
+    _write(os.path.join(root, "span-3", "part-1.csv"), rows[200:])
+    _write(os.path.join(root, "span-2", "part-0.csv"), rows[:5])
+    examples = _run_executor(tmp_path, spec, root, "span-{SPAN}")
+    assert example_gen.spans_of(examples) == [3]
+    assert examples.get_int_custom_property("span") == 3
+    by_split = {s: _records(examples.uri, s) for s in ("train", "eval", "test")}
+    assert sum(map(len, by_split.values())) == 401
+    plans = {s: {e.features.feature["plan"].bytes_list.value[0] for e in recs} for s, recs in by_split.items()}
+    assert not (plans["train"] & plans["eval"]) and not (plans["train"] & plans["test"])  # a key stays in one split
+    first = next(e for recs in by_split.values() for e in recs if e.features.feature["plan"].bytes_list.value[0] == b"plan1"
+                 and not e.features.feature["tenure"].int64_list.value)
+    # Typed as CsvExampleGen types: integers INT, decimals FLOAT, the rest bytes; "?" is an empty cell.
+    assert first.features.feature["spend"].float_list.value == [2.5]
+    assert first.features.feature["churned"].bytes_list.value == [b"no"]
+
+
+def test_two_spans_are_read_into_one_artifact(tmp_path):
+    root = str(tmp_path / "root")
+    _spans(root, (1, 2, 3))
+    examples = _run_executor(tmp_path, _spec(), root, "span-{SPAN}", num_spans=2)
+    assert example_gen.spans_of(examples) == [3, 2]
+    assert len(_records(examples.uri, "train")) == 2
+
+
+def test_a_header_without_a_spec_column_fails_naming_it(tmp_path):
+    root = str(tmp_path / "root")
+    for split in ("train", "eval", "test"):
+        _write(os.path.join(root, split, "data.csv"), ["tenure,plan,churned", "1,a,no"])
+    with pytest.raises(ValueError, match=r"data.csv: no column \['spend'\] \(the columns found are "
+                                         r"\['tenure', 'plan', 'churned'\]\)"):
+        _run_executor(tmp_path, _spec(), root)
+
+
+def test_the_beam_transform_alone_reads_every_pattern(tmp_path):
+    spec = _spec(format={"header": False})
+    _write(str(tmp_path / "d" / "x.csv"), ["1,a,2.0,yes", "2,b,3.5,no"])
+    properties = {standard_component_specs.INPUT_BASE_KEY: str(tmp_path / "d"),
+                  example_gen._SPEC_KEY: spec, example_gen._PATTERNS_KEY: {"*": ("*",)}}  # noqa: SLF001
+    with beam.Pipeline() as p:
+        out = p | example_gen.SpecCsvToExample(properties, "*")
+        assert_that(out | beam.Map(lambda e: (e.features.feature["tenure"].int64_list.value[0],
+                                              e.features.feature["spend"].float_list.value[0])),
+                    equal_to([(1, 2.0), (2, 3.5)]))

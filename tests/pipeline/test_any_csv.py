@@ -1,0 +1,132 @@
+"""A dataset that is not census, brought with nothing but a spec file, through `mmoe-pipeline run`.
+
+The test writes two headerless, ';'-separated files with its own columns ("?" for a missing
+value, labels written "yes." / "no.") and a spec that declares that format, an 8/1/1 split made
+in the pipeline by hash buckets, two binary tasks and a regression task (PLE). No schema is
+given: SchemaGen infers it. One run, in its own process, as a user runs it.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from pipeline import report
+
+pytestmark = pytest.mark.e2e
+
+ROWS = 3000
+REGIONS = ("north", "south", "east", "west", "centre")
+
+
+def _dataset(root: str, seed: int = 0) -> dict:
+    """Writes the files under `root` and returns the spec (as a dict)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(ROWS, 3))
+    region = rng.integers(len(REGIONS), size=ROWS)
+    effect = np.array([-1.0, -0.5, 0.0, 0.5, 1.0])[region]
+    visits = rng.poisson(3.0, size=ROWS)
+    click_logit = 2.0 * x[:, 0] + effect + 0.3 * visits - 1.0
+    clicked = rng.random(ROWS) < 1 / (1 + np.exp(-click_logit))
+    bought = rng.random(ROWS) < 1 / (1 + np.exp(-(1.5 * x[:, 0] - 1.5 * x[:, 1] + effect - 0.5)))
+    spend = 3.0 * x[:, 1] + 2.0 * x[:, 2] + effect + rng.normal(scale=0.3, size=ROWS)
+    os.makedirs(root)
+    for part, rows in enumerate(np.array_split(np.arange(ROWS), 2)):
+        with open(os.path.join(root, f"export-{part}.txt"), "w") as f:
+            for i in rows:
+                x0 = "?" if i % 50 == 0 else f"{x[i, 0]:.5f}"  # 2 % missing, imputed with the mean
+                f.write(f"{x0};{x[i, 1]:.5f};{x[i, 2]:.5f};{REGIONS[region[i]]};{visits[i]};"
+                        f"{'yes' if clicked[i] else 'no'}.;{'yes' if bought[i] else 'no'}.;{spend[i]:.4f}\n")
+    return {
+        "name": "shop",
+        "format": {"header": False, "separator": ";", "strip": ".", "missing_values": ["?"]},
+        "split": {"ratios": {"train": 8, "eval": 1, "test": 1}},
+        "columns": [
+            {"name": "recency", "kind": "numeric", "missing": "mean"},
+            {"name": "basket", "kind": "numeric"},
+            {"name": "tenure", "kind": "numeric"},
+            {"name": "region", "kind": "categorical"},
+            {"name": "visits", "kind": "numeric"},
+            {"name": "clicked", "kind": "categorical"},
+            {"name": "bought", "kind": "categorical"},
+            {"name": "spend", "kind": "numeric"},
+        ],
+        "tasks": [
+            {"name": "click", "label_column": "clicked", "positive_values": ["yes"], "min_auc": 0.7},
+            {"name": "buy", "label_column": "bought", "positive_values": ["yes"], "min_auc": 0.7},
+            {"name": "spend", "label_column": "spend", "type": "regression",
+             "max_mse": float(0.5 * np.var(spend))},
+        ],
+        "slices": ["region"],
+    }
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    base = str(tmp_path_factory.mktemp("shop"))
+    data_root = os.path.join(base, "exports")
+    spec = _dataset(data_root)
+    spec_path = os.path.join(base, "spec.yaml")
+    with open(spec_path, "w") as f:
+        yaml.safe_dump(spec, f, sort_keys=False)
+    trainer_path = os.path.join(base, "trainer.yaml")
+    with open(trainer_path, "w") as f:
+        yaml.safe_dump({"variant": "ple", "num_experts": 2, "task_experts": 2, "expert_units": 8,
+                        "shared_learning_rate": 0.01, "batch_size": 64}, f)
+    output = os.path.join(base, "out")
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "run", "--spec", spec_path, "--data-root", data_root,
+         "--output-dir", output, "--trainer-config", trainer_path, "--train-steps", "300", "--eval-steps", "2"],
+        capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    with open(os.path.join(output, "decision.json")) as f:
+        decision = json.load(f)
+    return {"done": done, "decision": decision, "output": output, "spec": spec}
+
+
+def test_the_run_says_the_schema_is_inferred_and_pushes(shop):
+    out = shop["done"].stdout
+    assert "schema inferred from the data (SchemaGen)" in out, out
+    assert "input checked ({'data': 3000})" in out, out
+    decision = shop["decision"]
+    assert decision["pushed"], decision["reasons"]
+
+
+def test_every_task_is_reported_and_passes(shop):
+    tasks = shop["decision"]["tasks"]
+    for name in ("click", "buy"):
+        assert tasks[name]["type"] == "binary" and tasks[name]["auc"] > 0.75, tasks[name]
+    assert tasks["spend"]["type"] == "regression" and tasks["spend"]["auc"] is None
+    assert 0 < tasks["spend"]["mse"] <= tasks["spend"]["max_mse"]
+    uri = report.latest_output_uri(report.open_store(os.path.join(shop["output"], "metadata.sqlite")),
+                                   "mmoe-pipeline", "Evaluator", "ModelEvaluation")
+    from components.spec import DatasetSpec
+
+    rows = {r.slice_name: r for r in report.evaluation_metrics(uri, DatasetSpec.from_dict(shop["spec"]))}
+    assert {n for n in rows if n.startswith("region:")} == {f"region:{r}" for r in REGIONS}
+
+
+def test_the_pipeline_split_the_rows_by_the_declared_ratios_and_inferred_a_schema(shop):
+    from tensorflow_metadata.proto.v0 import schema_pb2
+    from tfx.utils import io_utils
+
+    store = report.open_store(os.path.join(shop["output"], "metadata.sqlite"))
+    states = report.node_states(store, "mmoe-pipeline", ["SchemaGen", "SpecSchema"])
+    assert states == {"SchemaGen": "COMPLETE", "SpecSchema": "COMPLETE"}
+    stats = report.split_statistics(report.latest_output_uri(store, "mmoe-pipeline", "StatisticsGen",
+                                                             "ExampleStatistics"))
+    counts = {split: s.num_examples for split, s in stats.items()}
+    assert sum(counts.values()) == ROWS
+    assert 0.75 < counts["train"] / ROWS < 0.85 and 0.07 < counts["test"] / ROWS < 0.13, counts
+    schema = io_utils.SchemaReader().read(os.path.join(
+        report.latest_output_uri(store, "mmoe-pipeline", "SpecSchema", "Schema"), "schema.pbtxt"))
+    features = {f.name: f for f in schema.feature}
+    assert features["region"].type == schema_pb2.BYTES and features["visits"].type == schema_pb2.INT
+    assert features["recency"].presence.min_fraction == 0.0  # `missing: mean`: may be empty
+    # The "." after each label was stripped: the label domain holds yes and no only.
+    domain = next(d for d in schema.string_domain if d.name == features["clicked"].domain)
+    assert sorted(domain.value) == ["no", "yes"]
