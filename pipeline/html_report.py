@@ -240,14 +240,23 @@ def build(output_dir: str) -> str:
         body += (_table(["feature", "split", "types", "description"],
                         [[a["feature"], a["split"], ", ".join(a["types"]), a["description"]] for a in anomalies],
                         "anomaly-table") if anomalies else "<p id='anomalies'>No anomaly against the schema.</p>")
-        body += "<p>Drift against the previous span: not computed (one span per run).</p>"
+        drift, spans = decision.get("drift", []), decision.get("spans", [])
+        if drift:
+            body += _table(["feature", "Jensen-Shannon divergence", "threshold", "span", "previous span"],
+                           [[d["feature"], f"{d['divergence']:.3f}", f"{d['threshold']:g}", str(d["span"]),
+                             str(d["previous_span"])] for d in drift], "drift-table")
+        elif any(spans):
+            body += f"<p id='drift'>No column drifted beyond its threshold since the span before {spans[0]}.</p>"
+        else:
+            body += "<p id='drift'>Drift against the previous span: no spans in this data root.</p>"
         sections.append(("data", "Data", body))
 
     example_gen = report.latest_executions(store, name, [NODE_EXAMPLE_GEN])[NODE_EXAMPLE_GEN]
     props = example_gen.custom_properties if example_gen else {}
     lineage = [
         ["data", props["input_base"].string_value if "input_base" in props else "-"],
-        ["span", str(props["span"].int_value) if "span" in props else "-"],
+        ["spans", ", ".join(map(str, decision.get("spans") or [])) or "-"],
+        ["warm start", (decision.get("warm_start") or {}).get("base_model") or "no (cold start)"],
         ["model", report.latest_output_uri(store, name, "Trainer", "Model") or "-"],
         ["baseline", "the model serving when the run started" if decision["has_baseline"] else "none (first model)"],
         ["evaluation", evaluation or "-"],

@@ -207,7 +207,8 @@ def warm_start_summary(model_run: Optional[str]) -> Optional[dict]:
     with open(path) as f:
         started = json.load(f)
     return {"base_model": started["base_model"], "weights_loaded": len(started["loaded"]),
-            "reinitialised": started["reinitialised"], "initial_loss": started.get("initial_loss"),
+            "reinitialised": started["reinitialised"], "remapped": started.get("remapped", []),
+            "initial_loss": started.get("initial_loss"),
             "cold_initial_loss": started.get("cold_initial_loss")}
 
 

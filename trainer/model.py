@@ -118,6 +118,11 @@ def feature_inputs(spec: DatasetSpec) -> Dict[str, keras.Input]:
     }
 
 
+def embedding_layer_name(column) -> str:
+    """The Embedding layer of a categorical feature: one row per vocabulary entry, then its OOV buckets."""
+    return f"embed_{column.name}"
+
+
 def embed_features(inputs, spec: DatasetSpec, vocab_sizes: Mapping[str, int], embedding_dim: int):
     """Numerics as they are, categoricals through an embedding; concatenated to [batch, d]."""
     parts = []
@@ -132,7 +137,7 @@ def embed_features(inputs, spec: DatasetSpec, vocab_sizes: Mapping[str, int], em
                 f"{sorted(vocab_sizes)}. Was Transform run with this spec?"
             )
         size = vocab_sizes[column.name] + column.num_oov_buckets
-        embedded = keras.layers.Embedding(size, embedding_dim, name=f"embed_{column.name}")(x)
+        embedded = keras.layers.Embedding(size, embedding_dim, name=embedding_layer_name(column))(x)
         parts.append(keras.layers.Flatten(name=f"flat_{column.name}")(embedded))
     return keras.layers.Concatenate(name="features")(parts) if len(parts) > 1 else parts[0]
 

@@ -45,3 +45,15 @@ def test_written_dataset_is_a_pipeline_source(tmp_path):
     assert counts == {"train": 40, "eval": 5, "test": 5}
     with open(schema_path) as f:
         assert f.read().count("feature {") == 5
+
+
+def test_the_written_dataset_passes_the_pipeline_input_checks(tmp_path):
+    """What `mmoe-pipeline synthetic` writes is a pipeline data source: its spec, schema and splits
+    agree (the whole pipeline on a non-census dataset with regression tasks and PLE runs in
+    tests/pipeline/test_any_csv.py)."""
+    from components.spec import load_spec
+    from pipeline import preflight
+
+    splits, spec_path, schema_path = synthetic.write_dataset(str(tmp_path), n=200, dim=4, correlation=0.5)
+    _, summaries = preflight.check_inputs(load_spec(spec_path), schema_path, splits)
+    assert {s: r.rows for s, r in summaries.items()} == {"train": 160, "eval": 20, "test": 20}

@@ -74,7 +74,7 @@ def spans(tmp_path_factory, census_spec):
 def test_span_1_cold_starts_and_is_pushed_with_its_span_recorded(spans):
     first = spans[1]["decision"]
     assert first["pushed"] and first["spans"] == [1] and first["drift"] == []
-    assert first["warm_start"] == {"base_model": None, "weights_loaded": 0, "reinitialised": [],
+    assert first["warm_start"] == {"base_model": None, "weights_loaded": 0, "reinitialised": [], "remapped": [],
                                    "initial_loss": None, "cold_initial_loss": None}
     version = os.path.join(spans["config"].serving_model_dir, spans[1]["versions"][0])
     assert pushed_spans(version) == [1]
@@ -86,6 +86,10 @@ def test_span_2_warm_starts_from_the_span_1_model_and_is_pushed(spans):
     started = second["warm_start"]
     assert started["base_model"] and "/Trainer/model/" in started["base_model"]
     assert started["reinitialised"] == [] and started["weights_loaded"] > 40
+    # Each span has its own vocabularies (other sizes, other orders): embeddings are matched by token.
+    remapped = {r["variable"]: r for r in started["remapped"]}
+    assert len(remapped) == 32 and all(r["tokens_kept"] > 0 for r in remapped.values())
+    assert any(r["new_tokens"] > 0 for r in remapped.values())
     # The span-1 model already knows the task: before any step its loss is well below a fresh model's.
     assert started["initial_loss"] < 0.8 * started["cold_initial_loss"], started
     assert len(spans[2]["versions"]) == 2

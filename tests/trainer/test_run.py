@@ -24,3 +24,17 @@ def test_progress_is_logged_ten_times_per_epoch(caplog):
         model.fit(x, y, batch_size=8, epochs=1, callbacks=[LogProgress(steps=20, batch_size=8)], verbose=0)
     steps = [r.getMessage().split()[3] for r in caplog.records if "examples/s" in r.getMessage()]
     assert steps == [f"{s}/20" for s in range(2, 21, 2)]
+
+
+def test_an_embedding_is_warm_started_token_by_token():
+    import numpy as np
+
+    from trainer.run import remap_embedding
+
+    old = np.array([[1.0], [2.0], [3.0], [9.0]])  # vocabulary a, b, c; one OOV bucket
+    fresh = np.zeros((5, 1))  # vocabulary c, a, d, e; one OOV bucket
+    rows, kept = remap_embedding(old, fresh, [b"a", b"b", b"c"], [b"c", b"a", b"d", b"e"])
+    np.testing.assert_array_equal(rows, [[3.0], [1.0], [0.0], [0.0], [9.0]])
+    assert kept == 2
+    with pytest.raises(ValueError, match=r"embedding width \(1,\) in the base model, \(2,\) now"):
+        remap_embedding(old, np.zeros((5, 2)), [b"a"], [b"a"])
