@@ -52,7 +52,6 @@ UCI_FILES = ("census-income.data.gz", "census-income.test.gz")
 SPLITS = SPLIT_NAMES  # the pipeline's splits, in order
 SINGLE_FILE_FRACTIONS = (0.8, 0.1, 0.1)
 SAMPLE_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "census-income.sample.gz")
-_SEPARATOR = ", "
 _CHUNK = 1 << 20
 
 
@@ -125,26 +124,36 @@ def verify_checksum(path: str) -> str:
     return actual
 
 
+UCI_SPEC = ("census", "uci-group1.yaml")  # declares the UCI files' format (schemas/census/)
+
+
+def uci_format():
+    """The UCI files' format, as `schemas/census/uci-group1.yaml` declares it."""
+    import schemas
+    from components.spec import load_spec
+
+    return load_spec(schemas.path(*UCI_SPEC)).format
+
+
 def read_uci_rows(path: str, num_columns: int, max_rows: Optional[int] = None) -> Iterator[List[str]]:
-    """Yields the fields of each row of a UCI census file: stripped, trailing '.' removed."""
-    with open_text(path) as f:
-        count = 0
-        for line_number, line in enumerate(f, start=1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            if max_rows is not None and count >= max_rows:
-                return
-            fields = [field.strip() for field in line.split(_SEPARATOR)]
-            if len(fields) != num_columns:
-                raise IngestionError(
-                    f"{path}:{line_number}: {len(fields)} fields separated by {_SEPARATOR!r}, "
-                    f"expected {num_columns} (the spec's columns). Is this a UCI census file?"
-                )
-            if fields[-1].endswith("."):
-                fields[-1] = fields[-1][:-1].rstrip()
-            count += 1
-            yield fields
+    """Yields the fields of each row of a UCI census file, read with the UCI format the pipeline
+    uses for any CSV (`components.example_gen.read_rows`): stripped, trailing '.' removed."""
+    from components.example_gen import read_rows
+
+    file_format = uci_format()
+    count = 0
+    for line_number, fields in enumerate(read_rows(path, file_format), start=1):
+        if not fields or fields == [""]:
+            continue
+        if max_rows is not None and count >= max_rows:
+            return
+        if len(fields) != num_columns:
+            raise IngestionError(
+                f"{path}:{line_number}: {len(fields)} fields separated by {file_format.separator!r}, "
+                f"expected {num_columns} (the spec's columns). Is this a UCI census file?"
+            )
+        count += 1
+        yield fields
 
 
 def _write_csv(path: str, header: Sequence[str], rows) -> int:

@@ -603,7 +603,8 @@ def _no_duplicates(names: Sequence[str], where: str) -> None:
 
 
 def load_spec(path: str) -> DatasetSpec:
-    """Reads a spec YAML file. `columns` may name another YAML file, relative to it."""
+    """Reads a spec YAML file. `columns` may name another YAML file, relative to it, and `base`
+    another spec whose keys this file overrides."""
     try:
         with open(path) as f:
             raw = yaml.safe_load(f)
@@ -611,6 +612,14 @@ def load_spec(path: str) -> DatasetSpec:
         raise SpecError(f"spec file {path!r} does not exist; pass the path of a spec YAML file.") from None
     except yaml.YAMLError as e:
         raise SpecError(f"spec file {path!r} is not valid YAML: {e}") from None
+    if isinstance(raw, Mapping) and "base" in raw:
+        # `base: other.yaml`: that spec, with this file's keys on top (e.g. another file format).
+        base_path = os.path.join(os.path.dirname(path), str(raw["base"]))
+        if not os.path.isfile(base_path):
+            raise SpecError(f"spec file {path!r}: base spec {base_path!r} does not exist; give a path relative "
+                            "to the spec file.")
+        base = load_spec(base_path).to_dict()
+        raw = {**base, **{k: v for k, v in raw.items() if k != "base"}}
     if isinstance(raw, Mapping) and isinstance(raw.get("columns"), str):
         columns_path = os.path.join(os.path.dirname(path), raw["columns"])
         try:

@@ -56,7 +56,7 @@ def key_figure(config, store, node: str, trainer_progress: Optional[str]) -> str
             return ""
         span, previous = report._custom(store, uri, SPAN_PROPERTY), report._custom(store, uri, PREVIOUS_SPAN_PROPERTY)
         if previous is None or previous < 0:
-            return f"span {span}: no earlier span to compare with"
+            return f"span {span}: no earlier span to compare with" if span else "no span folders: no drift check"
         moved = read_drift(uri, span, previous)
         return (f"span {span} against span {previous}: "
                 + (f"DRIFT in {', '.join(d.feature for d in moved)}" if moved else "no drift"))

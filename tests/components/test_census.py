@@ -44,7 +44,7 @@ def test_rows_are_split_on_comma_space_and_stripped(tmp_path):
 
 def test_wrong_field_count_names_file_and_line(tmp_path):
     path = _write(tmp_path / "x.test", "38, Private, - 50000.\n44, 50000+.\n")
-    with pytest.raises(census.IngestionError, match=r"x.test:2: 2 fields separated by ', ', expected 3"):
+    with pytest.raises(census.IngestionError, match=r"x.test:2: 2 fields separated by ',', expected 3"):
         list(census.read_uci_rows(path, 3))
 
 

@@ -218,7 +218,7 @@ def test_a_bad_uci_file_ends_in_one_line_at_the_cli(tmp_path):
                                            "--skip-checksum"])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.output.strip().splitlines() == [
-        f"Error: {bad}:1: 1 fields separated by ', ', expected 42 (the spec's columns). Is this a UCI census file?"]
+        f"Error: {bad}:1: 1 fields separated by ',', expected 42 (the spec's columns). Is this a UCI census file?"]
 
 
 @pytest.fixture
@@ -380,6 +380,19 @@ def test_schema_infers_a_schema_from_any_csv_and_names_a_column_the_data_lacks(t
         f"Error: {data / 'data.csv'}:1: the header does not name the spec's columns: missing ['age'], not in the "
         "spec []; the columns found are ['visits', 'price', 'country', 'bought']. Fix the header or the spec's "
         "columns.")
+
+    # The same data as the spec's format says it is written: no header, ';', '?' missing, "yes." labels.
+    spec["columns"].pop()
+    spec["format"] = {"header": False, "separator": ";", "strip": ".", "missing_values": ["?"]}
+    spec_path.write_text(json.dumps(spec))
+    _write(str(tmp_path), "train", [[("?" if i == 0 else v) if j == 1 else (v + "." if j == 3 else v)
+                                     for j, v in enumerate(row)] for i, row in enumerate(rows[1:])], delimiter=";")
+    result = CliRunner().invoke(cli.main, ["schema", "--spec", str(spec_path), "--data", str(data), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    schema = load_schema(str(out))
+    assert {d.name: sorted(d.value) for d in schema.string_domain}["bought"] == ["no", "yes"]
+    price = next(f for f in schema.feature if f.name == "price")
+    assert price.type == schema_pb2.FLOAT and price.presence.min_fraction < 1.0  # one "?" read as missing
 
 
 # --- the spec's file format and spans --------------------------------------------------------------
