@@ -37,7 +37,8 @@ from components.spec import ColumnKind, DatasetSpec
 STATISTICS_FILE = "FeatureStats.pb"  # StatisticsGen's file under each Split-<name>/
 ANOMALIES_FILE = "SchemaDiff.pb"
 DRIFT_SPLIT = "train"
-SPAN_PROPERTY = "span"
+# Custom properties of the output (not "span": ExampleAnomalies has a property of that name).
+SPAN_PROPERTY = "current_span"
 PREVIOUS_SPAN_PROPERTY = "previous_span"  # -1: no earlier span in the history
 _HISTORY_ENTRY = re.compile(r"^span-(\d+)$")
 DRIFT_TYPES = ("COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH", "COMPARATOR_L_INFTY_HIGH",

@@ -6,6 +6,7 @@ import dataclasses
 import enum
 from typing import Optional, Tuple
 
+from components.names import DEFAULT_SPAN_FOLDER, SPAN_TOKEN
 from components.spec import DatasetSpec
 from trainer.config import TrainerConfig
 
@@ -178,6 +179,9 @@ class PipelineConfig:
                              "path, or None to infer the schema from the data.")
         if isinstance(self.num_spans, bool) or not isinstance(self.num_spans, int) or self.num_spans < 1:
             raise ValueError(f"PipelineConfig.num_spans: received {self.num_spans!r}, expected an integer >= 1.")
+        if self.span_folder is not None and (self.span_folder.count(SPAN_TOKEN) != 1 or "/" in self.span_folder):
+            raise ValueError(f"PipelineConfig.span_folder: received {self.span_folder!r}; expected one folder name "
+                             f"holding {SPAN_TOKEN} once, e.g. {DEFAULT_SPAN_FOLDER!r}.")
         if self.num_spans > 1 and not self.span_folder:
             raise ValueError(f"PipelineConfig.num_spans: {self.num_spans} spans asked for, but the data has no span "
                              "folders (span_folder is None); lay the data out as span-1/, span-2/, ...")

@@ -476,3 +476,19 @@ def test_run_writes_a_self_contained_report_whose_numbers_are_tfmas(cli_run, run
     assert {row[0]: row[1] for row in page.cells["rows-table"]} == {"eval": "200", "test": "200", "train": "1600"}
     lineage = dict(page.cells["lineage-table"])
     assert lineage["data"] == runs["config"].data_root
+
+
+def test_the_serving_benchmark_measures_the_pushed_model(runs, spec):
+    """bench/serving.py on this run, tiny: the shape of its result (never timings)."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "bench", "serving.py")
+    loader = importlib.util.spec_from_file_location("bench_serving", path)
+    bench = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(bench)
+    model_dir, serialized = bench.run_inputs(os.path.dirname(runs["config"].pipeline_root), spec, limit=50)
+    assert model_dir == os.path.join(runs["config"].serving_model_dir, runs["better"]["versions"][-1])
+    assert len(serialized) == 50
+    result = bench.measure(model_dir, serialized, requests=20, repeats=2)
+    assert result["batch_1"]["requests"] == 20 and 0 < result["batch_1"]["p50_ms"] <= result["batch_1"]["p99_ms"]
+    assert result["batch_1024"]["repeats"] == 2 and result["batch_1024"]["median_examples_per_s"] > 0

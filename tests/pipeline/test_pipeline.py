@@ -78,6 +78,8 @@ def test_spans_split_warm_start_and_inferred_schema_change_the_graph(census_spec
     assert (read_spec, folder, spans) == (spec, "span-{SPAN}", 3)
     with pytest.raises(ValueError, match=r"num_spans: 2 spans asked for, but the data has no span folders"):
         _config(census_spec, num_spans=2)
+    with pytest.raises(ValueError, match=r"span_folder: received 'spans/\{SPAN\}'; expected one folder name"):
+        _config(census_spec, span_folder="spans/{SPAN}")
 
 
 def test_config_errors_name_the_field(census_spec):
