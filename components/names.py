@@ -13,10 +13,12 @@ from components.spec import DatasetSpec
 # custom_config keys of Transform and Trainer.
 SPEC_KEY = "spec"  # the DatasetSpec as a dict
 TRAINER_CONFIG_KEY = "trainer"  # the TrainerConfig as a dict
+TUNING_KEY = "tuning"  # the Tuner's search budget: {"budget_s": ..., "max_trials": ...}
 
 # Import paths of the user functions TFX loads in its executors.
 PREPROCESSING_FN = "components.preprocessing.preprocessing_fn"
 RUN_FN = "trainer.run.run_fn"
+TUNER_FN = "trainer.tuning.tuner_fn"
 
 # The exported SavedModel.
 SERVING_SIGNATURE = "serving_default"  # serialized raw tf.Examples -> one output per task
@@ -25,7 +27,8 @@ EXAMPLES_INPUT = "examples"  # the input name of both signatures
 
 # Files the Trainer writes beside its TensorBoard logs (model-run folder).
 GATE_STATS_FILE = "gate_stats.json"
-WARM_START_FILE = "warm_start.json"  # base model, weights loaded and re-initialised, initial losses
+WARM_START_FILE = "warm_start.json"
+TRAINER_CONFIG_FILE = "trainer_config.json"  # the spec's tasks and the TrainerConfig the Trainer used (tuned)  # base model, weights loaded and re-initialised, initial losses
 
 # The Trainer's progress log record (epoch, step, steps, loss, examples/s): the CLI's progress
 # line reads its arguments.
@@ -43,6 +46,8 @@ SPANS_PROPERTY = "spans"
 EXAMPLE_GEN_COMPONENT = "CsvExampleGen"  # components.example_gen's executor in TFX's FileBasedExampleGen
 SCHEMA_GEN_COMPONENT = "SchemaGen"  # only without a curated schema: the schema inferred from the data
 DRIFT_COMPONENT = "SpanDrift"  # this span's statistics against the previous span's
+TUNER_COMPONENT = "Tuner"  # with tuning: KerasTuner over the model's hyper-parameters
+HYPERPARAMETERS_IMPORTER = "HyperparametersImporter"  # a previous Tuner's best hyper-parameters, reused
 SCHEMA_COMPONENT = "SpecSchema"  # the curated schema, checked against and adjusted to the spec
 BASELINE_COMPONENT = "LatestBlessedModelResolver"  # the Resolver (local runners, Vertex)
 SERVING_BASELINE_COMPONENT = "ServingBaseline"  # its stand-in on open-source Kubeflow Pipelines

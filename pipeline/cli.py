@@ -14,6 +14,7 @@ if "run" in sys.argv[1:] and not {"-v", "--verbose"} & set(sys.argv[1:]):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import dataclasses  # noqa: E402
+import gc  # noqa: E402
 import glob  # noqa: E402
 import logging  # noqa: E402
 import logging.handlers  # noqa: E402
@@ -30,7 +31,7 @@ from components.names import DEFAULT_SPAN_FOLDER  # noqa: E402
 from components.spec import load_spec  # noqa: E402
 from pipeline.config import (  # noqa: E402
     DEFAULT_CRON, DEFAULT_EVAL_STEPS, DEFAULT_GPU, DEFAULT_GPU_TYPE, DEFAULT_PIPELINE_NAME, DEFAULT_SEED,
-    DEFAULT_TARGET, DEFAULT_TRAIN_STEPS, Orchestrator, ResourceRequest, Target, TrainerWorkers,
+    DEFAULT_TARGET, DEFAULT_TRAIN_STEPS, Orchestrator, ResourceRequest, Target, TrainerWorkers, TuningConfig,
 )
 from trainer.config import TrainerConfig, Variant  # noqa: E402
 
@@ -58,6 +59,18 @@ class _Cli(click.Group):
             return super().invoke(ctx)
         except _user_errors() as e:
             raise click.ClickException(str(e)) from None
+        finally:
+            _release_loaded_models()
+
+
+def _release_loaded_models() -> None:
+    """Frees the SavedModels the Evaluator loaded into Beam's process-wide cache (``Shared``) while
+    TensorFlow is still whole: freed during interpreter shutdown instead, each of their functions'
+    ``__del__`` prints "Exception ignored ... TypeError" on stderr."""
+    shared = sys.modules.get("apache_beam.utils.shared")
+    if shared is not None:
+        shared._shared_map._keepalive = (None, None)  # noqa: SLF001 (its one strong reference; no public API)
+    gc.collect()
 
 
 def _log_to_file(output_dir: str) -> str:
@@ -167,6 +180,14 @@ def _span_options(f):
                         help="Read the newest N spans of the data root into one run.")(f)
 
 
+def tuning_settings(tune: bool, tune_budget_s: float, tune_trials: int, hyperparameters_uri: Optional[str]) -> dict:
+    """PipelineConfig's `tuning` and `hyperparameters_uri` from the flags."""
+    if tune and hyperparameters_uri:
+        raise click.UsageError("give --tune or --hyperparameters, not both.")
+    return {"tuning": TuningConfig(budget_s=tune_budget_s, max_trials=tune_trials) if tune else None,
+            "hyperparameters_uri": hyperparameters_uri}
+
+
 def trainer_config(path: Optional[str], **flags) -> TrainerConfig:
     """TrainerConfig from the YAML file at `path` (if any), with the flags that were given on top."""
     raw = {}
@@ -201,6 +222,15 @@ def _trainer_options(f):
         click.option("--allow-anomaly", "allow_anomalies", multiple=True, metavar="TYPE",
                      help="A TFDV anomaly type that does not stop the push (added to the spec's "
                           "allowed_anomalies), e.g. ENUM_TYPE_UNEXPECTED_STRING_VALUES; repeatable."),
+        click.option("--tune", is_flag=True,
+                     help="Run the Tuner (KerasTuner random search, scored on the eval split) before the Trainer, "
+                          "which takes its best hyper-parameters."),
+        click.option("--tune-budget-s", type=click.FloatRange(min=1), default=TuningConfig.budget_s,
+                     show_default=True, help="--tune: start no trial after this many seconds."),
+        click.option("--tune-trials", type=click.IntRange(min=1), default=TuningConfig.max_trials,
+                     show_default=True, help="--tune: at most this many trials."),
+        click.option("--hyperparameters", "hyperparameters_uri", default=None, metavar="DIR",
+                     help="Reuse a previous Tuner's best_hyperparameters folder instead of tuning (scheduled runs)."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -230,7 +260,8 @@ def _trainer_options(f):
 @_trainer_options
 @click.pass_context
 def run(ctx, data_paths, splits_dir, output_dir, orchestrator, max_rows, seed, skip_checksum, warm_start, num_spans,
-        variant, trainer_config_path, train_steps, eval_steps, spec_path, schema_path, allow_anomalies) -> None:
+        variant, trainer_config_path, train_steps, eval_steps, spec_path, schema_path, allow_anomalies, tune,
+        tune_budget_s, tune_trials, hyperparameters_uri) -> None:
     """Prepare the data and run the whole pipeline on this machine.
 
     The console shows one line per component as it starts and ends, the Trainer's progress and
@@ -266,6 +297,8 @@ def run(ctx, data_paths, splits_dir, output_dir, orchestrator, max_rows, seed, s
         output_dir, data_root, spec, schema_path,
         trainer=trainer_config(trainer_config_path, variant=variant, seed=seed), train_steps=train_steps,
         eval_steps=eval_steps, span_folder=span_folder, num_spans=num_spans, warm_start=warm_start,
+        **tuning_settings(tune, tune_budget_s, tune_trials,
+                          os.path.abspath(hyperparameters_uri) if hyperparameters_uri else None),
     )
     verbose = (ctx.obj or {}).get("verbose", False)
     if not verbose:
@@ -395,7 +428,8 @@ def _kubeflow_options(f):
 
 def _compile(target, pipeline_root, data_root, span_folder, warm_start, serving_model_dir, image, output, gpus,
              gpu_type, gpu_node_selector, workers, namespace, vertex_project, vertex_region, machine_type, num_spans,
-             variant, trainer_config_path, train_steps, eval_steps, spec_path, schema_path, allow_anomalies) -> str:
+             variant, trainer_config_path, train_steps, eval_steps, spec_path, schema_path, allow_anomalies, tune,
+             tune_budget_s, tune_trials, hyperparameters_uri) -> str:
     from pipeline import kubeflow_v2_runner as kfp_runner
 
     target = Target(target)
@@ -416,6 +450,7 @@ def _compile(target, pipeline_root, data_root, span_folder, warm_start, serving_
         train_steps=train_steps,
         eval_steps=eval_steps, trainer_resources=resources, trainer_workers=trainer_workers,
         span_folder=span_folder, num_spans=num_spans, warm_start=warm_start,
+        **tuning_settings(tune, tune_budget_s, tune_trials, hyperparameters_uri),
     )
     output = output or f"mmoe_pipeline{kfp_runner.SUFFIXES[target][0]}"
     try:

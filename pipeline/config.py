@@ -122,6 +122,23 @@ DRIFT_HISTORY_FOLDER = "span-statistics"  # under the pipeline root
 
 
 @dataclasses.dataclass(frozen=True)
+class TuningConfig:
+    """The Tuner's search: at most `max_trials` trials, none started after `budget_s` seconds."""
+
+    budget_s: float = 600.0
+    max_trials: int = 20
+
+    def __post_init__(self):
+        if isinstance(self.budget_s, bool) or not isinstance(self.budget_s, (int, float)) or self.budget_s <= 0:
+            raise ValueError(f"TuningConfig.budget_s: received {self.budget_s!r}, expected seconds > 0.")
+        if isinstance(self.max_trials, bool) or not isinstance(self.max_trials, int) or self.max_trials < 1:
+            raise ValueError(f"TuningConfig.max_trials: received {self.max_trials!r}, expected an integer >= 1.")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     """Everything `create_pipeline` needs: paths, data spec, model and run settings.
 
@@ -146,6 +163,8 @@ class PipelineConfig:
       span_folder: the data root's span folders, e.g. ``span-{SPAN}``; None: no spans.
       num_spans: how many of the newest spans each run reads (with `span_folder`).
       warm_start: the Trainer starts from the weights of the last blessed model (the baseline).
+      tuning: run the Tuner (KerasTuner) before the Trainer, which takes its best hyper-parameters.
+      hyperparameters_uri: instead, a previous Tuner's ``best_hyperparameters`` folder (an Importer).
     """
 
     pipeline_name: str
@@ -167,6 +186,8 @@ class PipelineConfig:
     span_folder: Optional[str] = None
     num_spans: int = 1
     warm_start: bool = False
+    tuning: Optional[TuningConfig] = None
+    hyperparameters_uri: Optional[str] = None
 
     @property
     def drift_history_dir(self) -> str:
@@ -182,6 +203,9 @@ class PipelineConfig:
         if self.span_folder is not None and (self.span_folder.count(SPAN_TOKEN) != 1 or "/" in self.span_folder):
             raise ValueError(f"PipelineConfig.span_folder: received {self.span_folder!r}; expected one folder name "
                              f"holding {SPAN_TOKEN} once, e.g. {DEFAULT_SPAN_FOLDER!r}.")
+        if self.tuning is not None and self.hyperparameters_uri:
+            raise ValueError("PipelineConfig: tuning and hyperparameters_uri both set; tune (--tune) or reuse a "
+                             "previous Tuner's result (--hyperparameters), not both.")
         if self.num_spans > 1 and not self.span_folder:
             raise ValueError(f"PipelineConfig.num_spans: {self.num_spans} spans asked for, but the data has no span "
                              "folders (span_folder is None); lay the data out as span-1/, span-2/, ...")

@@ -23,8 +23,9 @@ from components import tfjob_trainer
 from components.drift import SpanDrift
 from components.eval_config import build_eval_config
 from components.names import (
-    BASELINE_COMPONENT, DRIFT_COMPONENT, EXAMPLE_GEN_COMPONENT, PREPROCESSING_FN, RUN_FN, SCHEMA_COMPONENT,
-    SCHEMA_GEN_COMPONENT, SERVING_BASELINE_COMPONENT, SPEC_KEY, TRAINER_CONFIG_KEY,
+    BASELINE_COMPONENT, DRIFT_COMPONENT, EXAMPLE_GEN_COMPONENT, HYPERPARAMETERS_IMPORTER, PREPROCESSING_FN, RUN_FN,
+    SCHEMA_COMPONENT, SCHEMA_GEN_COMPONENT, SERVING_BASELINE_COMPONENT, SPEC_KEY, TRAINER_CONFIG_KEY, TUNER_COMPONENT,
+    TUNER_FN, TUNING_KEY,
 )
 from components.spec import SPLIT_NAMES
 from components.schema import SpecSchema
@@ -118,12 +119,38 @@ def vertex_worker_pools(workers) -> List[dict]:
     return [{**pool, "replica_count": 1}, {**pool, "replica_count": workers.replicas - 1}]
 
 
-def train_stage(config: PipelineConfig, transform, schema_gen, baseline) -> base_node.BaseNode:
+def tune_stage(config: PipelineConfig, transform, schema_gen) -> Optional[base_node.BaseNode]:
+    """Where the Trainer's hyper-parameters come from: the Tuner (KerasTuner random search on the
+    train split, scored on eval), a previous Tuner's result (an Importer), or nowhere (None)."""
+    if config.tuning is not None:
+        return tfx.components.Tuner(
+            tuner_fn=TUNER_FN,
+            examples=transform.outputs["transformed_examples"],
+            transform_graph=transform.outputs["transform_graph"],
+            schema=schema_gen.outputs["schema"],
+            train_args=tfx.proto.TrainArgs(splits=[TRAIN], num_steps=config.train_steps),
+            eval_args=tfx.proto.EvalArgs(splits=[EVAL], num_steps=config.eval_steps),
+            custom_config={**_spec_config(config), TRAINER_CONFIG_KEY: config.trainer.to_dict(),
+                           TUNING_KEY: config.tuning.to_dict()},
+        ).with_id(TUNER_COMPONENT)
+    if config.hyperparameters_uri:
+        return tfx.dsl.Importer(
+            source_uri=config.hyperparameters_uri, artifact_type=tfx.types.standard_artifacts.HyperParameters,
+        ).with_id(HYPERPARAMETERS_IMPORTER)
+    return None
+
+
+def train_stage(config: PipelineConfig, transform, schema_gen, baseline,
+                tuned: Optional[base_node.BaseNode] = None) -> base_node.BaseNode:
     """The Trainer: `trainer.run.run_fn` on the transformed train and eval splits, in its own pod or,
     with several `trainer_workers`, in every replica of a TFJob or of Vertex AI worker pools. With
-    `warm_start`, the baseline (the last blessed model) is its ``base_model``."""
+    `warm_start`, the baseline (the last blessed model) is its ``base_model``; with `tuned` (see
+    `tune_stage`), its hyper-parameters come from there."""
     trainer_class, custom_config, custom_executor = _trainer_class_and_config(config)
     warm = {"base_model": baseline_output(config, baseline)} if config.warm_start else {}
+    if tuned is not None:
+        warm["hyperparameters"] = tuned.outputs[
+            "best_hyperparameters" if config.tuning is not None else "result"]
     trainer = trainer_class(
         run_fn=config.run_fn or RUN_FN,
         examples=transform.outputs["transformed_examples"],
@@ -198,9 +225,11 @@ def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     example_gen, schema_gen, example_validator, drift, transform = (
         data[0], data[-4], data[-3], data[-2], data[-1])
     baseline = baseline_stage(config)
-    trainer = train_stage(config, transform, schema_gen, baseline)
+    tuned = tune_stage(config, transform, schema_gen)
+    trainer = train_stage(config, transform, schema_gen, baseline, tuned)
     evaluate_and_push = evaluate_and_push_stage(config, example_gen, example_validator, drift, trainer, baseline)
-    components: List[base_node.BaseNode] = [*data, trainer, baseline, *evaluate_and_push]
+    components: List[base_node.BaseNode] = [*data, *([tuned] if tuned else []), trainer, baseline,
+                                            *evaluate_and_push]
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,
         pipeline_root=config.pipeline_root,

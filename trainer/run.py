@@ -16,7 +16,8 @@ from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
 from components.names import (
-    GATE_STATS_FILE, TRAINER_CONFIG_KEY, TRAINING_PROGRESS, WARM_START_FILE, spec_from_custom_config,
+    GATE_STATS_FILE, TRAINER_CONFIG_FILE, TRAINER_CONFIG_KEY, TRAINING_PROGRESS, WARM_START_FILE,
+    spec_from_custom_config,
 )
 from components.spec import ColumnKind, DatasetSpec
 from trainer.config import TrainerConfig
@@ -208,6 +209,22 @@ def initial_loss(model, dataset, steps: int) -> float:
     return float(model.evaluate(dataset, steps=steps, verbose=0, return_dict=True)["loss"])
 
 
+def with_hyperparameters(hyperparameters: Optional[dict], spec: DatasetSpec, config: TrainerConfig,
+                         train_steps: int) -> Tuple[DatasetSpec, TrainerConfig, int, Optional[dict]]:
+    """The spec, config and steps with a Tuner's best values applied (``fn_args.hyperparameters``:
+    KerasTuner's ``HyperParameters`` config), and those values; unchanged without any."""
+    if not hyperparameters:
+        return spec, config, train_steps, None
+    import keras_tuner as kt
+
+    from trainer.tuning import apply
+
+    values = dict(kt.HyperParameters.from_config(hyperparameters).values)
+    spec, config, steps = apply(values, spec, config)
+    logging.info("Hyper-parameters from the Tuner: %s.", values)
+    return spec, config, steps or train_steps, values
+
+
 def _files(patterns: List[str]) -> List[str]:
     return [f for pattern in patterns for f in tf.io.gfile.glob(pattern)]
 
@@ -239,6 +256,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """
     spec = spec_from_custom_config(fn_args.custom_config, "Trainer")
     config = TrainerConfig.from_dict(fn_args.custom_config.get(TRAINER_CONFIG_KEY, {}))
+    spec, config, train_steps, tuned = with_hyperparameters(fn_args.hyperparameters, spec, config,
+                                                            fn_args.train_steps)
     strategy = make_strategy(config)  # first: multi-worker collectives must precede any TensorFlow op
     keras.utils.set_random_seed(config.seed)
     role = worker_role()
@@ -260,7 +279,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         started.update(cold_initial_loss=cold_loss, initial_loss=initial_loss(model, evaluation, fn_args.eval_steps))
         logging.info("Warm start: initial eval loss %.4f (a cold start: %.4f).", started["initial_loss"],
                      started["cold_initial_loss"])
-    steps_per_epoch = max(1, fn_args.train_steps // config.epochs)
+    steps_per_epoch = max(1, train_steps // config.epochs)
     model_run_dir = fn_args.model_run_dir if role.is_chief else worker_temp_dir(fn_args.model_run_dir, role)
     serving_dir = fn_args.serving_model_dir if role.is_chief else worker_temp_dir(fn_args.serving_model_dir, role)
     logging.info(
@@ -287,6 +306,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         write_gate_statistics(model, spec, config, evaluation, fn_args.eval_steps, model_run_dir)
         with tf.io.gfile.GFile(os.path.join(model_run_dir, WARM_START_FILE), "w") as f:
             json.dump(started, f, indent=2)
+        with tf.io.gfile.GFile(os.path.join(model_run_dir, TRAINER_CONFIG_FILE), "w") as f:
+            json.dump({"trainer": config.to_dict(), "train_steps": train_steps, "hyperparameters": tuned,
+                       "learning_rates": {t.name: t.learning_rate for t in spec.tasks}}, f, indent=2)
     export(model, tf_transform_output, spec, serving_dir)  # collective: every worker saves
     if role.is_chief:
         logging.info("Exported the model to %s.", serving_dir)

@@ -17,7 +17,7 @@ from components import census
 from pipeline import local_runner, report
 from trainer.config import TrainerConfig
 
-NODES = ["CsvExampleGen", "StatisticsGen", "SpecSchema", "ExampleValidator", "Transform",
+NODES = ["CsvExampleGen", "StatisticsGen", "SpecSchema", "ExampleValidator", "SpanDrift", "Transform",
          "Trainer", "LatestBlessedModelResolver", "Evaluator", "ServingCheck", "Pusher"]
 ROWS = 2000  # -> 1600 train, 200 eval, 200 test
 MIN_AUC, MAX_DROP = 0.6, 0.05

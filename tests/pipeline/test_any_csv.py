@@ -3,7 +3,8 @@
 The test writes two headerless, ';'-separated files with its own columns ("?" for a missing
 value, labels written "yes." / "no.") and a spec that declares that format, an 8/1/1 split made
 in the pipeline by hash buckets, two binary tasks and a regression task (PLE). No schema is
-given: SchemaGen infers it. One run, in its own process, as a user runs it.
+given: SchemaGen infers it. The Tuner (two trials) picks the hyper-parameters the Trainer uses.
+One run, in its own process, as a user runs it.
 """
 
 import json
@@ -80,7 +81,8 @@ def shop(tmp_path_factory):
     output = os.path.join(base, "out")
     done = subprocess.run(
         [sys.executable, "-m", "pipeline.cli", "run", "--spec", spec_path, "--data-root", data_root,
-         "--output-dir", output, "--trainer-config", trainer_path, "--train-steps", "300", "--eval-steps", "2"],
+         "--output-dir", output, "--trainer-config", trainer_path, "--train-steps", "300", "--eval-steps", "2",
+         "--tune", "--tune-trials", "2", "--tune-budget-s", "300"],
         capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     with open(os.path.join(output, "decision.json")) as f:
@@ -130,3 +132,23 @@ def test_the_pipeline_split_the_rows_by_the_declared_ratios_and_inferred_a_schem
     # The "." after each label was stripped: the label domain holds yes and no only.
     domain = next(d for d in schema.string_domain if d.name == features["clicked"].domain)
     assert sorted(domain.value) == ["no", "yes"]
+
+
+def test_the_trainer_used_the_tuners_best_hyperparameters(shop):
+    store = report.open_store(os.path.join(shop["output"], "metadata.sqlite"))
+    assert report.node_states(store, "mmoe-pipeline", ["Tuner"]) == {"Tuner": "COMPLETE"}
+    best_dir = report.latest_output_uri(store, "mmoe-pipeline", "Tuner", "HyperParameters")
+    with open(os.path.join(best_dir, "best_hyperparameters.txt")) as f:
+        best = json.load(f)["values"]
+    assert set(best) == {"num_experts", "expert_units", "tower_units", "embedding_dim", "shared_learning_rate",
+                         "learning_rate_click", "learning_rate_buy", "learning_rate_spend", "batch_size",
+                         "train_steps"}
+    with open(os.path.join(report.latest_output_uri(store, "mmoe-pipeline", "Trainer", "ModelRun"),
+                           "trainer_config.json")) as f:
+        used = json.load(f)
+    assert used["hyperparameters"] == best
+    assert (used["trainer"]["num_experts"], used["trainer"]["expert_units"], used["trainer"]["batch_size"]) == (
+        best["num_experts"], best["expert_units"], best["batch_size"])
+    assert used["trainer"]["tower_units"] == [best["tower_units"]] and used["train_steps"] == best["train_steps"]
+    assert used["learning_rates"] == {t: best[f"learning_rate_{t}"] for t in ("click", "buy", "spend")}
+    assert used["trainer"]["variant"] == "ple"  # what was not tuned stays as configured

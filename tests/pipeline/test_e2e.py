@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from components.drift import PREVIOUS_SPAN_PROPERTY, SPAN_PROPERTY
 from components.serving_check import ServingCheck
 from pipeline import report
 from components.names import SERVING_SIGNATURE, TRANSFORM_SIGNATURE
@@ -250,8 +251,14 @@ def test_serving_check_stops_a_model_that_returns_nan_for_one_task(runs, spec, t
         source_uri=examples_uri, artifact_type=tfx.types.standard_artifacts.Examples,
         properties={"split_names": '["train", "eval", "test"]'},
     ).with_id("examples")
+    drift = tfx.dsl.Importer(
+        source_uri=report.latest_output_uri(store, config.pipeline_name, "SpanDrift", "ExampleAnomalies"),
+        artifact_type=tfx.types.standard_artifacts.ExampleAnomalies, properties={"split_names": '["train"]'},
+        custom_properties={PREVIOUS_SPAN_PROPERTY: -1, SPAN_PROPERTY: 0},
+    ).with_id("drift")
     check = ServingCheck(model=model.outputs["result"], examples=examples.outputs["result"],
-                         anomalies=anomalies.outputs["result"], spec_json=spec.to_json())
+                         anomalies=anomalies.outputs["result"], drift=drift.outputs["result"],
+                         spec_json=spec.to_json())
     serving_dir = str(tmp_path / "serving")
     pusher = tfx.components.Pusher(
         model=model.outputs["result"], infra_blessing=check.outputs["blessing"],
@@ -264,7 +271,7 @@ def test_serving_check_stops_a_model_that_returns_nan_for_one_task(runs, spec, t
     )
     tfx.orchestration.LocalDagRunner().run(tfx.dsl.Pipeline(
         pipeline_name=check_config.pipeline_name, pipeline_root=check_config.pipeline_root,
-        components=[model, examples, anomalies, check, pusher],
+        components=[model, examples, anomalies, drift, check, pusher],
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             check_config.metadata_path),
     ))

@@ -82,6 +82,29 @@ def test_spans_split_warm_start_and_inferred_schema_change_the_graph(census_spec
         _config(census_spec, span_folder="spans/{SPAN}")
 
 
+def test_the_trainer_takes_tuned_or_imported_hyperparameters(census_spec, tmp_path):
+    from pipeline import kubeflow_v2_runner as kfp_runner
+    from pipeline import spec_check
+    from pipeline.config import TuningConfig
+
+    tuned = create_pipeline(_config(census_spec, tuning=TuningConfig(budget_s=60, max_trials=3)))
+    upstream = {c.id: sorted(u.id for u in c.upstream_nodes) for c in tuned.components}
+    assert upstream["Tuner"] == ["SpecSchema", "Transform"]
+    assert upstream["Trainer"] == ["SpecSchema", "Transform", "Tuner"]
+    tuner = {c.id: c for c in tuned.components}["Tuner"]
+    assert json.loads(tuner.exec_properties["custom_config"])["tuning"] == {"budget_s": 60, "max_trials": 3}
+    reused = create_pipeline(_config(census_spec, hyperparameters_uri="gs://b/best"))
+    upstream = {c.id: sorted(u.id for u in c.upstream_nodes) for c in reused.components}
+    assert upstream["Trainer"] == ["HyperparametersImporter", "SpecSchema", "Transform"]
+    # The Importer is allowed on open-source KFP (no condition on it): scheduled runs reuse, not re-tune.
+    config = kfp_runner.kubeflow_config("gs://b/r", "gs://b/d", census_spec, "/s.pbtxt", "gs://b/s",
+                                        hyperparameters_uri="gs://b/best")
+    package = kfp_runner.compile_pipeline(config, "img", str(tmp_path / "p.yaml"))
+    assert spec_check.check_package(package) == []
+    with pytest.raises(ValueError, match=r"tuning and hyperparameters_uri both set"):
+        _config(census_spec, tuning=TuningConfig(), hyperparameters_uri="x")
+
+
 def test_config_errors_name_the_field(census_spec):
     with pytest.raises(ValueError, match=r"PipelineConfig.train_steps: received 0, expected a positive integer"):
         _config(census_spec, train_steps=0)
