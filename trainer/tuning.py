@@ -6,7 +6,8 @@ and writes the best values as a ``HyperParameters`` artifact, which the Trainer 
 train split and is scored on the eval split (``val_loss``, the weighted sum of the task
 losses): the test split stays for the Evaluator.
 
-The search space brackets the defaults: experts, expert units, tower units, embedding width,
+Trials build and train the pipeline's own model on its own datasets (`PipelineTuner`, a
+KerasTuner ``BaseTuner``). The search space brackets the defaults: experts, expert units, tower units, embedding width,
 the shared and every task's learning rate, the batch size and the training steps. The search
 stops after `max_trials` trials or once `budget_s` seconds have passed, whichever comes first
 (a trial that started runs to its end).
@@ -86,32 +87,46 @@ class BudgetedRandomSearchOracle(kt.oracles.RandomSearchOracle):
         return super().populate_space(trial_id)
 
 
-class _HyperModel(kt.HyperModel):
-    """Builds the pipeline's model for a trial and trains it with the trial's batch size and steps."""
+class PipelineTuner(kt.engine.base_tuner.BaseTuner):
+    """Trials of the pipeline's own model and datasets.
 
-    def __init__(self, fn_args, spec: DatasetSpec, config: TrainerConfig):
-        super().__init__()
+    A KerasTuner `BaseTuner` (the class for custom training loops) rather than `kt.Tuner`:
+    KerasTuner 1.4 uses Keras 3 whenever the ``keras`` package is 3.x, whatever
+    ``TF_USE_LEGACY_KERAS`` says, and `kt.Tuner` refuses the pipeline's tf_keras models. A trial
+    that fails stops the search with its error (KerasTuner would otherwise mark it invalid and
+    go on, hiding the cause).
+    """
+
+    def __init__(self, fn_args, spec: DatasetSpec, config: TrainerConfig, **kwargs):
+        super().__init__(**kwargs)
         self.fn_args, self.spec, self.config = fn_args, spec, config
         self.transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
 
-    def build(self, hp):
+    def run_trial(self, trial, *args, **kwargs) -> Dict[str, float]:
         from trainer.model import build_model
-        from trainer.run import vocabulary_sizes
+        from trainer.run import make_dataset, vocabulary_sizes
 
-        define(hp, self.spec, self.fn_args.train_steps)
-        spec, config, _ = apply(hp.values, self.spec, self.config)
-        return build_model(spec, config, vocabulary_sizes(self.transform_output, spec))
+        try:
+            spec, config, steps = apply(trial.hyperparameters.values, self.spec, self.config)
+            train, evaluation = (
+                make_dataset(files, self.fn_args.data_accessor, self.transform_output, spec, config.batch_size,
+                             config.seed)
+                for files in (self.fn_args.train_files, self.fn_args.eval_files)
+            )
+            model = build_model(spec, config, vocabulary_sizes(self.transform_output, spec))
+            history = model.fit(train, steps_per_epoch=steps, epochs=1, validation_data=evaluation,
+                                validation_steps=self.fn_args.eval_steps, verbose=0)
+        except Exception as e:  # the cause, not an "invalid trial"
+            raise kt.errors.FatalError(f"Tuner trial {trial.trial_id} failed: {type(e).__name__}: {e}") from e
+        value = float(history.history[OBJECTIVE][-1])
+        logging.info("Tuner: trial %s %s=%.4f with %s.", trial.trial_id, OBJECTIVE, value, trial.hyperparameters.values)
+        return {OBJECTIVE: value}
 
-    def fit(self, hp, model, callbacks=None, **kwargs):
-        from trainer.run import make_dataset
+    def save_model(self, trial_id, model, step=0) -> None:
+        """Trial models are not kept: the Trainer trains the best configuration again."""
 
-        spec, config, steps = apply(hp.values, self.spec, self.config)
-        train, evaluation = (
-            make_dataset(files, self.fn_args.data_accessor, self.transform_output, spec, config.batch_size, config.seed)
-            for files in (self.fn_args.train_files, self.fn_args.eval_files)
-        )
-        return model.fit(train, steps_per_epoch=steps, epochs=1, validation_data=evaluation,
-                         validation_steps=self.fn_args.eval_steps, callbacks=callbacks, verbose=0)
+    def load_model(self, trial):
+        raise NotImplementedError("trial models are not kept; train the best hyper-parameters with the Trainer")
 
 
 def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
@@ -121,10 +136,12 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
     tuning = fn_args.custom_config.get(TUNING_KEY) or {}
     budget_s = float(tuning.get("budget_s", DEFAULT_BUDGET_S))
     max_trials = int(tuning.get("max_trials", DEFAULT_MAX_TRIALS))
+    space = kt.HyperParameters()
+    define(space, spec, fn_args.train_steps)
     oracle = BudgetedRandomSearchOracle(budget_s=budget_s, objective=kt.Objective(OBJECTIVE, "min"),
-                                        max_trials=max_trials, seed=config.seed)
-    tuner = kt.Tuner(oracle=oracle, hypermodel=_HyperModel(fn_args, spec, config), directory=fn_args.working_dir,
-                     project_name="mmoe_tuning", overwrite=True)
+                                        max_trials=max_trials, seed=config.seed, hyperparameters=space)
+    tuner = PipelineTuner(fn_args, spec, config, oracle=oracle, directory=fn_args.working_dir,
+                          project_name="mmoe_tuning", overwrite=True)
     logging.info("Tuner: up to %d trials within %.0f s, scored on the eval split's %s.", max_trials, budget_s,
                  OBJECTIVE)
     return tfx.components.TunerFnResult(tuner=tuner, fit_kwargs={})
