@@ -33,3 +33,14 @@ def census_test_file():
         "the full census-income.test(.gz) is needed by this test and is in none of "
         f"{[os.path.normpath(p) for p in CENSUS_TEST_CANDIDATES]}; run `make data` to download it into data/."
     )
+
+
+def load_bench(name: str):
+    """The module of the benchmark script bench/<name>.py (bench/ is scripts, not a package)."""
+    import importlib.util
+
+    path = os.path.join(ROOT, "bench", f"{name}.py")
+    loader = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+    return module

@@ -487,12 +487,9 @@ def test_run_writes_a_self_contained_report_whose_numbers_are_tfmas(cli_run, run
 
 def test_the_serving_benchmark_measures_the_pushed_model(runs, spec):
     """bench/serving.py on this run, tiny: the shape of its result (never timings)."""
-    import importlib.util
+    from tests.conftest import load_bench
 
-    path = os.path.join(os.path.dirname(__file__), "..", "..", "bench", "serving.py")
-    loader = importlib.util.spec_from_file_location("bench_serving", path)
-    bench = importlib.util.module_from_spec(loader)
-    loader.loader.exec_module(bench)
+    bench = load_bench("serving")
     model_dir, serialized = bench.run_inputs(os.path.dirname(runs["config"].pipeline_root), spec, limit=50)
     assert model_dir == os.path.join(runs["config"].serving_model_dir, runs["better"]["versions"][-1])
     assert len(serialized) == 50
