@@ -23,3 +23,12 @@ def test_the_synthetic_experiment_reports_every_variant_and_correlation(tmp_path
     with open(tmp_path / "synthetic.png", "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     json.dumps(result)  # what --json writes
+
+
+def test_the_drift_noise_benchmark_measures_quiet_and_shifted_samples():
+    bench = load_bench("drift_noise")
+    (result,) = bench.measure(rows=(400,), age_shift=30)
+    assert result["rows"] == 400 and len(result["largest"]) == 5
+    values = [value for _, value in result["largest"]]
+    assert values == sorted(values, reverse=True) and all(0 <= v <= 1 for v in values)
+    assert result["age_shifted"] > 0.1  # thirty years is a drift at the default threshold
