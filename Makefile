@@ -16,7 +16,7 @@ CANDIDATES := $(PYTHON) python3.10 $(wildcard $(PYENV_ROOT)/versions/3.10*/bin/p
 PY310 := $(firstword $(foreach p,$(CANDIDATES),$(if $(shell $(p) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null && echo ok),$(p))))
 BIN := $(VENV)/bin
 
-.PHONY: help install run data test test-unit test-slow test-full bench bench-replicas clean
+.PHONY: help install run data test test-unit test-slow test-full bench bench-replicas bench-serving bench-synthetic bench-drift clean
 help:
 	@echo "make install     create $(VENV) (Python 3.10) and install the project with pinned dependencies"
 	@echo "make run         run the whole pipeline locally (DATA=path to the UCI files; default: embedded sample)"
@@ -27,6 +27,9 @@ help:
 	@echo "make test-full   the long tests: the full census test file through the pipeline (needs make data)"
 	@echo "make bench       every model variant through the pipeline (docs/BENCHMARKS.md)"
 	@echo "make bench-replicas  training examples/s with 1 and 2 replicas (docs/BENCHMARKS.md)"
+	@echo "make bench-serving   serving latency and throughput of the model pushed under OUTPUT"
+	@echo "make bench-synthetic the paper's synthetic experiment: MMoE, OMoE, shared-bottom over task correlations"
+	@echo "make bench-drift     drift-measure noise between random census samples (the drift defaults)"
 	@echo "make clean       remove $(VENV), $(OUTPUT) and build files"
 
 $(VENV)/.installed: setup.py pyproject.toml constraints.txt
@@ -66,6 +69,15 @@ bench: install
 
 bench-replicas: install
 	$(BIN)/python bench/replicas.py $(ARGS)
+
+bench-serving: install
+	$(BIN)/python bench/serving.py --output-dir $(OUTPUT) $(ARGS)
+
+bench-synthetic: install
+	$(BIN)/python bench/synthetic.py --plot docs/synthetic.png $(ARGS)
+
+bench-drift: install
+	$(BIN)/python bench/drift_noise.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(OUTPUT) build *.egg-info .pytest_cache mmoe_pipeline.json mmoe_pipeline.yaml

@@ -19,6 +19,7 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import json  # noqa: E402
+import logging  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 from typing import Dict, Sequence  # noqa: E402
@@ -73,6 +74,9 @@ def run_experiment(seeds: int, steps: int, train_rows: int = 10000, test_rows: i
                 result = run_one(variant, correlation, seed, train_rows, test_rows, dim, steps, batch_size)
                 runs.append({"correlation": correlation, "variant": variant.value, "seed": seed, **result,
                              "seconds": time.monotonic() - start})
+                logging.info("correlation %s seed %d %s: test MSE %.4f (%.0f s); %d of %d runs done", correlation,
+                             seed, variant.value, result["mean"], runs[-1]["seconds"], len(runs),
+                             len(correlations) * seeds * len(variants))
     summary = {}
     for correlation in correlations:
         for variant in variants:
@@ -123,6 +127,7 @@ def plot(result: dict, path: str) -> None:
 @click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False), help="Write the plot (PNG) here.")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Write every run here.")
 def main(seeds, steps, train_rows, plot_path, json_path) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     result = run_experiment(seeds, steps, train_rows=train_rows)
     click.echo(table(result))
     if json_path:
