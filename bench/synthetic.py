@@ -53,8 +53,16 @@ def run_one(variant: Variant, correlation: float, seed: int, train_rows: int, te
                            shared_learning_rate=1e-3, seed=seed)
     keras.utils.set_random_seed(seed)
     model = build_model(spec, config, vocab_sizes={})
-    train = tf.data.Dataset.from_tensor_slices(_inputs(data, spec, slice(0, train_rows))) \
-        .shuffle(train_rows, seed=seed).repeat().batch(batch_size)
+    # Rows as two tensors, split into the model's 100 inputs per batch (not per row: much faster).
+    x = data.x[:train_rows]
+    y = np.stack([data.y[t.label_column][:train_rows] for t in spec.tasks], axis=1).astype("float32")
+
+    def split(xb, yb):
+        return ({c.transformed_name: xb[:, i:i + 1] for i, c in enumerate(spec.features)},
+                {t.output_name: yb[:, k:k + 1] for k, t in enumerate(spec.tasks)})
+
+    train = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(train_rows, seed=seed).repeat() \
+        .batch(batch_size).map(split).prefetch(tf.data.AUTOTUNE)
     model.fit(train, steps_per_epoch=steps, epochs=1, verbose=0)
     features, labels = _inputs(data, spec, slice(train_rows, None))
     predictions = model.predict(features, batch_size=4096, verbose=0)
