@@ -49,7 +49,7 @@ from tfx.utils import proto_utils
 from tfx_bsl.coders import csv_decoder
 
 from components.census import open_text
-from components.names import DEFAULT_SPAN_FOLDER, SPAN_TOKEN, SPANS_PROPERTY, SPEC_KEY
+from components.names import DEFAULT_SPAN_FOLDER, SPAN_TOKEN, SPANS_PROPERTY, SPEC_KEY, decode_spans, encode_spans
 from components.spec import SPLIT_NAMES, DatasetSpec, FileFormat
 
 INPUT_SPLIT = "data"  # the one input split when ExampleGen splits the rows itself
@@ -170,23 +170,30 @@ def _span_regex(span_folder: str) -> re.Pattern:
     return re.compile(f"^{re.escape(before)}(\\d+){re.escape(after)}$")
 
 
-def list_spans(input_base: str, span_folder: str) -> List[int]:
-    """The span numbers of the folders of `input_base` named like `span_folder`, in ascending order."""
+def span_numbers(input_base: str, span_folder: str) -> List[int]:
+    """The span numbers of the folders of `input_base` named like `span_folder`, ascending (none if
+    `input_base` does not exist)."""
     regex = _span_regex(span_folder)
     if not fileio.isdir(input_base):
-        raise SpanError(f"data root {input_base!r} does not exist; pass the folder that holds the "
-                        f"{span_folder} folders.")
-    spans = sorted(int(m.group(1)) for m in (regex.match(e.rstrip("/")) for e in fileio.listdir(input_base)) if m)
+        return []
+    return sorted(int(m.group(1)) for m in (regex.match(e.rstrip("/")) for e in fileio.listdir(input_base)) if m)
+
+
+def list_spans(input_base: str, span_folder: str) -> List[int]:
+    """`span_numbers`, which must not be empty."""
+    spans = span_numbers(input_base, span_folder)
     if not spans:
+        entries = sorted(fileio.listdir(input_base))[:10] if fileio.isdir(input_base) else "it does not exist"
         raise SpanError(
             f"data root {input_base!r} holds no span folder named like {span_folder!r} (entries: "
-            f"{sorted(fileio.listdir(input_base))[:10]}); write one with `mmoe-pipeline prepare --span`."
+            f"{entries}); write one with `mmoe-pipeline prepare --span`."
         )
     return spans
 
 
-def _has_files(input_base: str, pattern: str) -> bool:
-    return any(not fileio.isdir(p) for p in fileio.glob(os.path.join(input_base, pattern)))
+def matching_files(input_base: str, pattern: str) -> List[str]:
+    """The files (not folders) matching `pattern` under `input_base`, sorted."""
+    return sorted(p for p in fileio.glob(os.path.join(input_base, pattern)) if not fileio.isdir(p))
 
 
 def resolve_spans(input_base: str, patterns: Mapping[str, str], num_spans: int = 1,
@@ -214,7 +221,7 @@ def resolve_spans(input_base: str, patterns: Mapping[str, str], num_spans: int =
     for span in chosen:
         for name, pattern in patterns.items():
             concrete = pattern.replace(SPAN_TOKEN, str(span))
-            if not _has_files(input_base, concrete):
+            if not matching_files(input_base, concrete):
                 raise SpanError(
                     f"span {span} has no files for split {name!r} (pattern {os.path.join(input_base, concrete)}); "
                     f"{'the newest span' if span == newest else 'an older span'} must hold data: fill it, or remove "
@@ -234,21 +241,16 @@ def resolve_spans(input_base: str, patterns: Mapping[str, str], num_spans: int =
 
 
 def detect_span_folder(input_base: str) -> Optional[str]:
-    """`DEFAULT_SPAN_FOLDER` when the local folder `input_base` holds span folders, else None."""
-    regex = _span_regex(DEFAULT_SPAN_FOLDER)
-    found = os.path.isdir(input_base) and any(regex.match(e) for e in os.listdir(input_base))
-    if found:
-        logging.info("%s holds %s folders: reading spans.", input_base, DEFAULT_SPAN_FOLDER)
-    return DEFAULT_SPAN_FOLDER if found else None
+    """`DEFAULT_SPAN_FOLDER` when `input_base` holds span folders, else None."""
+    if not span_numbers(input_base, DEFAULT_SPAN_FOLDER):
+        return None
+    logging.info("%s holds %s folders: reading spans.", input_base, DEFAULT_SPAN_FOLDER)
+    return DEFAULT_SPAN_FOLDER
 
 
 def next_span(input_base: str, span_folder: str = DEFAULT_SPAN_FOLDER) -> int:
     """The number a new span of `input_base` gets: one more than the newest, or 1."""
-    if not fileio.isdir(input_base):
-        return 1
-    regex = _span_regex(span_folder)
-    spans = [int(m.group(1)) for m in (regex.match(e.rstrip("/")) for e in fileio.listdir(input_base)) if m]
-    return max(spans, default=0) + 1
+    return max(span_numbers(input_base, span_folder), default=0) + 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -289,7 +291,7 @@ def SpecCsvToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],  
     input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
     files = []
     for pattern in exec_properties[_PATTERNS_KEY][split_pattern]:
-        matched = sorted(p for p in fileio.glob(os.path.join(input_base, pattern)) if not fileio.isdir(p))
+        matched = matching_files(input_base, pattern)
         if not matched:
             raise SpanError(f"{os.path.join(input_base, pattern)} matches no file.")
         files.extend(matched)
@@ -338,7 +340,7 @@ class Executor(BaseExampleGenExecutor):
         if selection.version is not None:
             examples.set_int_custom_property(example_gen_utils.VERSION_PROPERTY_NAME, selection.version)
         examples.set_string_custom_property(example_gen_utils.FINGERPRINT_PROPERTY_NAME, selection.fingerprint)
-        examples.set_string_custom_property(SPANS_PROPERTY, ",".join(str(s) for s in selection.spans))
+        examples.set_string_custom_property(SPANS_PROPERTY, encode_spans(selection.spans))
         if span_folder:
             logging.info("ExampleGen: span %d%s from %s.", selection.span,
                          f" and the {len(selection.spans) - 1} before it {list(selection.spans[1:])}"
@@ -349,7 +351,7 @@ class Executor(BaseExampleGenExecutor):
 def spans_of(examples_artifact) -> List[int]:
     """The spans an Examples artifact of `SpecCsvExampleGen` was read from, newest first."""
     if examples_artifact.has_custom_property(SPANS_PROPERTY):
-        return [int(s) for s in examples_artifact.get_string_custom_property(SPANS_PROPERTY).split(",") if s]
+        return decode_spans(examples_artifact.get_string_custom_property(SPANS_PROPERTY))
     return [examples_artifact.get_int_custom_property(example_gen_utils.SPAN_PROPERTY_NAME)]
 
 

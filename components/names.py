@@ -42,6 +42,16 @@ DEFAULT_SPAN_FOLDER = "span-{SPAN}"
 # newest first, comma-separated.
 SPANS_PROPERTY = "spans"
 
+
+def encode_spans(spans) -> str:
+    """`SPANS_PROPERTY`'s value for `spans` (newest first)."""
+    return ",".join(str(int(s)) for s in spans)
+
+
+def decode_spans(value: str) -> list:
+    """The spans an `encode_spans` value holds."""
+    return [int(s) for s in value.split(",") if s]
+
 # Component ids that code outside the pipeline module looks up (reports, launchers).
 EXAMPLE_GEN_COMPONENT = "CsvExampleGen"  # components.example_gen's executor in TFX's FileBasedExampleGen
 SCHEMA_GEN_COMPONENT = "SchemaGen"  # only without a curated schema: the schema inferred from the data

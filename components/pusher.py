@@ -34,7 +34,7 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
-from components.names import SPANS_PROPERTY
+from components.names import SPANS_PROPERTY, decode_spans, encode_spans
 
 TEMPORARY_PREFIX = ".tmp-"
 SPANS_RECORD = os.path.join("assets.extra", "data_spans.json")  # in each pushed version
@@ -102,7 +102,7 @@ def blessed_spans(input_dict) -> List[int]:
     blessings = input_dict.get(standard_component_specs.INFRA_BLESSING_KEY) or []
     if not blessings or not blessings[0].has_custom_property(SPANS_PROPERTY):
         return []
-    return [int(s) for s in blessings[0].get_string_custom_property(SPANS_PROPERTY).split(",") if s]
+    return decode_spans(blessings[0].get_string_custom_property(SPANS_PROPERTY))
 
 
 def pushed_spans(version_dir: str) -> List[int]:
@@ -137,5 +137,5 @@ class Executor(pusher_executor.Executor):
         spans = blessed_spans(input_dict)
         pushed = push_atomically(model_dir, base_directory, spans=spans)
         io_utils.copy_dir(model_dir, model_push.uri)
-        model_push.set_string_custom_property(SPANS_PROPERTY, ",".join(str(s) for s in spans))
+        model_push.set_string_custom_property(SPANS_PROPERTY, encode_spans(spans))
         self._MarkPushed(model_push, pushed_destination=pushed, pushed_version=os.path.basename(pushed))

@@ -39,7 +39,7 @@ from tfx.utils import path_utils
 from components.drift import Drift, drift_of
 from components.example_gen import spans_of
 from components.spec import DatasetSpec, TaskType
-from components.names import EXAMPLES_INPUT, SERVING_SIGNATURE, SPANS_PROPERTY
+from components.names import EXAMPLES_INPUT, SERVING_SIGNATURE, SPANS_PROPERTY, encode_spans
 
 BLESSED_PROPERTY = "blessed"  # what the Pusher reads on an InfraBlessing
 RESULT_FILE = "serving_check.json"
@@ -176,7 +176,7 @@ def ServingCheck(  # noqa: N802 (TFX component names are classes)
     for moved in result.drift:
         logging.warning("ServingCheck: data drift, the model will not be pushed: %s", moved)
     blessing.set_int_custom_property(BLESSED_PROPERTY, int(result.ok))
-    blessing.set_string_custom_property(SPANS_PROPERTY, ",".join(str(s) for s in result.spans))
+    blessing.set_string_custom_property(SPANS_PROPERTY, encode_spans(result.spans))
     os.makedirs(blessing.uri, exist_ok=True)
     with open(os.path.join(blessing.uri, RESULT_FILE), "w") as f:
         json.dump(result.to_dict(), f, indent=2, sort_keys=True)

@@ -10,7 +10,7 @@ no anomalies and has not drifted) -> Pusher (only with both blessings).
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import List, NamedTuple, Optional, Tuple
 
 from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx import v1 as tfx
@@ -39,7 +39,23 @@ def _spec_config(config: PipelineConfig) -> dict:
     return {SPEC_KEY: config.spec.to_dict()}
 
 
-def data_stage(config: PipelineConfig) -> Tuple[base_node.BaseNode, ...]:
+class DataStage(NamedTuple):
+    """The nodes of `data_stage`; `schema_gen` is None with a curated schema."""
+
+    example_gen: base_node.BaseNode
+    statistics_gen: base_node.BaseNode
+    schema_gen: Optional[base_node.BaseNode]
+    schema: base_node.BaseNode
+    example_validator: base_node.BaseNode
+    drift: base_node.BaseNode
+    transform: base_node.BaseNode
+
+    @property
+    def nodes(self) -> List[base_node.BaseNode]:
+        return [n for n in self if n is not None]
+
+
+def data_stage(config: PipelineConfig) -> DataStage:
     """ExampleGen through Transform (SchemaGen only without a curated schema)."""
     spec = config.spec
     example_gen = spec_example_gen.SpecCsvExampleGen(
@@ -49,14 +65,14 @@ def data_stage(config: PipelineConfig) -> Tuple[base_node.BaseNode, ...]:
         custom_config=spec_example_gen.custom_config(spec, config.span_folder, config.num_spans),
     ).with_id(EXAMPLE_GEN_COMPONENT)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
-    inferred = []
+    inferred = None
     if config.schema_path is None:
-        inferred = [tfx.components.SchemaGen(
+        inferred = tfx.components.SchemaGen(
             statistics=statistics_gen.outputs["statistics"], infer_feature_shape=False,
-        ).with_id(SCHEMA_GEN_COMPONENT)]
+        ).with_id(SCHEMA_GEN_COMPONENT)
     schema_gen = SpecSchema(
         schema_file=config.schema_path or "", spec_json=spec.to_json(),
-        **({"inferred": inferred[0].outputs["schema"]} if inferred else {}),
+        **({"inferred": inferred.outputs["schema"]} if inferred else {}),
     ).with_id(SCHEMA_COMPONENT)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
@@ -72,7 +88,7 @@ def data_stage(config: PipelineConfig) -> Tuple[base_node.BaseNode, ...]:
         splits_config=tfx.proto.SplitsConfig(analyze=[TRAIN], transform=[TRAIN, EVAL]),
         custom_config=_spec_config(config),
     )
-    return (example_gen, statistics_gen, *inferred, schema_gen, example_validator, drift, transform)
+    return DataStage(example_gen, statistics_gen, inferred, schema_gen, example_validator, drift, transform)
 
 
 def _resource_spec(request: ResourceRequest):
@@ -222,13 +238,12 @@ def evaluate_and_push_stage(config: PipelineConfig, example_gen, example_validat
 def create_pipeline(config: PipelineConfig) -> tfx.dsl.Pipeline:
     """The whole chain for `config`."""
     data = data_stage(config)
-    example_gen, schema_gen, example_validator, drift, transform = (
-        data[0], data[-4], data[-3], data[-2], data[-1])
     baseline = baseline_stage(config)
-    tuned = tune_stage(config, transform, schema_gen)
-    trainer = train_stage(config, transform, schema_gen, baseline, tuned)
-    evaluate_and_push = evaluate_and_push_stage(config, example_gen, example_validator, drift, trainer, baseline)
-    components: List[base_node.BaseNode] = [*data, *([tuned] if tuned else []), trainer, baseline,
+    tuned = tune_stage(config, data.transform, data.schema)
+    trainer = train_stage(config, data.transform, data.schema, baseline, tuned)
+    evaluate_and_push = evaluate_and_push_stage(config, data.example_gen, data.example_validator, data.drift,
+                                                trainer, baseline)
+    components: List[base_node.BaseNode] = [*data.nodes, *([tuned] if tuned else []), trainer, baseline,
                                             *evaluate_and_push]
     return tfx.dsl.Pipeline(
         pipeline_name=config.pipeline_name,

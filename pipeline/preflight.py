@@ -176,10 +176,6 @@ def split_files(data_root: str, split: str) -> List[str]:
     return sorted(p for p in glob.glob(os.path.join(data_root, split, "*")) if os.path.isfile(p))
 
 
-def _pattern_files(data_root: str, patterns: Sequence[str]) -> List[str]:
-    return [p for pattern in patterns for p in sorted(glob.glob(os.path.join(data_root, pattern))) if os.path.isfile(p)]
-
-
 def check_inputs(spec: DatasetSpec, schema_path: Optional[str], data_root: str, span_folder: Optional[str] = None,
                  num_spans: int = 1) -> Tuple[example_gen.SpanSelection, Dict[str, SplitSummary]]:
     """Every check of this module, for a local run on `data_root` (the spans ExampleGen will read);
@@ -198,7 +194,8 @@ def check_inputs(spec: DatasetSpec, schema_path: Optional[str], data_root: str, 
         where = "ready train/, eval/ and test/ folders" if not spec.split.in_pipeline else "the files to split"
         raise PreflightError(f"{data_root}: {e}; the spec's split says the data root holds {where}.") from None
     return selection, {
-        split: check_split_files(split, _pattern_files(data_root, patterns), spec, schema)
+        split: check_split_files(split, [f for p in patterns for f in example_gen.matching_files(data_root, p)],
+                                 spec, schema)
         for split, patterns in selection.patterns.items()
     }
 

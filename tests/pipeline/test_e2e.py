@@ -58,7 +58,6 @@ def test_trainer_writes_gate_statistics_beside_the_model_run(runs):
 def test_declared_empty_ages_are_imputed_and_are_no_anomaly(runs):
     from tensorflow_metadata.proto.v0 import anomalies_pb2
 
-    config, store = runs["config"], runs["store"]
     assert runs["empty_ages"] > 40  # of 1,600 train rows
     assert runs["first"]["decision"]["pushed"] and runs["first"]["decision"]["anomalies"] == []
     uri = runs["first"]["anomalies_uri"]
