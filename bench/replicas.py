@@ -44,6 +44,18 @@ def steady_rate(log: str) -> float:
     return statistics.median(rates[1:])
 
 
+def transformed_census(output_dir: str, data_paths, spec):
+    """(config, metadata store, split row counts) of a short pipeline run on the census files (the
+    embedded sample by default) under `output_dir`, run for its Transform output; cached after the
+    first time."""
+    data_file, test_file = classify_inputs(data_paths) if data_paths else (None, census.SAMPLE_PATH)
+    prepared = census.prepare(spec, os.path.join(output_dir, "data"), data_path=data_file, test_path=test_file)
+    config = local_runner.local_config(output_dir, prepared.root, spec, schemas.path(*DEFAULT_SCHEMA),
+                                       train_steps=10, eval_steps=2)
+    local_runner.run(config)
+    return config, report.open_store(config.metadata_path), prepared.counts
+
+
 @click.command()
 @click.option("--data", "data_paths", multiple=True, type=click.Path(exists=True))
 @click.option("--output-dir", default="bench_replicas", show_default=True)
@@ -57,12 +69,7 @@ def main(data_paths, output_dir, steps, batch_size, repeats):
     spec = dataclasses.replace(
         spec, tasks=tuple(dataclasses.replace(t, min_auc=None, max_auc_drop=None) for t in spec.tasks))
     output_dir = os.path.abspath(output_dir)
-    data_file, test_file = classify_inputs(data_paths) if data_paths else (None, census.SAMPLE_PATH)
-    prepared = census.prepare(spec, os.path.join(output_dir, "data"), data_path=data_file, test_path=test_file)
-    config = local_runner.local_config(output_dir, prepared.root, spec, schemas.path(*DEFAULT_SCHEMA),
-                                       train_steps=10, eval_steps=2)
-    local_runner.run(config)  # cached after the first time
-    store = report.open_store(config.metadata_path)
+    config, store, counts = transformed_census(output_dir, data_paths, spec)
     setups = {
         "1 replica": (TrainerConfig(batch_size=2 * batch_size), 0, 1),
         "mirrored 2 logical CPUs": (TrainerConfig(batch_size=batch_size, distribution="mirrored",
@@ -83,7 +90,7 @@ def main(data_paths, output_dir, steps, batch_size, repeats):
             rates[name].append(steady_rate(logs[0]))  # the chief's view of the global batch
             click.echo(f"{name} repeat {repeat + 1}: {rates[name][-1]:.0f} examples/s", err=True)
     base = statistics.median(rates["1 replica"])
-    lines = [f"Global batch {2 * batch_size}, {steps} steps, {repeats} repeats; rows: {prepared.counts}",
+    lines = [f"Global batch {2 * batch_size}, {steps} steps, {repeats} repeats; rows: {counts}",
              "", "| set-up | examples/s (median) | runs | vs 1 replica |", "|---|---|---|---|"]
     for name, values in rates.items():
         median = statistics.median(values)

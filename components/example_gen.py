@@ -5,9 +5,10 @@
 * **The spec's file format** (``components.spec.FileFormat``): with or without a header
   line, any one-character separator, characters stripped from every value, missing-value
   markers read as empty cells. Rows are parsed by `read_rows`, the same function the
-  preflight checks use, then typed and written exactly as ``CsvExampleGen`` does (tfx_bsl's
-  ``ColumnTypeInferrer`` and TFX's own CSV-cell-to-feature conversion), so a curated schema
-  written for ``CsvExampleGen`` still holds.
+  preflight checks use, then typed and written as ``CsvExampleGen`` does (tfx_bsl's
+  ``ColumnTypeInferrer``; the same features per cell), so a curated schema written for
+  ``CsvExampleGen`` still holds. Rows travel in batches and are encoded by tfx_bsl's Arrow
+  record-batch encoder (C++), not one proto at a time in Python (`encode_batch`).
 * **The spec's split** (``components.spec.SplitPlan``): ready ``train/ eval/ test/`` folders,
   or one folder of files split by ExampleGen's ``output_config`` hash buckets.
 * **Spans.** With a span folder (``span-{SPAN}``, a folder of the data root per span), the
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import itertools
 import json
 import logging
 import os
@@ -36,17 +38,18 @@ import re
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 import apache_beam as beam
+import pyarrow as pa
+import tensorflow as tf
 from google.protobuf import any_pb2, json_format, struct_pb2
 from tfx.components.example_gen import utils as example_gen_utils
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
-from tfx.components.example_gen.csv_example_gen import executor as csv_executor
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2, range_config_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
-from tfx_bsl.coders import csv_decoder
+from tfx_bsl.coders import csv_decoder, example_coder
 
 from components.census import open_text
 from components.names import DEFAULT_SPAN_FOLDER, SPAN_TOKEN, SPANS_PROPERTY, SPEC_KEY, decode_spans, encode_spans
@@ -260,17 +263,21 @@ _PATTERNS_KEY = "_spec_csv_patterns"  # exec_properties: split pattern -> the pa
 _SPEC_KEY = "_spec_csv_spec"
 
 
-class _ReadRows(beam.DoFn):
-    """A file path -> its data rows as lists of bytes (tfx_bsl's CSV cells), header skipped."""
+ROWS_PER_BATCH = 2048  # rows typed and encoded together (one Arrow record batch, C++ encoding)
 
-    def __init__(self, spec: DatasetSpec):
-        self._spec = spec
 
-    def process(self, path: str) -> Iterable[List[bytes]]:
+class _ReadRowBatches(beam.DoFn):
+    """A file path -> its data rows (lists of bytes, tfx_bsl's CSV cells) in batches, header skipped."""
+
+    def __init__(self, spec: DatasetSpec, rows_per_batch: int = ROWS_PER_BATCH):
+        self._spec, self._rows_per_batch = spec, rows_per_batch
+
+    def process(self, path: str) -> Iterable[List[List[bytes]]]:
         width = len(column_names(path, self._spec))
         rows = read_rows(path, self._spec.format)
         if self._spec.format.header:
             next(rows, None)
+        batch = []
         for line, fields in enumerate(rows, start=2 if self._spec.format.header else 1):
             if not fields or fields == [""]:
                 continue
@@ -279,7 +286,71 @@ class _ReadRows(beam.DoFn):
                     f"{path}:{line}: {len(fields)} fields, expected {width}; check the spec's format "
                     f"(separator {self._spec.format.separator!r}) or fix the row."
                 )
-            yield [v.encode("utf-8") for v in fields]
+            batch.append([v.encode("utf-8") for v in fields])
+            if len(batch) == self._rows_per_batch:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+
+class _InferColumnTypes(beam.CombineFn):
+    """tfx_bsl's ``ColumnTypeInferrer`` (CsvExampleGen's typing) over row batches. A column's type
+    depends only on its set of values, so each batch feeds the inferrer its distinct values per
+    column (padded with empty cells, which type nothing) instead of every row."""
+
+    def __init__(self, names: List[str]):
+        self._inferrer = csv_decoder.ColumnTypeInferrer(names, skip_blank_lines=True)
+
+    def create_accumulator(self):
+        return self._inferrer.create_accumulator()
+
+    def add_input(self, accumulator, batch: List[List[bytes]]):
+        distinct = [sorted(set(column)) for column in zip(*batch)]
+        for row in itertools.zip_longest(*distinct, fillvalue=b""):
+            accumulator = self._inferrer.add_input(accumulator, list(row))
+        return accumulator
+
+    def merge_accumulators(self, accumulators):
+        return self._inferrer.merge_accumulators(accumulators)
+
+    def extract_output(self, accumulator):
+        return self._inferrer.extract_output(accumulator)
+
+
+_ARROW_TYPES = {
+    csv_decoder.ColumnType.INT: (int, pa.large_list(pa.int64())),
+    csv_decoder.ColumnType.FLOAT: (float, pa.large_list(pa.float32())),
+    csv_decoder.ColumnType.STRING: (bytes, pa.large_list(pa.large_binary())),
+}
+
+
+def encode_batch(batch: List[List[bytes]], column_infos: List[csv_decoder.ColumnInfo]) -> List[bytes]:
+    """Serialized tf.Examples of a batch of rows, feature for feature what CsvExampleGen's
+    cell handlers write (an empty cell: the column's list type with no value; a column empty in
+    every row, type UNKNOWN: a feature with no kind), encoded by tfx_bsl in C++."""
+    arrays = []
+    for cells, info in zip(zip(*batch), column_infos):
+        if info.type not in _ARROW_TYPES:
+            arrays.append(pa.nulls(len(batch), pa.large_list(pa.int64())))
+            continue
+        convert, arrow_type = _ARROW_TYPES[info.type]
+        values = {v: [convert(v)] if v else [] for v in set(cells)}
+        arrays.append(pa.array([values[v] for v in cells], arrow_type))
+    record_batch = pa.RecordBatch.from_arrays(arrays, [info.name for info in column_infos])
+    return example_coder.RecordBatchToExamples(record_batch)
+
+
+class _EncodeBatch(beam.DoFn):
+    """A batch of rows -> serialized tf.Examples (tf.train.Example objects when `as_protos`: TFX's
+    output split by a feature reads the feature from the proto)."""
+
+    def __init__(self, as_protos: bool):
+        self._as_protos = as_protos
+
+    def process(self, batch, column_infos):
+        for record in encode_batch(batch, column_infos):
+            yield tf.train.Example.FromString(record) if self._as_protos else record
 
 
 @beam.ptransform_fn
@@ -304,11 +375,16 @@ def SpecCsvToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],  
         if column_names(path, spec) != names:
             raise ValueError(f"{path}: its columns {column_names(path, spec)} differ from {files[0]}'s {names}.")
     logging.info("ExampleGen: reading %d file(s) for %s.", len(files), split_pattern)
-    rows = pipeline | "Files" >> beam.Create(files) | "Rows" >> beam.ParDo(_ReadRows(spec))
-    column_infos = beam.pvalue.AsSingleton(
-        rows | "InferColumnTypes" >> beam.CombineGlobally(
-            csv_decoder.ColumnTypeInferrer(names, skip_blank_lines=True)))
-    return rows | "ToTFExample" >> beam.ParDo(csv_executor._ParsedCsvToTfExample(), column_infos)  # noqa: SLF001
+    # With an output split, TFX hashes each record into a split: the proto (as CsvExampleGen
+    # gives it) keeps the rows in the splits CsvExampleGen would put them in.
+    output_config = example_gen_pb2.Output()
+    proto_utils.json_to_proto(exec_properties.get(standard_component_specs.OUTPUT_CONFIG_KEY) or "{}",
+                              output_config)
+    batches = pipeline | "Files" >> beam.Create(files) | "Rows" >> beam.ParDo(_ReadRowBatches(spec))
+    column_infos = beam.pvalue.AsSingleton(batches | "InferColumnTypes" >> beam.CombineGlobally(
+        _InferColumnTypes(names)))
+    return batches | "ToTFExample" >> beam.ParDo(_EncodeBatch(bool(output_config.split_config.splits)),
+                                                 column_infos)
 
 
 class Executor(BaseExampleGenExecutor):

@@ -6,7 +6,10 @@
   constant; categorical columns: a constant, by default the empty string, which
   gets its own vocabulary entry). The fill is part of the graph, so serving a
   request without the feature gives what training saw;
-* numeric features: z-scored (mean and variance over the train split);
+* numeric features: z-scored with the mean and variance of the values present in the
+  train split (a filled value does not shrink the variance). Every analyzer reads the raw
+  data, so tf.Transform needs one analysis pass (a fill followed by ``tft.scale_to_z_score``
+  of the filled column took two: a second traced graph and pass over the data);
 * categorical features: a vocabulary over the train split plus OOV buckets,
   mapped to integer ids (integer-coded columns are vocabularised as strings);
 * slice bands: for a slice with boundaries, its band name (``age_band``:
@@ -54,8 +57,9 @@ def _present_values(x):
     return x.values if isinstance(x, tf.sparse.SparseTensor) else tf.reshape(x, [-1])
 
 
-def fill_value(x, column: Column) -> tf.Tensor:
-    """What a missing value of `column` becomes (a scalar; a train-split statistic for mean and median)."""
+def fill_value(x, column: Column, mean=None) -> tf.Tensor:
+    """What a missing value of `column` becomes (a scalar; a train-split statistic for mean and median).
+    `mean`: the train mean of the values present when the caller already has it."""
     missing = column.missing
     if column.kind is not ColumnKind.NUMERIC:
         return tf.constant(str(missing.value or ""))
@@ -66,12 +70,12 @@ def fill_value(x, column: Column) -> tf.Tensor:
         return tf.reshape(tft.quantiles(values, num_buckets=2, epsilon=MEDIAN_EPSILON), [])
     # MEAN, and ERROR: `run` refuses such data before the pipeline starts; elsewhere the
     # schema keeps the column required, so the anomaly stops the push.
-    return tft.mean(values)
+    return tft.mean(values) if mean is None else mean
 
 
-def impute(x, column: Column) -> tf.Tensor:
+def impute(x, column: Column, mean=None) -> tf.Tensor:
     """`x` as a dense [batch, 1] tensor (float32 for numeric, string for categorical), missing values filled."""
-    fill = fill_value(x, column)
+    fill = fill_value(x, column, mean)
     if column.kind is ColumnKind.NUMERIC:
         x = tf.cast(x, tf.float32) if not isinstance(x, tf.sparse.SparseTensor) else tf.SparseTensor(
             x.indices, tf.cast(x.values, tf.float32), x.dense_shape)
@@ -79,6 +83,16 @@ def impute(x, column: Column) -> tf.Tensor:
         x = tf.SparseTensor(x.indices, _as_string(x.values), x.dense_shape) if isinstance(
             x, tf.sparse.SparseTensor) else _as_string(x)
     return _dense(x, fill)
+
+
+def impute_and_z_score(x, column: Column):
+    """(the filled [batch, 1] column, its z-score), with the train mean and variance of the values
+    present: one analysis pass (as ``tft.scale_to_z_score``, a zero variance only centres)."""
+    present = tf.cast(_present_values(x), tf.float32)
+    mean, variance = tft.mean(present), tft.var(present)
+    filled = impute(x, column, mean)
+    centred = filled - mean
+    return filled, tf.where(variance > 0, centred / tf.sqrt(tf.maximum(variance, 1e-30)), centred)
 
 
 def binary_label(raw, positive_values) -> tf.Tensor:
@@ -95,10 +109,10 @@ def preprocessing_fn(inputs: Dict[str, Any], custom_config: Mapping[str, Any]) -
     columns = {c.name: c for c in spec.columns}
     imputed = {}
     for column in spec.features:
-        x = imputed[column.name] = impute(inputs[column.name], column)
         if column.kind is ColumnKind.NUMERIC:
-            outputs[column.transformed_name] = tft.scale_to_z_score(x)
+            imputed[column.name], outputs[column.transformed_name] = impute_and_z_score(inputs[column.name], column)
         else:
+            x = imputed[column.name] = impute(inputs[column.name], column)
             outputs[column.transformed_name] = tft.compute_and_apply_vocabulary(
                 x,
                 num_oov_buckets=column.num_oov_buckets,

@@ -87,6 +87,11 @@ def data_stage(config: PipelineConfig) -> DataStage:
         preprocessing_fn=PREPROCESSING_FN,
         splits_config=tfx.proto.SplitsConfig(analyze=[TRAIN], transform=[TRAIN, EVAL]),
         custom_config=_spec_config(config),
+        # StatisticsGen and SpecSchema already describe the raw data; the model's own inputs
+        # are checked by ServingCheck. Transform's statistics and analyzer cache would add
+        # two statistics passes and a cache nobody reads.
+        disable_statistics=True,
+        disable_analyzer_cache=True,
     )
     return DataStage(example_gen, statistics_gen, inferred, schema_gen, example_validator, drift, transform)
 

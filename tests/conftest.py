@@ -1,6 +1,7 @@
 """Test setup: Keras 2 before TensorFlow is imported, and shared fixtures."""
 
 import os
+import sys
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
@@ -39,6 +40,8 @@ def load_bench(name: str):
     """The module of the benchmark script bench/<name>.py (bench/ is scripts, not a package)."""
     import importlib.util
 
+    if os.path.join(ROOT, "bench") not in sys.path:  # the scripts import each other, as when run
+        sys.path.append(os.path.join(ROOT, "bench"))
     path = os.path.join(ROOT, "bench", f"{name}.py")
     loader = importlib.util.spec_from_file_location(f"bench_{name}", path)
     module = importlib.util.module_from_spec(loader)

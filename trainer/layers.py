@@ -17,6 +17,11 @@ import tf_keras as keras
 
 PACKAGE = "mmoe_pipeline"
 
+# Every `call` here is plain graph code (no Python control flow on tensors). Keras runs the
+# `call` of a subclassed layer through AutoGraph, which re-parses and rewrites its source at
+# every trace: seconds per model build, export and fit (docs/BENCHMARKS.md, the pipeline profile).
+no_autograph = tf.autograph.experimental.do_not_convert
+
 
 def _positive_int(name: str, value) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -104,6 +109,7 @@ class Experts(keras.layers.Layer):
         )
         super().build(input_shape)
 
+    @no_autograph
     def call(self, inputs, training=None):
         outputs = tf.einsum("bd,edu->beu", inputs, self.kernel)
         if self.use_bias:
@@ -145,6 +151,7 @@ class Gate(keras.layers.Layer):
             num_experts, use_bias=use_bias, kernel_initializer=self.kernel_initializer, name="logits"
         )
 
+    @no_autograph
     def call(self, inputs, training=None):
         return tf.nn.softmax(self.dense(inputs), axis=-1)
 
@@ -189,6 +196,7 @@ class MMoE(keras.layers.Layer):
         self.experts = Experts(num_experts, expert_units, activation=expert_activation, name="experts")
         self.gates = [Gate(num_experts, name=f"gate_{i}") for i in range(num_gates)]
 
+    @no_autograph
     def call(self, inputs, training=None, return_gates=False):
         expert_outputs = self.experts(inputs)
         gate_weights = [gate(inputs) for gate in self.gates]
@@ -229,6 +237,7 @@ class Tower(keras.layers.Layer):
         self.hidden = [keras.layers.Dense(u, activation=activation, name=f"dense_{i}") for i, u in enumerate(self.units)]
         self.drops = [keras.layers.Dropout(dropout) for _ in self.units] if dropout else []
 
+    @no_autograph
     def call(self, inputs, training=None):
         x = inputs
         for i, layer in enumerate(self.hidden):
@@ -285,6 +294,7 @@ class CGC(keras.layers.Layer):
         self.shared_gate = None if is_last else Gate(num_tasks * num_task_experts + num_shared_experts,
                                                      name="shared_gate")
 
+    @no_autograph
     def call(self, inputs, training=None, return_gates=False):
         if isinstance(inputs, (list, tuple)):
             if len(inputs) != self.num_tasks + 1:
@@ -320,6 +330,7 @@ class StopGradient(keras.layers.Layer):
     """Identity forward, no gradient backward: lets a task read another's estimate
     as a feature without training the other task through it."""
 
+    @no_autograph
     def call(self, inputs, training=None):
         return tf.stop_gradient(inputs)
 
@@ -361,6 +372,7 @@ class UncertaintyWeighting(keras.layers.Layer):
             for name, reg in zip(self.task_names, self.regression)
         }
 
+    @no_autograph
     def call(self, losses, training=None):
         total = 0.0
         for name, reg in zip(self.task_names, self.regression):

@@ -36,6 +36,44 @@ def vocabulary_sizes(tf_transform_output: tft.TFTransformOutput, spec: DatasetSp
     }
 
 
+# A train split whose files (gzipped TFRecords) add up to at most this is parsed once into
+# memory and batched by shuffled row indices: on small data, parsing every batch from disk in
+# every epoch took 40 % of the training time (bench/trainer_rate.py, docs/BENCHMARKS.md).
+# Larger splits, and every multi-worker job (sharded by file), stream from disk.
+IN_MEMORY_MAX_BYTES = 128 << 20
+
+
+def _split_features_and_labels(spec: DatasetSpec):
+    def split(batch):
+        features = {c.transformed_name: batch[c.transformed_name] for c in spec.features}
+        labels = {t.output_name: batch[t.label_key] for t in spec.tasks}
+        return features, labels
+
+    return split
+
+
+def load_in_memory(file_pattern: List[str], data_accessor: tfx.components.DataAccessor,
+                   tf_transform_output: tft.TFTransformOutput, spec: DatasetSpec) -> Optional[Dict[str, tf.Tensor]]:
+    """Every row of the split as one dense tensor per feature and label, or None where a column is
+    not dense (the streaming path handles any shape)."""
+    dataset = data_accessor.tf_dataset_factory(
+        file_pattern,
+        tfxio.TensorFlowDatasetOptions(batch_size=8192, shuffle=False, num_epochs=1),
+        tf_transform_output.transformed_metadata.schema,
+    )
+    names = [c.transformed_name for c in spec.features] + [t.label_key for t in spec.tasks]
+    parts = {name: [] for name in names}
+    for batch in dataset:
+        for name in names:
+            if not isinstance(batch[name], tf.Tensor):
+                logging.info("Train split streamed from disk: %s is not dense.", name)
+                return None
+            parts[name].append(batch[name])
+    if not parts[names[0]]:
+        raise ValueError(f"no rows in {file_pattern}: the train split is empty.")
+    return {name: tf.concat(tensors, axis=0) for name, tensors in parts.items()}
+
+
 def make_dataset(
     file_pattern: List[str],
     data_accessor: tfx.components.DataAccessor,
@@ -44,9 +82,25 @@ def make_dataset(
     batch_size: int,
     seed: int,
     shard_policy: tf.data.experimental.AutoShardPolicy = tf.data.experimental.AutoShardPolicy.OFF,
+    in_memory_max_bytes: int = 0,
 ) -> tf.data.Dataset:
     """Repeating batches (`batch_size`: the global batch) of (transformed features, {task: label}),
-    sharded across workers by `shard_policy`."""
+    sharded across workers by `shard_policy`. With `in_memory_max_bytes`, files up to that size in
+    all are held in memory and every epoch reshuffles their rows (`load_in_memory`)."""
+    split = _split_features_and_labels(spec)
+    size = sum(tf.io.gfile.stat(f).length for f in _files(file_pattern)) if in_memory_max_bytes else 0
+    columns = load_in_memory(file_pattern, data_accessor, tf_transform_output, spec) if (
+        in_memory_max_bytes and size <= in_memory_max_bytes) else None
+    if columns is not None:
+        rows = int(next(iter(columns.values())).shape[0])
+        logging.info("Train split in memory: %d rows (%.1f MB of files); reshuffled every epoch.", rows, size / 2**20)
+
+        def gather(index):
+            return split({name: tf.gather(column, index) for name, column in columns.items()})
+
+        return (tf.data.Dataset.range(rows).shuffle(rows, seed=seed, reshuffle_each_iteration=True).repeat()
+                .batch(batch_size, drop_remainder=True).map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+                .prefetch(tf.data.AUTOTUNE))
     dataset = data_accessor.tf_dataset_factory(
         file_pattern,
         tfxio.TensorFlowDatasetOptions(batch_size=batch_size, shuffle_seed=seed),
@@ -55,12 +109,6 @@ def make_dataset(
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = shard_policy
     dataset = dataset.with_options(options)
-
-    def split(batch):
-        features = {c.transformed_name: batch[c.transformed_name] for c in spec.features}
-        labels = {t.output_name: batch[t.label_key] for t in spec.tasks}
-        return features, labels
-
     return dataset.map(split, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
@@ -68,15 +116,29 @@ WORKER_TEMP_PREFIX = ".workertemp_"  # beside serving_model_dir and model_run_di
 CHIEF_EXPORT_TIMEOUT_S = 600
 
 
+# Batches between two NaN checks. Reading the loss waits for the step that computes it; doing
+# that every batch stalls the input pipeline and the next step's dispatch (docs/BENCHMARKS.md,
+# the Trainer against a bare fit). The logged loss is the epoch's running mean, so a NaN stays.
+NAN_CHECK_EVERY = 50
+
+
 class RaiseOnNaN(keras.callbacks.Callback):
-    """Stops training with an error naming the batch whose loss is NaN or infinite."""
+    """Stops training with an error naming the batch at which the loss was found NaN or infinite
+    (checked every `every` batches and at the first)."""
+
+    def __init__(self, every: int = NAN_CHECK_EVERY):
+        super().__init__()
+        self.every = every
+        self._supports_tf_logs = True  # the logs stay tensors: no host sync on the other batches
 
     def on_train_batch_end(self, batch, logs=None):
+        if batch % self.every:
+            return
         loss = (logs or {}).get("loss")
-        if loss is not None and not tf.math.is_finite(loss):
+        if loss is not None and not np.isfinite(float(loss)):
             raise FloatingPointError(
-                f"training loss is {loss} at batch {batch}: lower the learning rates in the spec "
-                "or check the features for extreme values."
+                f"training loss is {float(loss)} at batch {batch}: lower the learning rates in the spec "
+                f"or check the features for extreme values (the loss is checked every {self.every} batches)."
             )
 
 
@@ -88,13 +150,14 @@ class LogProgress(keras.callbacks.Callback):
     """Logs the step, the running loss and the examples per second about ten times per epoch.
 
     The rate is measured since the previous report (the first report of an epoch also
-    pays for tracing), so later reports give the steady rate.
+    pays for tracing), so later reports give the steady rate. The loss is read at reports only.
     """
 
     def __init__(self, steps: int, batch_size: int):
         super().__init__()
         self.steps, self.batch_size = steps, batch_size
         self.every = max(1, steps // 10)
+        self._supports_tf_logs = True
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch, self.last_time, self.last_step = epoch, time.monotonic(), 0
@@ -102,13 +165,15 @@ class LogProgress(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         done = batch + 1
         if done % self.every == 0 or done == self.steps:
+            loss = float((logs or {}).get("loss", float("nan")))  # waits for this step
             now = time.monotonic()
             rate = (done - self.last_step) * self.batch_size / max(now - self.last_time, 1e-9)
             self.last_time, self.last_step = now, done
-            logging.info(TRAINING_PROGRESS, self.epoch + 1, done, self.steps, (logs or {}).get("loss", float("nan")), rate)
+            logging.info(TRAINING_PROGRESS, self.epoch + 1, done, self.steps, loss, rate)
 
     def on_epoch_end(self, epoch, logs=None):
-        logging.info("epoch %d: %s", epoch + 1, ", ".join(f"{k}={v:.4f}" for k, v in sorted((logs or {}).items())))
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        logging.info("epoch %d: %s", epoch + 1, ", ".join(f"{k}={v:.4f}" for k, v in sorted(logs.items())))
 
 
 def write_gate_statistics(model, spec: DatasetSpec, config: TrainerConfig, dataset, steps: int, out_dir: str):
@@ -264,12 +329,11 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     global_batch = config.batch_size * strategy.num_replicas_in_sync
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
 
-    datasets = [
-        make_dataset(files, fn_args.data_accessor, tf_transform_output, spec, global_batch, config.seed,
-                     auto_shard_policy(len(_files(files)), role.num_workers))
-        for files in (fn_args.train_files, fn_args.eval_files)
-    ]
-    train, evaluation = datasets
+    train = make_dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output, spec, global_batch,
+                         config.seed, auto_shard_policy(len(_files(fn_args.train_files)), role.num_workers),
+                         in_memory_max_bytes=IN_MEMORY_MAX_BYTES if role.num_workers == 1 else 0)
+    evaluation = make_dataset(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, spec, global_batch,
+                              config.seed, auto_shard_policy(len(_files(fn_args.eval_files)), role.num_workers))
     with strategy.scope():  # the model's variables and every optimizer (one per variable group)
         model = build_model(spec, config, vocabulary_sizes(tf_transform_output, spec))
     # With a base model: the cold model's loss, then the warm one's on the same eval batches.

@@ -29,14 +29,14 @@ def make_signatures(model: keras.Model, tf_transform_output: tft.TFTransformOutp
     feature_columns = [c.name for c in spec.features]
     input_signature = [tf.TensorSpec(shape=[None], dtype=tf.string, name=EXAMPLES_INPUT)]
 
-    @tf.function(input_signature=input_signature)
+    @tf.function(input_signature=input_signature, autograph=False)
     def serve(examples):
         raw = _parse(examples, tf_transform_output, feature_columns)
         transformed = model.tft_layer(raw)
         outputs = model({c.transformed_name: transformed[c.transformed_name] for c in spec.features})
         return {name: outputs[name] for name in spec.output_names}
 
-    @tf.function(input_signature=input_signature)
+    @tf.function(input_signature=input_signature, autograph=False)
     def transform_features(examples):
         raw = _parse(examples, tf_transform_output, feature_columns + list(spec.label_columns))
         return model.tft_layer(raw)
@@ -45,5 +45,12 @@ def make_signatures(model: keras.Model, tf_transform_output: tft.TFTransformOutp
 
 
 def export(model: keras.Model, tf_transform_output: tft.TFTransformOutput, spec: DatasetSpec, path: str) -> None:
-    """Saves `model` as a TF SavedModel at `path` with both signatures."""
-    model.save(path, save_format="tf", signatures=make_signatures(model, tf_transform_output, spec))
+    """Saves `model` as a TF SavedModel at `path` with both signatures.
+
+    Without the per-layer traces (``save_traces=False``): everything downstream calls the
+    signatures (TFMA as a generic TF model, ServingCheck, TF Serving) or reads the variables
+    (warm start), and tracing every layer's functions for Keras's own reloading took half the
+    Trainer's time. ``keras.models.load_model`` still rebuilds the model from its config where
+    `trainer.layers` is imported (the layers are registered Keras serializables)."""
+    model.save(path, save_format="tf", signatures=make_signatures(model, tf_transform_output, spec),
+               save_traces=False)

@@ -137,7 +137,7 @@ def test_the_beam_transform_alone_reads_every_pattern(tmp_path):
     properties = {standard_component_specs.INPUT_BASE_KEY: str(tmp_path / "d"),
                   example_gen._SPEC_KEY: spec, example_gen._PATTERNS_KEY: {"*": ("*",)}}  # noqa: SLF001
     with beam.Pipeline() as p:
-        out = p | example_gen.SpecCsvToExample(properties, "*")
+        out = p | example_gen.SpecCsvToExample(properties, "*") | beam.Map(tf.train.Example.FromString)
         assert_that(out | beam.Map(lambda e: (e.features.feature["tenure"].int64_list.value[0],
                                               e.features.feature["spend"].float_list.value[0])),
                     equal_to([(1, 2.0), (2, 3.5)]))
@@ -166,3 +166,37 @@ def test_the_uci_census_files_are_one_instance_of_a_spec_format(tmp_path):
     assert len(records) == 300
     assert {e.features.feature["income"].bytes_list.value[0] for e in records} <= {b"- 50000", b"50000+"}
     assert all(e.features.feature["age"].int64_list.value for e in records)
+
+
+def test_batched_encoding_writes_what_csv_example_gen_writes():
+    """Each row's tf.Example equals TFX's CsvExampleGen conversion of the same cells, with column types
+    inferred over batches of distinct values as CsvExampleGen infers them over every row."""
+    from tfx.components.example_gen.csv_example_gen import executor as csv_executor
+    from tfx_bsl.coders import csv_decoder
+
+    names = ["n", "x", "word", "huge", "blank", "mixed"]
+    rows = [
+        [b"1", b"0.5", b"a", b"9223372036854775808", b"", b"3"],   # 2**63 is no int64: STRING
+        [b"", b"2", b"", b"1", b"", b"x"],                             # empty cells keep the list type
+        [b"-7", b"", b"b c", b"2", b"", b"4.5"],
+        [b"12", b"1e3", b"a", b"3", b"", b""],
+    ]
+    inferrer = csv_decoder.ColumnTypeInferrer(names, skip_blank_lines=True)
+    accumulator = inferrer.create_accumulator()
+    for row in rows:
+        accumulator = inferrer.add_input(accumulator, row)
+    expected_infos = inferrer.extract_output(accumulator)
+    combine = example_gen._InferColumnTypes(names)  # noqa: SLF001
+    batched = combine.extract_output(combine.merge_accumulators(
+        [combine.add_input(combine.create_accumulator(), rows[:2]),
+         combine.add_input(combine.create_accumulator(), rows[2:])]))
+    assert [(i.name, i.type) for i in batched] == [(i.name, i.type) for i in expected_infos]
+    assert [i.type.name for i in batched] == ["INT", "FLOAT", "STRING", "STRING", "UNKNOWN", "STRING"]
+
+    convert = csv_executor._ParsedCsvToTfExample()  # noqa: SLF001
+    expected = [e for row in rows for e in convert.process(row, expected_infos)]
+    got = [tf.train.Example.FromString(r) for r in example_gen.encode_batch(rows, batched)]
+    assert got == expected
+    assert got[1].features.feature["word"].HasField("bytes_list")  # an empty cell: no value, typed list
+    assert not got[1].features.feature["word"].bytes_list.value
+    assert got[3].features.feature["x"].float_list.value == [1000.0]

@@ -48,9 +48,13 @@ def transformed():
     return data
 
 
-def _z(values):
-    values = np.array(values, dtype=np.float64)
-    return (values - values.mean()) / values.std()
+PRESENT = np.array([a for a in AGES if a is not None], dtype=np.float64)  # mean 35, std 18.03
+
+
+def _z(fill):
+    """Each row filled, then z-scored with the mean and standard deviation of the values present."""
+    values = np.array([fill if a is None else a for a in AGES], dtype=np.float64)
+    return (values - PRESENT.mean()) / PRESENT.std()
 
 
 def _column(data, name):
@@ -58,15 +62,18 @@ def _column(data, name):
 
 
 @pytest.mark.parametrize("name, fill", [("age_default", 35.0), ("age_mean", 35.0), ("age_constant", -5.0)])
-def test_missing_numeric_is_filled_before_z_scoring(transformed, name, fill):
-    expected = _z([fill if a is None else a for a in AGES])
-    np.testing.assert_allclose(_column(transformed, name), expected, rtol=1e-4, atol=1e-5)
+def test_missing_numeric_is_filled_then_z_scored_with_the_present_values_statistics(transformed, name, fill):
+    got = _column(transformed, name)
+    np.testing.assert_allclose(got, _z(fill), rtol=1e-4, atol=1e-5)
+    # by hand: std of [10, 30, 40, 60] is sqrt(325) = 18.028; the mean fill's z-score is 0
+    assert got[0] == pytest.approx((10 - 35) / 325 ** 0.5, abs=1e-5)
+    assert got[1] == pytest.approx((fill - 35) / 325 ** 0.5, abs=1e-5)
 
 
 def test_missing_numeric_median_is_a_train_statistic(transformed):
     got = _column(transformed, "age_median")
     # TFT's approximate median of [10, 30, 40, 60] is one of the two middle elements.
-    candidates = [_z([fill if a is None else a for a in AGES]) for fill in (30.0, 40.0)]
+    candidates = [_z(fill) for fill in (30.0, 40.0)]
     assert any(np.allclose(got, c, atol=1e-4) for c in candidates), got
 
 

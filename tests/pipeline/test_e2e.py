@@ -11,6 +11,7 @@ the train mean as the spec declares), run five times in one place:
 
 import dataclasses
 import glob
+import logging
 import os
 
 import numpy as np
@@ -411,7 +412,9 @@ def test_the_terminal_shows_one_line_per_component_start_and_end_and_the_log_hol
     with open(log_path) as f:
         log = f.read()
     for expected in ("INFO absl: node Transform is running.", "INFO absl: node Pusher is finished.",
-                     "Running launcher for node_info", "education:Children", "Preflight: spec, schema and data"):
+                     "Running launcher for node_info", "education:Children", "Preflight: spec, schema and data",
+                     # the 1,600 train rows are parsed once and held in memory (trainer.run.IN_MEMORY_MAX_BYTES)
+                     "Train split in memory: 1600 rows"):
         assert expected in log, expected
     assert len(log.splitlines()) > 20 * len(lines)
 
@@ -495,3 +498,37 @@ def test_the_serving_benchmark_measures_the_pushed_model(runs, spec):
     result = bench.measure(model_dir, serialized, requests=20, repeats=2)
     assert result["batch_1"]["requests"] == 20 and 0 < result["batch_1"]["p50_ms"] <= result["batch_1"]["p99_ms"]
     assert result["batch_1024"]["repeats"] == 2 and result["batch_1024"]["median_examples_per_s"] > 0
+
+
+def test_the_paper_benchmark_tunes_and_scores_a_variant_on_this_run(runs, spec):
+    """bench/paper.py on this run's Transform output, tiny: two trials (the defaults first), two seeds."""
+    from components.spec import SPLIT_NAMES
+    from tests.conftest import load_bench
+
+    bench = load_bench("paper")
+    splits, vocab_sizes = bench.load_splits(runs["store"], runs["config"].pipeline_name, spec)
+    rows = {split: len(next(iter(labels.values()))) for split, (_, labels) in splits.items()}
+    assert rows == dict(zip(SPLIT_NAMES, (1600, 200, 200)))  # test: ExampleGen's rows through Transform
+    assert set(splits["test"][0]) == {c.transformed_name for c in spec.features}
+    result = bench.run_variant(spec, "mmoe", splits, vocab_sizes, steps=4, trials=2, seeds=2, seed=3)
+    assert [t["values"] for t in result["trials"]][0] == {} and len(result["trials"]) == 2
+    assert result["best"] in [t["values"] for t in result["trials"]]
+    assert len(result["test_auc"]) == 2
+    assert all(0 <= r[t.name] <= 1 for r in result["test_auc"] for t in spec.tasks)
+    assert len(bench.table("1", {"mmoe": result}, [t.name for t in spec.tasks])) == 5
+
+
+def test_the_trainer_rate_benchmark_reads_the_bare_fit_rate(runs, spec, caplog):
+    """bench/trainer_rate.py's bare fit on this run's transformed data, tiny: its progress reports
+    parse into a steady rate as the Trainer's do."""
+    from pipeline import report
+    from tests.conftest import load_bench
+
+    bench = load_bench("trainer_rate")
+    store, name = runs["store"], runs["config"].pipeline_name
+    with caplog.at_level(logging.INFO):
+        bench.bare_fit(report.latest_output_uri(store, name, "Transform", "Examples"),
+                       report.latest_output_uri(store, name, "Transform", "TransformGraph"), steps=30, spec=spec)
+    reports = [r.getMessage() for r in caplog.records if "examples/s" in r.getMessage()]
+    assert [m.split()[3] for m in reports] == [f"{s}/30" for s in range(3, 31, 3)]
+    assert bench.steady_rate("\n".join(reports)) > 0

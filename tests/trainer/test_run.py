@@ -17,6 +17,15 @@ def test_nan_loss_stops_training_with_a_clear_error():
         model.fit(x, y, batch_size=32, epochs=1, callbacks=[RaiseOnNaN()], verbose=0)
 
 
+def test_a_later_nan_is_caught_at_the_next_check():
+    model = build_model(SPEC, TrainerConfig(num_experts=2, expert_units=2), VOCAB)
+    x, y = _batch(n=160)  # 20 batches of 8
+    nan_from_batch_7 = tf.concat([y["task_a"][:56], tf.fill([104, 1], float("nan"))], axis=0)
+    with pytest.raises(FloatingPointError, match=r"training loss is nan at batch 10: .* checked every 5 batches"):
+        model.fit(x, dict(y, task_a=nan_from_batch_7), batch_size=8, epochs=1, shuffle=False,
+                  callbacks=[RaiseOnNaN(every=5)], verbose=0)
+
+
 def test_progress_is_logged_ten_times_per_epoch(caplog):
     model = build_model(SPEC, TrainerConfig(num_experts=2, expert_units=2), VOCAB)
     x, y = _batch(n=160)
