@@ -1,13 +1,13 @@
-"""The whole pipeline's time on one data file, this checkout against an earlier commit, side by side.
+"""The whole pipeline's time on one data file, two commits side by side.
 
 Each repeat runs `mmoe-pipeline run` from scratch (fresh output folder, so nothing is cached) once
-with the earlier commit's code (a `git worktree` of `--baseline`, on PYTHONPATH) and once with
-this checkout's, alternating, in the same Python environment. Reported per code version: the
+with each commit's code (a `git worktree` of `--baseline` and one of `--commit`, each on
+PYTHONPATH in turn), alternating, in the same Python environment. Reported per code version: the
 pipeline time (`Pipeline ... finished in N s`, from the first component's start to the last's
 end), the wall time of the command, and each component's time (ML Metadata); medians over the
 repeats and the ratio of the medians.
 
-    python bench/pipeline_time.py --data census-income.test.gz --baseline ecd1596 --repeats 3
+    python bench/pipeline_time.py --data census-income.test.gz --baseline ecd1596 --commit HEAD --repeats 3
 """
 
 import json
@@ -56,27 +56,32 @@ def summary(runs: list) -> dict:
 @click.command()
 @click.option("--data", "data_paths", multiple=True, required=True, type=click.Path(exists=True))
 @click.option("--baseline", default="ecd1596", show_default=True, help="The earlier commit (any git revision).")
+@click.option("--commit", default="HEAD", show_default=True, help="The commit to compare with it.")
 @click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--output-dir", default="bench_pipeline_time", show_default=True)
-def main(data_paths, baseline, repeats, output_dir):
+def main(data_paths, baseline, commit, repeats, output_dir):
     output_dir = os.path.abspath(output_dir)
     os.makedirs(output_dir, exist_ok=True)
-    worktree = tempfile.mkdtemp(prefix="baseline-")
-    subprocess.run(["git", "-C", ROOT, "worktree", "add", "--detach", worktree, baseline], check=True,
-                   capture_output=True)
-    versions = {f"baseline {baseline}": worktree, "this checkout": ROOT}
-    runs = {name: [] for name in versions}
+    versions = {}
     try:
+        for tag, revision in (("base", baseline), ("new", commit)):
+            sha = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", revision], check=True,
+                                 capture_output=True, text=True).stdout.strip()
+            worktree = tempfile.mkdtemp(prefix=f"{tag}-")
+            subprocess.run(["git", "-C", ROOT, "worktree", "add", "--detach", worktree, sha], check=True,
+                           capture_output=True)
+            versions[f"{revision} ({sha})" if revision != sha else sha] = (tag, worktree)
+        runs = {name: [] for name in versions}
         for repeat in range(repeats):
-            for name, code_root in versions.items():
-                tag = f"{'base' if code_root == worktree else 'new'}-{repeat}"
-                result = run_once(code_root, data_paths, os.path.join(output_dir, tag),
-                                  os.path.join(output_dir, f"{tag}.log"))
+            for name, (tag, code_root) in versions.items():
+                result = run_once(code_root, data_paths, os.path.join(output_dir, f"{tag}-{repeat}"),
+                                  os.path.join(output_dir, f"{tag}-{repeat}.log"))
                 runs[name].append(result)
                 click.echo(f"{name} repeat {repeat + 1}: pipeline {result['pipeline_s']} s, wall {result['wall_s']} s",
                            err=True)
     finally:
-        subprocess.run(["git", "-C", ROOT, "worktree", "remove", "--force", worktree], capture_output=True)
+        for _, worktree in versions.values():
+            subprocess.run(["git", "-C", ROOT, "worktree", "remove", "--force", worktree], capture_output=True)
     medians = {name: summary(r) for name, r in runs.items()}
     (base_name, base), (new_name, new) = medians.items()
     components = sorted(set(base["components"]) | set(new["components"]),

@@ -11,7 +11,12 @@
   data, so tf.Transform needs one analysis pass (a fill followed by ``tft.scale_to_z_score``
   of the filled column took two: a second traced graph and pass over the data);
 * categorical features: a vocabulary over the train split plus OOV buckets,
-  mapped to integer ids (integer-coded columns are vocabularised as strings);
+  mapped to integer ids (integer-coded columns are vocabularised as strings). Every
+  column's vocabulary is counted in one Beam pass (`Vocabularies`) and written as TFT's
+  ``tft.vocabulary`` writes it (most frequent first, ties by token descending; empty tokens
+  and tokens with a line break left out, so they map to the OOV buckets); TFT's analyzer
+  costs some six Beam stages per column, which made Transform's graph building and Beam's
+  per-stage work the largest part of the pipeline's time on the census columns;
 * slice bands: for a slice with boundaries, its band name (``age_band``:
   ``'<25'``, ``'25-44'``...), used by TFMA only;
 * labels: 0/1 floats, 1 when the raw value is one of the task's positive values
@@ -22,14 +27,22 @@ The spec arrives through the Transform component's ``custom_config['spec']``.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping
+import collections
+import os
+from typing import Any, Dict, Iterable, List, Mapping
 
+import apache_beam as beam
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
 
 from components.names import spec_from_custom_config
 from components.spec import Column, ColumnKind, MissingPolicy, TaskType
 
+# The vocabulary file's content while the graph is traced before analysis (TFT's own vocabulary
+# analyzer's; an empty file cannot initialise a lookup table).
+PLACEHOLDER_VOCABULARY = b"TEMPORARY_ASSET_VALUE"
 # Approximation error of the median (a fraction of the rank); TFT's quantiles are exact below it.
 MEDIAN_EPSILON = 0.001
 
@@ -95,6 +108,65 @@ def impute_and_z_score(x, column: Column):
     return filled, tf.where(variance > 0, centred / tf.sqrt(tf.maximum(variance, 1e-30)), centred)
 
 
+def vocabulary_order(counts: Mapping[bytes, int]) -> List[bytes]:
+    """The tokens of a text vocabulary as ``tft.vocabulary`` orders them: by count, then by token,
+    both descending; the empty token and tokens with a line break are left out (TFT's
+    ``_EMPTY_STRING_OR_NEWLINE_CHARS_REGEX``): they cannot be a line of the file."""
+    kept = [(count, token) for token, count in counts.items()
+            if token and b"\n" not in token and b"\r" not in token]
+    return [token for _, token in sorted(kept, reverse=True)]
+
+
+class _CountTokens(beam.CombineFn):
+    """Token counts per column over batches (one ``[batch, 1]`` array of bytes per column)."""
+
+    def __init__(self, columns: int):
+        self._columns = columns
+
+    def create_accumulator(self):
+        return [collections.Counter() for _ in range(self._columns)]
+
+    def add_input(self, accumulator, batch):
+        for counts, column in zip(accumulator, batch):
+            counts.update(np.ravel(column).tolist())
+        return accumulator
+
+    def merge_accumulators(self, accumulators):
+        accumulators = iter(accumulators)
+        merged = next(accumulators)
+        for other in accumulators:
+            for counts, more in zip(merged, other):
+                counts.update(more)
+        return merged
+
+    def extract_output(self, accumulator):
+        return accumulator
+
+
+class Vocabularies(tft_beam.experimental.PTransformAnalyzer):
+    """The vocabulary file of every column in one pass over the data (`tft.experimental.ptransform_analyzer`):
+    the i-th output is the path of a text file named ``filenames[i]``, in TFT's order (`vocabulary_order`)."""
+
+    def __init__(self, filenames: List[str]):
+        super().__init__()
+        self._filenames = list(filenames)
+
+    def _write(self, counts) -> Iterable[beam.pvalue.TaggedOutput]:
+        tf.io.gfile.makedirs(self.base_temp_dir)
+        for i, (filename, column_counts) in enumerate(zip(self._filenames, counts)):
+            path = os.path.join(self.base_temp_dir, filename)
+            with tf.io.gfile.GFile(path, "wb") as f:
+                f.write(b"".join(token + b"\n" for token in vocabulary_order(column_counts)))
+            yield beam.pvalue.TaggedOutput(str(i), np.array(path))
+
+    def expand(self, batches):
+        files = (batches
+                 | "CountTokens" >> beam.CombineGlobally(_CountTokens(len(self._filenames)))
+                 | "WriteVocabularies" >> beam.FlatMap(self._write).with_outputs(
+                     *(str(i) for i in range(len(self._filenames)))))
+        return tuple(files[str(i)] for i in range(len(self._filenames)))
+
+
 def binary_label(raw, positive_values) -> tf.Tensor:
     """1.0 where the raw value (as a string) is one of `positive_values`, else 0.0."""
     raw = tf.strings.strip(_as_string(raw))
@@ -108,16 +180,25 @@ def preprocessing_fn(inputs: Dict[str, Any], custom_config: Mapping[str, Any]) -
     outputs = {}
     columns = {c.name: c for c in spec.columns}
     imputed = {}
+    categorical = []
     for column in spec.features:
         if column.kind is ColumnKind.NUMERIC:
             imputed[column.name], outputs[column.transformed_name] = impute_and_z_score(inputs[column.name], column)
         else:
-            x = imputed[column.name] = impute(inputs[column.name], column)
-            outputs[column.transformed_name] = tft.compute_and_apply_vocabulary(
-                x,
-                num_oov_buckets=column.num_oov_buckets,
-                vocab_filename=column.vocabulary_name,
-            )
+            imputed[column.name] = impute(inputs[column.name], column)
+            categorical.append(column)
+    if categorical:
+        files = tft.experimental.ptransform_analyzer(
+            inputs=[imputed[c.name] for c in categorical],
+            ptransform=Vocabularies([c.vocabulary_name for c in categorical]),
+            output_dtypes=[tf.string] * len(categorical),
+            output_shapes=[[]] * len(categorical),
+            output_asset_default_values=[PLACEHOLDER_VOCABULARY] * len(categorical),
+            name="vocabularies",
+        )
+        for column, path in zip(categorical, files):
+            outputs[column.transformed_name] = tft.apply_vocabulary(
+                imputed[column.name], path, num_oov_buckets=column.num_oov_buckets)
     for sl in spec.slices:
         if sl.boundaries:
             x = imputed.get(sl.column)

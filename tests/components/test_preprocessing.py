@@ -3,6 +3,7 @@ import tempfile
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
@@ -83,3 +84,45 @@ def test_labels_and_ignored_columns_are_not_features(transformed):
 def test_missing_spec_in_custom_config_says_how_to_fix():
     with pytest.raises(ValueError, match=r"Transform: custom_config has no 'spec' entry.*create_pipeline"):
         spec_from_custom_config({"other": 1}, "Transform")
+
+
+def test_one_pass_vocabularies_give_tfts_files_and_ids(tmp_path):
+    """`Vocabularies` (every column in one Beam pass) against TFT's `compute_and_apply_vocabulary`:
+    the same file, line for line (count then token descending; no empty or line-break token), and
+    the same ids (OOV buckets included) on the analysed rows and on unseen ones."""
+    from components.preprocessing import PLACEHOLDER_VOCABULARY, Vocabularies, vocabulary_order
+
+    assert vocabulary_order({b"b": 2, b"a": 2, b"c": 5, b"": 9, b"x\ny": 7, b"d": 1}) == [b"c", b"b", b"a", b"d"]
+    words = [b"b", b"a", b"a", b"b", b"c", b"", b"x\ny", b"", b"d", b"c", b"a"]
+    codes = [b"1", b"2", b"2", b"1", b"3", b"3", b"3", b"1", b"2", b"2", b"1"]
+    spec = tf.io.FixedLenFeature([1], tf.string)
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec({"w": spec, "k": spec}))
+    rows = [{"w": [w], "k": [k]} for w, k in zip(words, codes)]
+
+    def ours(inputs):
+        paths = tft.experimental.ptransform_analyzer(
+            [inputs["w"], inputs["k"]], Vocabularies(["w_vocab", "k_vocab"]), [tf.string] * 2, [[]] * 2,
+            output_asset_default_values=[PLACEHOLDER_VOCABULARY] * 2)
+        return {n: tft.apply_vocabulary(inputs[n], p, num_oov_buckets=2) for n, p in zip("wk", paths)}
+
+    def tfts(inputs):
+        return {n: tft.compute_and_apply_vocabulary(inputs[n], num_oov_buckets=2, vocab_filename=f"{n}_vocab")
+                for n in "wk"}
+
+    results = {}
+    for name, fn in (("ours", ours), ("tft", tfts)):
+        out = str(tmp_path / name)
+        with tft_beam.Context(temp_dir=str(tmp_path / f"tmp-{name}"), force_tf_compat_v1=False):
+            (data, _), transform_fn = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(fn)
+            _ = transform_fn | tft_beam.WriteTransformFn(out)
+        output = tft.TFTransformOutput(out)
+        unseen = output.transform_raw_features({"w": tf.constant([[b"zz"], [b""], [b"a"]]),
+                                                "k": tf.constant([[b"9"], [b"1"], [b"3"]])})
+        results[name] = {
+            "files": [output.vocabulary_by_name(f"{n}_vocab") for n in "wk"],
+            "ids": [[int(np.ravel(r[n])[0]) for r in data] for n in "wk"],
+            "unseen": [unseen[n].numpy().ravel().tolist() for n in "wk"],
+        }
+    assert results["ours"] == results["tft"]
+    assert results["ours"]["files"][0] == [b"a", b"c", b"b", b"d"]  # a: 3; c, b: 2 (c > b); d: 1
+    assert results["ours"]["ids"][0][:3] == [2, 0, 0] and min(results["ours"]["ids"][0][5:8]) >= 4  # '', 'x\ny': OOV
