@@ -16,7 +16,7 @@ CANDIDATES := $(PYTHON) python3.10 $(wildcard $(PYENV_ROOT)/versions/3.10*/bin/p
 PY310 := $(firstword $(foreach p,$(CANDIDATES),$(if $(shell $(p) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null && echo ok),$(p))))
 BIN := $(VENV)/bin
 
-.PHONY: help install run data test test-unit test-slow test-full bench bench-replicas bench-serving bench-synthetic bench-drift clean
+.PHONY: help install run data test test-unit test-slow test-full bench bench-replicas bench-serving bench-synthetic bench-drift bench-paper bench-trainer-rate bench-pipeline-time clean
 help:
 	@echo "make install     create $(VENV) (Python 3.10) and install the project with pinned dependencies"
 	@echo "make run         run the whole pipeline locally (DATA=path to the UCI files; default: embedded sample)"
@@ -30,6 +30,9 @@ help:
 	@echo "make bench-serving   serving latency and throughput of the model pushed under OUTPUT"
 	@echo "make bench-synthetic the paper's synthetic experiment: MMoE, OMoE, shared-bottom over task correlations"
 	@echo "make bench-drift     drift-measure noise between random census samples (the drift defaults)"
+	@echo "make bench-paper     the paper's census experiment: every variant tuned, 5 seeds (DATA=census file)"
+	@echo "make bench-trainer-rate  the Trainer's steady examples/s against a bare Keras fit (DATA=census file)"
+	@echo "make bench-pipeline-time the whole pipeline, BASELINE commit against HEAD, side by side (DATA=census file)"
 	@echo "make clean       remove $(VENV), $(OUTPUT) and build files"
 
 $(VENV)/.installed: setup.py pyproject.toml constraints.txt
@@ -78,6 +81,16 @@ bench-synthetic: install
 
 bench-drift: install
 	$(BIN)/python bench/drift_noise.py $(ARGS)
+
+bench-paper: install
+	$(BIN)/python bench/paper.py $(foreach d,$(DATA),--data $(d)) $(ARGS)
+
+bench-trainer-rate: install
+	$(BIN)/python bench/trainer_rate.py $(foreach d,$(DATA),--data $(d)) $(ARGS)
+
+BASELINE ?= ecd1596
+bench-pipeline-time: install
+	$(BIN)/python bench/pipeline_time.py $(foreach d,$(DATA),--data $(d)) --baseline $(BASELINE) $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(OUTPUT) build *.egg-info .pytest_cache mmoe_pipeline.json mmoe_pipeline.yaml

@@ -97,3 +97,15 @@ def test_two_workers_train_the_same_steps_and_the_chief_alone_exports(trained, r
     aucs = _test_aucs(multi["serving"], runs, spec)
     assert sorted(aucs) == sorted(t.name for t in spec.tasks)
     assert all(auc > 0.6 for auc in aucs.values()), aucs
+
+
+def test_the_replicas_benchmark_reads_each_set_ups_steady_rate(trained):
+    """bench/replicas.py's measure on these three set-ups (tiny: 200 steps): the chief's steady rate,
+    the median of its progress reports after the first."""
+    from tests.conftest import load_bench
+
+    bench = load_bench("replicas")
+    rates = {name: bench.steady_rate(result["logs"][0]) for name, result in trained.items()}
+    assert set(rates) == {"default", "mirrored", "multi"} and all(rate > 0 for rate in rates.values())
+    with pytest.raises(ValueError, match="fewer than 2 progress reports"):
+        bench.steady_rate(trained["default"]["logs"][0].split("step 40/")[0])
