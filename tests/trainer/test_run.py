@@ -47,3 +47,24 @@ def test_an_embedding_is_warm_started_token_by_token():
     assert kept == 2
     with pytest.raises(ValueError, match=r"embedding width \(1,\) in the base model, \(2,\) now"):
         remap_embedding(old, np.zeros((5, 2)), [b"a"], [b"a"])
+
+
+def test_training_curves_are_written_where_tensorboard_and_the_report_read_them(tmp_path):
+    from pipeline.html_report import training_curves
+    from trainer.run import TrainingCurves
+
+    model = build_model(SPEC, TrainerConfig(num_experts=2, expert_units=2), VOCAB)
+    x, y = _batch(n=160)
+    model.fit(x, y, batch_size=8, epochs=2, validation_data=(x, y), verbose=0,
+              callbacks=[TrainingCurves(str(tmp_path), every=5)])
+    curves = training_curves(str(tmp_path), ["task_a"])  # 20 steps an epoch, a point every 5
+    assert [step for step, _ in curves["task_a"]] == [5, 10, 15, 20, 25, 30, 35, 40]
+    assert all(loss > 0 for _, loss in curves["task_a"])
+    tags = {}
+    for kind in ("train", "validation"):
+        for path in (tmp_path / kind).glob("events.out.tfevents.*"):
+            for event in tf.compat.v1.train.summary_iterator(str(path)):
+                for value in event.summary.value:
+                    tags.setdefault(kind, set()).add(value.tag)
+    assert {"batch_loss", "epoch_loss", "epoch_task_a_loss"} <= tags["train"]
+    assert "epoch_loss" in tags["validation"] and not any(t.startswith("epoch_val_") for t in tags["validation"])
