@@ -47,10 +47,7 @@ def make_signatures(model: keras.Model, tf_transform_output: tft.TFTransformOutp
 def export(model: keras.Model, tf_transform_output: tft.TFTransformOutput, spec: DatasetSpec, path: str) -> None:
     """Saves `model` as a TF SavedModel at `path` with both signatures.
 
-    Without the per-layer traces (``save_traces=False``): everything downstream calls the
-    signatures (TFMA as a generic TF model, ServingCheck, TF Serving) or reads the variables
-    (warm start), and tracing every layer's functions for Keras's own reloading took half the
-    Trainer's time. ``keras.models.load_model`` still rebuilds the model from its config where
-    `trainer.layers` is imported (the layers are registered Keras serializables)."""
-    model.save(path, save_format="tf", signatures=make_signatures(model, tf_transform_output, spec),
-               save_traces=False)
+    With Keras's per-layer traces (the default): dropping them (``save_traces=False``) saved a few
+    seconds, but the SavedModel could then neither be called after ``tf.saved_model.load`` nor be
+    rebuilt by ``keras.models.load_model``."""
+    model.save(path, save_format="tf", signatures=make_signatures(model, tf_transform_output, spec))

@@ -1,4 +1,5 @@
 import os
+import time
 
 from components.pusher import find_pushed_version, saved_model_digest
 
@@ -56,6 +57,9 @@ def test_push_is_atomic_for_a_reader_polling_the_serving_directory(tmp_path):
     try:
         first = push_atomically(model, serving, version=7)
         second = push_atomically(model, serving, version=7)  # taken: the next number
+        deadline = time.monotonic() + 10  # on a busy machine the reader may not have looked yet
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.01)
     finally:
         done.set()
         reader.join()

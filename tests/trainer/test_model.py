@@ -189,12 +189,11 @@ def test_uncertainty_weighted_training_learns_log_variances():
     assert model.uncertainty.weights_by_task() != before
 
 
-@pytest.mark.parametrize("save_traces", [True, False])  # False: as trainer.signatures.export saves
-def test_save_and_load_give_the_same_predictions(tmp_path, save_traces):
+def test_save_and_load_give_the_same_predictions(tmp_path):
     model = build_model(SPEC, TrainerConfig(variant="ple", num_experts=2, task_experts=1, expert_units=4), VOCAB)
     x, y = _batch()
     model.train_on_batch(x, y)
-    model.save(str(tmp_path / "m"), save_format="tf", save_traces=save_traces)
+    model.save(str(tmp_path / "m"), save_format="tf")
     loaded = keras.models.load_model(str(tmp_path / "m"), compile=False)
     for task, value in model(x).items():
         np.testing.assert_allclose(loaded(x)[task].numpy(), value.numpy(), rtol=1e-6)
