@@ -53,20 +53,11 @@ def auc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
-def _read(files: List[str], feature_spec, transform=None) -> Dict[str, np.ndarray]:
-    import tensorflow as tf
-
-    parts = []
-    for batch in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(8192):
-        parsed = tf.io.parse_example(batch, feature_spec)
-        parts.append({k: v.numpy() for k, v in (transform(parsed) if transform else parsed).items()})
-    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
-
-
 def load_splits(store, pipeline_name: str, spec) -> Tuple[dict, Dict[str, int]]:
     """{split: (features, labels)} in memory, and the vocabulary sizes: train and eval from
     Transform's output, test from ExampleGen's through the Transform graph."""
     import tensorflow_transform as tft
+    from replicas import read_columns
 
     from components.spec import SPLIT_NAMES
     from pipeline import report
@@ -77,11 +68,11 @@ def load_splits(store, pipeline_name: str, spec) -> Tuple[dict, Dict[str, int]]:
     output = tft.TFTransformOutput(report.latest_output_uri(store, pipeline_name, "Transform", "TransformGraph"))
     train, evaluation, test = SPLIT_NAMES
     columns = {
-        split: _read(sorted(glob.glob(os.path.join(transformed, f"Split-{split}", "*"))),
+        split: read_columns(sorted(glob.glob(os.path.join(transformed, f"Split-{split}", "*"))),
                      output.transformed_feature_spec())
         for split in (train, evaluation)
     }
-    columns[test] = _read(sorted(glob.glob(os.path.join(raw, f"Split-{test}", "*"))), output.raw_feature_spec(),
+    columns[test] = read_columns(sorted(glob.glob(os.path.join(raw, f"Split-{test}", "*"))), output.raw_feature_spec(),
                           transform=lambda raw_features: output.transform_raw_features(raw_features))
     splits = {}
     for split, values in columns.items():
@@ -94,10 +85,10 @@ def load_splits(store, pipeline_name: str, spec) -> Tuple[dict, Dict[str, int]]:
 def train_and_score(spec, config, steps: int, splits, vocab_sizes) -> Dict[str, float]:
     """Trains on the train split; returns the eval loss and the test AUC of each task."""
     import tf_keras as keras
-    from trainer_rate import in_memory_batches
 
     from components.spec import SPLIT_NAMES
     from trainer.model import build_model
+    from trainer.run import in_memory_batches
 
     train, evaluation, test = SPLIT_NAMES
     keras.backend.clear_session()
@@ -177,8 +168,7 @@ def table(group: str, results: Mapping[str, dict], tasks: List[str]) -> List[str
 def main(data_paths, output_dir, groups, variants, trials, seeds, steps, seed):
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     import schemas
-    from components.spec import load_spec
-    from replicas import transformed_census
+    from replicas import transformed_census, ungated_spec
 
     output_dir = os.path.abspath(output_dir)
     report_lines, everything = [], {}
@@ -186,9 +176,7 @@ def main(data_paths, output_dir, groups, variants, trials, seeds, steps, seed):
     for group in groups.split(","):
         if group not in GROUPS:
             raise click.BadParameter(f"unknown group {group!r}; choose from {sorted(GROUPS)}", param_hint="--groups")
-        spec = load_spec(schemas.path("census", GROUPS[group]))
-        spec = dataclasses.replace(
-            spec, tasks=tuple(dataclasses.replace(t, min_auc=None, max_auc_drop=None) for t in spec.tasks))
+        spec = ungated_spec(schemas.path("census", GROUPS[group]))
         config, store, counts = transformed_census(os.path.join(output_dir, f"group{group}"), data_paths, spec)
         splits, vocab_sizes = load_splits(store, config.pipeline_name, spec)
         results = {v: run_variant(spec, v, splits, vocab_sizes, steps, trials, seeds, seed) for v in variants.split(",")}

@@ -28,7 +28,7 @@ import sys  # noqa: E402
 
 import click  # noqa: E402
 
-from replicas import steady_rate, transformed_census  # noqa: E402
+from replicas import read_columns, steady_rate, transformed_census, ungated_spec  # noqa: E402
 
 BARE, TRAINER = "bare fit", "Trainer"
 
@@ -38,66 +38,34 @@ def bare_fit(examples_uri: str, transform_uri: str, steps: int, spec=None) -> No
     held in memory; logs the progress as the Trainer does."""
     import glob
 
-    import numpy as np
     import tensorflow as tf
     import tensorflow_transform as tft
 
     from components.spec import SPLIT_NAMES
     from trainer.config import TrainerConfig
     from trainer.model import build_model
-    from trainer.run import LogProgress, vocabulary_sizes
+    from trainer.run import LogProgress, in_memory_batches, vocabulary_sizes
 
     spec = spec or transformed_census_spec()
     config = TrainerConfig()
     output = tft.TFTransformOutput(transform_uri)
-    train = SPLIT_NAMES[0]
-    files = sorted(glob.glob(os.path.join(examples_uri, f"Split-{train}", "*")))
-    if not files:
-        raise FileNotFoundError(f"no {train} split under {examples_uri}")
-    feature_spec = output.transformed_feature_spec()
-    parsed = [tf.io.parse_example(batch, feature_spec)
-              for batch in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(8192)]
-    columns = {name: np.concatenate([p[name].numpy() for p in parsed]) for name in feature_spec}
+    columns = read_columns(sorted(glob.glob(os.path.join(examples_uri, f"Split-{SPLIT_NAMES[0]}", "*"))),
+                           output.transformed_feature_spec())
     features = {c.transformed_name: columns[c.transformed_name] for c in spec.features}
     labels = {t.output_name: columns[t.label_key] for t in spec.tasks}
-    rows = len(next(iter(labels.values())))
-    logging.info("bare fit: %d rows in memory", rows)
-    keras_seed = config.seed
-    tf.keras.utils.set_random_seed(keras_seed)
-    dataset = in_memory_batches(features, labels, config.batch_size, keras_seed)
+    logging.info("bare fit: %d rows in memory", len(next(iter(labels.values()))))
+    tf.keras.utils.set_random_seed(config.seed)
     model = build_model(spec, config, vocabulary_sizes(output, spec))
-    model.fit(dataset, epochs=1, steps_per_epoch=steps, callbacks=[LogProgress(steps, config.batch_size)],
-              verbose=0)
-
-
-def in_memory_batches(features, labels, batch_size: int, seed: int):
-    """Endless shuffled batches gathered from whole-split tensors (a row-by-row `from_tensor_slices`
-    pipeline of ~40 features runs at a third of the model's speed here)."""
-    import tensorflow as tf
-
-    features = {k: tf.constant(v) for k, v in features.items()}
-    labels = {k: tf.constant(v) for k, v in labels.items()}
-    rows = int(next(iter(labels.values())).shape[0])
-
-    def gather(index):
-        return ({k: tf.gather(v, index) for k, v in features.items()},
-                {k: tf.gather(v, index) for k, v in labels.items()})
-
-    return (tf.data.Dataset.range(rows).shuffle(rows, seed=seed).repeat().batch(batch_size, drop_remainder=True)
-            .map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE))
+    model.fit(in_memory_batches(features, labels, config.batch_size, config.seed), epochs=1,
+              steps_per_epoch=steps, callbacks=[LogProgress(steps, config.batch_size)], verbose=0)
 
 
 def transformed_census_spec():
     """The spec the benchmark's pipeline ran with (the census default, no AUC gates)."""
-    import dataclasses
-
     import schemas
-    from components.spec import load_spec
     from pipeline.cli import DEFAULT_SPEC
 
-    spec = load_spec(schemas.path(*DEFAULT_SPEC))
-    return dataclasses.replace(
-        spec, tasks=tuple(dataclasses.replace(t, min_auc=None, max_auc_drop=None) for t in spec.tasks))
+    return ungated_spec(schemas.path(*DEFAULT_SPEC))
 
 
 def _run(command, log_path: str) -> str:

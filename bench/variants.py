@@ -17,7 +17,6 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-import dataclasses  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import statistics  # noqa: E402
@@ -27,9 +26,9 @@ import click  # noqa: E402
 
 import schemas  # noqa: E402
 from components import census  # noqa: E402
-from components.spec import load_spec  # noqa: E402
 from pipeline import local_runner, report  # noqa: E402
 from pipeline.cli import DEFAULT_SCHEMA, DEFAULT_SPEC, classify_inputs  # noqa: E402
+from replicas import ungated_spec  # noqa: E402
 from trainer.config import TrainerConfig, Variant  # noqa: E402
 
 
@@ -44,11 +43,7 @@ from trainer.config import TrainerConfig, Variant  # noqa: E402
               help="Train each variant with model seeds seed, seed+1, ... (same split) to see the spread.")
 def main(data_paths, output_dir, variants, train_steps, eval_steps, seed, repeats):
     logging.basicConfig(level=logging.WARNING)
-    spec = load_spec(schemas.path(*DEFAULT_SPEC))
-    # Report only: the gate must not hide a variant's numbers, so no thresholds.
-    spec = dataclasses.replace(
-        spec, tasks=tuple(dataclasses.replace(t, min_auc=None, max_auc_drop=None) for t in spec.tasks)
-    )
+    spec = ungated_spec(schemas.path(*DEFAULT_SPEC))  # report only: no gate hides a variant's numbers
     output_dir = os.path.abspath(output_dir)
     data_file, test_file = classify_inputs(data_paths) if data_paths else (None, census.SAMPLE_PATH)
     prepared = census.prepare(spec, os.path.join(output_dir, "data"), data_path=data_file, test_path=test_file,

@@ -6,7 +6,7 @@ import json
 import logging
 import os
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -75,6 +75,24 @@ def load_in_memory(file_pattern: List[str], data_accessor: tfx.components.DataAc
     return {name: tf.concat(tensors, axis=0) for name, tensors in parts.items()}
 
 
+def in_memory_batches(features: Mapping[str, Any], labels: Mapping[str, Any], batch_size: int,
+                      seed: int) -> tf.data.Dataset:
+    """Endless (features, labels) batches gathered by row indices reshuffled every epoch from
+    whole-split tensors or arrays (a row-by-row ``from_tensor_slices`` pipeline of ~40 columns runs
+    at a third of the model's speed)."""
+    features = {k: tf.convert_to_tensor(v) for k, v in features.items()}
+    labels = {k: tf.convert_to_tensor(v) for k, v in labels.items()}
+    rows = int(next(iter(labels.values())).shape[0])
+
+    def gather(index):
+        return ({k: tf.gather(v, index) for k, v in features.items()},
+                {k: tf.gather(v, index) for k, v in labels.items()})
+
+    return (tf.data.Dataset.range(rows).shuffle(rows, seed=seed, reshuffle_each_iteration=True).repeat()
+            .batch(batch_size, drop_remainder=True).map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE))
+
+
 def make_dataset(
     file_pattern: List[str],
     data_accessor: tfx.components.DataAccessor,
@@ -93,15 +111,9 @@ def make_dataset(
     columns = load_in_memory(file_pattern, data_accessor, tf_transform_output, spec) if (
         in_memory_max_bytes and size <= in_memory_max_bytes) else None
     if columns is not None:
-        rows = int(next(iter(columns.values())).shape[0])
-        logging.info("Train split in memory: %d rows (%.1f MB of files); reshuffled every epoch.", rows, size / 2**20)
-
-        def gather(index):
-            return split({name: tf.gather(column, index) for name, column in columns.items()})
-
-        return (tf.data.Dataset.range(rows).shuffle(rows, seed=seed, reshuffle_each_iteration=True).repeat()
-                .batch(batch_size, drop_remainder=True).map(gather, num_parallel_calls=tf.data.AUTOTUNE)
-                .prefetch(tf.data.AUTOTUNE))
+        logging.info("Train split in memory: %d rows (%.1f MB of files); reshuffled every epoch.",
+                     int(next(iter(columns.values())).shape[0]), size / 2**20)
+        return in_memory_batches(*split(columns), batch_size, seed)
     dataset = data_accessor.tf_dataset_factory(
         file_pattern,
         tfxio.TensorFlowDatasetOptions(batch_size=batch_size, shuffle_seed=seed),
