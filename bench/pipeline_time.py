@@ -39,10 +39,16 @@ def run_once(code_root: str, data_paths, output_dir: str, log_path: str) -> dict
         text = log.read()
     if code:
         raise RuntimeError(f"the run with {code_root} exited with {code}; see {log_path}:\n{text[-3000:]}")
+    return {**parse_output(text, log_path), "wall_s": round(wall, 1)}
+
+
+def parse_output(text: str, source: str) -> dict:
+    """The pipeline time and each executed component's time, from the console output of
+    `mmoe-pipeline run` (a cached component has no time: it did not run)."""
     finished = FINISHED.search(text)
     if not finished:
-        raise ValueError(f"no 'Pipeline ... finished in' line in {log_path}")
-    return {"pipeline_s": int(finished.group(1)), "wall_s": round(wall, 1),
+        raise ValueError(f"no 'Pipeline ... finished in' line in {source}")
+    return {"pipeline_s": int(finished.group(1)),
             "components": {name: float(s) for name, s in COMPONENT.findall(text)}}
 
 

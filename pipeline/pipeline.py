@@ -24,8 +24,8 @@ from components.drift import SpanDrift
 from components.eval_config import build_eval_config
 from components.names import (
     BASELINE_COMPONENT, DRIFT_COMPONENT, EXAMPLE_GEN_COMPONENT, HYPERPARAMETERS_IMPORTER, PREPROCESSING_FN, RUN_FN,
-    SCHEMA_COMPONENT, SCHEMA_GEN_COMPONENT, SERVING_BASELINE_COMPONENT, SPEC_KEY, TRAINER_CONFIG_KEY, TUNER_COMPONENT,
-    TUNER_FN, TUNING_KEY,
+    SCHEMA_COMPONENT, SCHEMA_GEN_COMPONENT, SERVING_BASELINE_COMPONENT, SPEC_KEY, TRAINER_CONFIG_KEY,
+    TRANSFORM_TF_COMPAT_V1, TUNER_COMPONENT, TUNER_FN, TUNING_KEY,
 )
 from components.spec import SPLIT_NAMES
 from components.schema import SpecSchema
@@ -92,6 +92,7 @@ def data_stage(config: PipelineConfig) -> DataStage:
         # two statistics passes and a cache nobody reads.
         disable_statistics=True,
         disable_analyzer_cache=True,
+        force_tf_compat_v1=TRANSFORM_TF_COMPAT_V1,
     )
     return DataStage(example_gen, statistics_gen, inferred, schema_gen, example_validator, drift, transform)
 

@@ -11,6 +11,7 @@ import tensorflow as tf
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
+from components.names import TRANSFORM_TF_COMPAT_V1
 from components.preprocessing import preprocessing_fn
 from components.spec import DatasetSpec
 
@@ -41,7 +42,7 @@ def transformed():
     rows = [{**{name: [] if a is None else [a] for name in POLICIES},
              "job": [b"a"] if a != 30 else [], "income": [b"50000+"]} for a in AGES]
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(FEATURE_SPEC))
-    with tft_beam.Context(temp_dir=tempfile.mkdtemp(), force_tf_compat_v1=False):
+    with tft_beam.Context(temp_dir=tempfile.mkdtemp(), force_tf_compat_v1=TRANSFORM_TF_COMPAT_V1):
         (data, _), _ = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
             lambda inputs: preprocessing_fn(inputs, {"spec": SPEC.to_dict()})
         )

@@ -7,6 +7,7 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
+from components.names import TRANSFORM_TF_COMPAT_V1
 from components.preprocessing import preprocessing_fn, spec_from_custom_config
 from components.spec import DatasetSpec
 
@@ -47,7 +48,7 @@ FEATURE_SPEC = {
 def transformed():
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(FEATURE_SPEC))
     rows = [{k: [v] for k, v in row.items()} for row in RAW]
-    with tft_beam.Context(temp_dir=tempfile.mkdtemp(), force_tf_compat_v1=False):
+    with tft_beam.Context(temp_dir=tempfile.mkdtemp(), force_tf_compat_v1=TRANSFORM_TF_COMPAT_V1):
         (data, _), _ = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
             lambda inputs: preprocessing_fn(inputs, {"spec": SPEC.to_dict()})
         )
@@ -112,12 +113,12 @@ def test_one_pass_vocabularies_give_tfts_files_and_ids(tmp_path):
     results = {}
     for name, fn in (("ours", ours), ("tft", tfts)):
         out = str(tmp_path / name)
-        with tft_beam.Context(temp_dir=str(tmp_path / f"tmp-{name}"), force_tf_compat_v1=False):
+        with tft_beam.Context(temp_dir=str(tmp_path / f"tmp-{name}"), force_tf_compat_v1=TRANSFORM_TF_COMPAT_V1):
             (data, _), transform_fn = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(fn)
             _ = transform_fn | tft_beam.WriteTransformFn(out)
         output = tft.TFTransformOutput(out)
-        unseen = output.transform_raw_features({"w": tf.constant([[b"zz"], [b""], [b"a"]]),
-                                                "k": tf.constant([[b"9"], [b"1"], [b"3"]])})
+        unseen = output.transform_features_layer()({  # as the exported model applies it
+            "w": tf.constant([[b"zz"], [b""], [b"a"]]), "k": tf.constant([[b"9"], [b"1"], [b"3"]])})
         results[name] = {
             "files": [output.vocabulary_by_name(f"{n}_vocab") for n in "wk"],
             "ids": [[int(np.ravel(r[n])[0]) for r in data] for n in "wk"],

@@ -419,6 +419,25 @@ def test_the_terminal_shows_one_line_per_component_start_and_end_and_the_log_hol
     assert len(log.splitlines()) > 20 * len(lines)
 
 
+def test_the_pipeline_time_benchmark_reads_the_times_of_a_cli_run(cli_run):
+    """bench/pipeline_time.py's reading of `mmoe-pipeline run`'s console output, on a real one."""
+    from tests.conftest import load_bench
+
+    bench = load_bench("pipeline_time")
+    text = cli_run.stdout + cli_run.stderr
+    parsed = bench.parse_output(text, "the e2e CLI run")
+    [finished] = [line for line in text.splitlines() if line.startswith("Pipeline ") and " finished in " in line]
+    assert parsed["pipeline_s"] == int(finished.split()[-2])
+    completed = {line.split()[0]: float(line.split()[2]) for line in text.splitlines()
+                 if line.startswith("  ") and line.split()[1:2] == ["complete"]}
+    assert parsed["components"] == completed
+    assert "Trainer" in completed and "Transform" not in completed  # cached: it did not run
+    both = bench.summary([{**parsed, "wall_s": 1.0}, {**parsed, "wall_s": 3.0}])
+    assert (both["pipeline_s"], both["wall_s"], both["components"]) == (parsed["pipeline_s"], 2.0, completed)
+    with pytest.raises(ValueError, match=r"no 'Pipeline \.\.\. finished in' line in x\.log"):
+        bench.parse_output(text.replace("finished in", "ended after"), "x.log")
+
+
 def test_run_writes_a_self_contained_report_whose_numbers_are_tfmas(cli_run, runs, spec):
     import base64
     import html.parser
@@ -501,7 +520,8 @@ def test_the_serving_benchmark_measures_the_pushed_model(runs, spec):
 
 
 def test_the_paper_benchmark_tunes_and_scores_a_variant_on_this_run(runs, spec):
-    """bench/paper.py on this run's Transform output, tiny: two trials (the defaults first), two seeds."""
+    """bench/paper.py on this run's Transform output, tiny: two trials (the defaults first) picked by
+    the main task's eval AUC, two seeds."""
     from components.spec import SPLIT_NAMES
     from tests.conftest import load_bench
 
@@ -510,9 +530,10 @@ def test_the_paper_benchmark_tunes_and_scores_a_variant_on_this_run(runs, spec):
     rows = {split: len(next(iter(labels.values()))) for split, (_, labels) in splits.items()}
     assert rows == dict(zip(SPLIT_NAMES, (1600, 200, 200)))  # test: ExampleGen's rows through Transform
     assert set(splits["test"][0]) == {c.transformed_name for c in spec.features}
-    result = bench.run_variant(spec, "mmoe", splits, vocab_sizes, steps=4, trials=2, seeds=2, seed=3)
+    result = bench.run_variant(spec, "mmoe", splits, vocab_sizes, steps=4, trials=2, seeds=2, seed=3,
+                               objective="main_auc")
     assert [t["values"] for t in result["trials"]][0] == {} and len(result["trials"]) == 2
-    assert result["best"] in [t["values"] for t in result["trials"]]
+    assert result["best"] == max(result["trials"], key=lambda t: t["main_auc"])["values"]
     assert len(result["test_auc"]) == 2
     assert all(0 <= r[t.name] <= 1 for r in result["test_auc"] for t in spec.tasks)
     assert len(bench.table("1", {"mmoe": result}, [t.name for t in spec.tasks])) == 5
@@ -532,3 +553,27 @@ def test_the_trainer_rate_benchmark_reads_the_bare_fit_rate(runs, spec, caplog):
     reports = [r.getMessage() for r in caplog.records if "examples/s" in r.getMessage()]
     assert [m.split()[3] for m in reports] == [f"{s}/30" for s in range(3, 31, 3)]
     assert bench.steady_rate("\n".join(reports)) > 0
+
+
+def test_the_variants_benchmark_trains_a_variant_on_this_run_from_its_cache(runs, spec, tmp_path):
+    """bench/variants.py on this run's pipeline, tiny: one variant, 20 steps; everything before the
+    Trainer comes from the cache, and the table has the variant's AUCs and times."""
+    import dataclasses
+
+    from pipeline import report
+    from tests.conftest import load_bench
+
+    bench = load_bench("variants")
+    config = dataclasses.replace(runs["config"], serving_model_dir=str(tmp_path / "serving"), train_steps=20)
+    rows = bench.compare(config, ["shared_bottom"], repeats=1, seed=5)
+    states = report.node_states(runs["store"], config.pipeline_name, NODES)
+    assert {n: states[n] for n in ("CsvExampleGen", "StatisticsGen", "Transform", "Trainer", "Evaluator")} == {
+        "CsvExampleGen": "CACHED", "StatisticsGen": "CACHED", "Transform": "CACHED",
+        "Trainer": "COMPLETE", "Evaluator": "COMPLETE"}
+    assert [(r["variant"], r["model_seed"]) for r in rows] == [("shared_bottom", 5)]
+    assert sorted(rows[0]["auc"]) == sorted(t.name for t in spec.tasks)
+    assert all(0 <= auc <= 1 for auc in rows[0]["auc"].values())
+    assert rows[0]["trainer_s"] > 0 and rows[0]["evaluator_s"] > 0
+    lines = bench.table(rows, [t.name for t in spec.tasks])
+    assert len(lines) == 3 and lines[2].startswith("| shared_bottom | ")
+    assert lines[2].count("|") == len(spec.tasks) + 4
