@@ -20,7 +20,7 @@ PREPROCESSING_FN = "components.preprocessing.preprocessing_fn"
 RUN_FN = "trainer.run.run_fn"
 TUNER_FN = "trainer.tuning.tuner_fn"
 # Transform traces PREPROCESSING_FN into a TF1 graph (tf.compat.v1), not TF2 tf.functions: the same
-# transformed data and vocabularies, and on the full census test file Transform took 19 s instead of 27 s,
+# transformed data and vocabularies, and on the full census test file Transform took 18 s instead of 28 s,
 # the Trainer and ServingCheck (which load the transform graph) less too (docs/BENCHMARKS.md). The tests'
 # own tf.Transform runs use the same mode.
 TRANSFORM_TF_COMPAT_V1 = True

@@ -22,7 +22,9 @@
 * labels: 0/1 floats, 1 when the raw value is one of the task's positive values
   (binary tasks), the raw value as a float (regression tasks).
 
-The spec arrives through the Transform component's ``custom_config['spec']``.
+The spec arrives through the Transform component's ``custom_config['spec']``. Transform traces
+this function into a TF1 graph (``components.names.TRANSFORM_TF_COMPAT_V1``: faster to build and
+to load than TF2 ``tf.function``s), so it is plain graph code that works in either mode.
 """
 
 from __future__ import annotations
