@@ -93,6 +93,23 @@ def in_memory_batches(features: Mapping[str, Any], labels: Mapping[str, Any], ba
             .prefetch(tf.data.AUTOTUNE))
 
 
+def held_in_memory(file_pattern: List[str], data_accessor: tfx.components.DataAccessor,
+                   tf_transform_output: tft.TFTransformOutput, spec: DatasetSpec,
+                   max_bytes: int = IN_MEMORY_MAX_BYTES) -> Optional[Dict[str, tf.Tensor]]:
+    """The split's columns in memory (`load_in_memory`) when its files are at most `max_bytes` in
+    all; None (stream it) when they are larger or a column is not dense."""
+    size = sum(tf.io.gfile.stat(f).length for f in _files(file_pattern))
+    if size > max_bytes:
+        logging.info("Train split streamed from disk: %.1f MB of files, more than %.0f MB.", size / 2**20,
+                     max_bytes / 2**20)
+        return None
+    columns = load_in_memory(file_pattern, data_accessor, tf_transform_output, spec)
+    if columns is not None:
+        logging.info("Train split in memory: %d rows (%.1f MB of files); reshuffled every epoch.",
+                     int(next(iter(columns.values())).shape[0]), size / 2**20)
+    return columns
+
+
 def make_dataset(
     file_pattern: List[str],
     data_accessor: tfx.components.DataAccessor,
@@ -102,17 +119,16 @@ def make_dataset(
     seed: int,
     shard_policy: tf.data.experimental.AutoShardPolicy = tf.data.experimental.AutoShardPolicy.OFF,
     in_memory_max_bytes: int = 0,
+    columns: Optional[Mapping[str, tf.Tensor]] = None,
 ) -> tf.data.Dataset:
     """Repeating batches (`batch_size`: the global batch) of (transformed features, {task: label}),
-    sharded across workers by `shard_policy`. With `in_memory_max_bytes`, files up to that size in
-    all are held in memory and every epoch reshuffles their rows (`load_in_memory`)."""
+    sharded across workers by `shard_policy`. From `columns` when given (the split already in
+    memory, see `held_in_memory`); with `in_memory_max_bytes`, files up to that size in all are
+    held in memory; either way every epoch reshuffles the rows."""
     split = _split_features_and_labels(spec)
-    size = sum(tf.io.gfile.stat(f).length for f in _files(file_pattern)) if in_memory_max_bytes else 0
-    columns = load_in_memory(file_pattern, data_accessor, tf_transform_output, spec) if (
-        in_memory_max_bytes and size <= in_memory_max_bytes) else None
+    if columns is None and in_memory_max_bytes:
+        columns = held_in_memory(file_pattern, data_accessor, tf_transform_output, spec, in_memory_max_bytes)
     if columns is not None:
-        logging.info("Train split in memory: %d rows (%.1f MB of files); reshuffled every epoch.",
-                     int(next(iter(columns.values())).shape[0]), size / 2**20)
         return in_memory_batches(*split(columns), batch_size, seed)
     dataset = data_accessor.tf_dataset_factory(
         file_pattern,

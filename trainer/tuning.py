@@ -101,18 +101,23 @@ class PipelineTuner(kt.engine.base_tuner.BaseTuner):
         super().__init__(**kwargs)
         self.fn_args, self.spec, self.config = fn_args, spec, config
         self.transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
+        self._train_columns = None  # the train split in memory, read at the first trial for every trial
+        self._train_read = False
 
     def run_trial(self, trial, *args, **kwargs) -> Dict[str, float]:
         from trainer.model import build_model
-        from trainer.run import make_dataset, vocabulary_sizes
+        from trainer.run import held_in_memory, make_dataset, vocabulary_sizes
 
         try:
             spec, config, steps = apply(trial.hyperparameters.values, self.spec, self.config)
-            train, evaluation = (
-                make_dataset(files, self.fn_args.data_accessor, self.transform_output, spec, config.batch_size,
-                             config.seed)
-                for files in (self.fn_args.train_files, self.fn_args.eval_files)
-            )
+            if not self._train_read:  # as the Trainer: a small train split is parsed once, not every batch
+                self._train_columns = held_in_memory(self.fn_args.train_files, self.fn_args.data_accessor,
+                                                     self.transform_output, spec)
+                self._train_read = True
+            train = make_dataset(self.fn_args.train_files, self.fn_args.data_accessor, self.transform_output, spec,
+                                 config.batch_size, config.seed, columns=self._train_columns)
+            evaluation = make_dataset(self.fn_args.eval_files, self.fn_args.data_accessor, self.transform_output,
+                                      spec, config.batch_size, config.seed)
             model = build_model(spec, config, vocabulary_sizes(self.transform_output, spec))
             history = model.fit(train, steps_per_epoch=steps, epochs=1, validation_data=evaluation,
                                 validation_steps=self.fn_args.eval_steps, verbose=0)

@@ -7,8 +7,10 @@ given: SchemaGen infers it. The Tuner (two trials) picks the hyper-parameters th
 One run, in its own process, as a user runs it.
 """
 
+import glob
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -152,3 +154,13 @@ def test_the_trainer_used_the_tuners_best_hyperparameters(shop):
     assert used["trainer"]["tower_units"] == [best["tower_units"]] and used["train_steps"] == best["train_steps"]
     assert used["learning_rates"] == {t: best[f"learning_rate_{t}"] for t in ("click", "buy", "spend")}
     assert used["trainer"]["variant"] == "ple"  # what was not tuned stays as configured
+
+
+def test_the_tuner_reads_the_train_split_into_memory_once_for_all_its_trials(shop):
+    [log_path] = glob.glob(os.path.join(shop["output"], "logs", "run-*.log"))
+    with open(log_path) as f:
+        log = f.read()
+    assert len(re.findall(r"Tuner: trial \S+ val_loss=", log)) == 2
+    loads = [int(n) for n in re.findall(r"Train split in memory: (\d+) rows", log)]
+    assert len(loads) == 2, loads  # the Tuner's, once for both trials, then the Trainer's
+    assert loads[0] == loads[1] and 0.75 * ROWS < loads[0] < 0.85 * ROWS  # the train split of an 8/1/1 split
