@@ -40,7 +40,7 @@ def vocabulary_sizes(tf_transform_output: tft.TFTransformOutput, spec: DatasetSp
 # memory and batched by shuffled row indices instead of parsed again for every batch of every
 # epoch (with the per-step sync gone too, the Trainer went from 0.59 to 0.80 of a bare fit's
 # rate: bench/trainer_rate.py, docs/BENCHMARKS.md). Larger splits, and every multi-worker job
-# (sharded by file), stream from disk.
+# (sharded by file), stream from disk. The Tuner reads it once for all its trials.
 IN_MEMORY_MAX_BYTES = 128 << 20
 
 
