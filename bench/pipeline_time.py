@@ -10,6 +10,7 @@ repeats and the ratio of the medians.
     python bench/pipeline_time.py --data census-income.test.gz --baseline ecd1596 --commit HEAD --repeats 3
 """
 
+import contextlib
 import json
 import os
 import re
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Dict
 
 import click
 
@@ -52,6 +54,32 @@ def parse_output(text: str, source: str) -> dict:
             "components": {name: float(s) for name, s in COMPONENT.findall(text)}}
 
 
+@contextlib.contextmanager
+def worktrees(revisions: Dict[str, str], repo: str = ROOT):
+    """A detached git worktree of each revision ({tag: revision}), removed afterwards; yields
+    {"revision (short sha)": (tag, folder)} in the order given."""
+    versions = {}
+    try:
+        for tag, revision in revisions.items():
+            found = subprocess.run(["git", "-C", repo, "rev-parse", "--short", f"{revision}^{{commit}}"],
+                                   capture_output=True, text=True)
+            if found.returncode:
+                raise click.BadParameter(f"{revision!r} is not a commit of {repo}: {found.stderr.strip()}",
+                                         param_hint=f"--{'baseline' if tag == 'base' else 'commit'}")
+            sha = found.stdout.strip()
+            if any(name.endswith(f"({sha})") or name == sha for name in versions):
+                raise click.BadParameter(f"{revision!r} is the same commit ({sha}) as the other one; compare two "
+                                         "different commits.", param_hint="--commit")
+            worktree = tempfile.mkdtemp(prefix=f"{tag}-")
+            subprocess.run(["git", "-C", repo, "worktree", "add", "--detach", worktree, sha], check=True,
+                           capture_output=True)
+            versions[f"{revision} ({sha})" if revision != sha else sha] = (tag, worktree)
+        yield versions
+    finally:
+        for _, worktree in versions.values():
+            subprocess.run(["git", "-C", repo, "worktree", "remove", "--force", worktree], capture_output=True)
+
+
 def summary(runs: list) -> dict:
     components = sorted({name for run in runs for name in run["components"]})
     return {"pipeline_s": statistics.median(r["pipeline_s"] for r in runs),
@@ -68,15 +96,7 @@ def summary(runs: list) -> dict:
 def main(data_paths, baseline, commit, repeats, output_dir):
     output_dir = os.path.abspath(output_dir)
     os.makedirs(output_dir, exist_ok=True)
-    versions = {}
-    try:
-        for tag, revision in (("base", baseline), ("new", commit)):
-            sha = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", revision], check=True,
-                                 capture_output=True, text=True).stdout.strip()
-            worktree = tempfile.mkdtemp(prefix=f"{tag}-")
-            subprocess.run(["git", "-C", ROOT, "worktree", "add", "--detach", worktree, sha], check=True,
-                           capture_output=True)
-            versions[f"{revision} ({sha})" if revision != sha else sha] = (tag, worktree)
+    with worktrees({"base": baseline, "new": commit}) as versions:
         runs = {name: [] for name in versions}
         for repeat in range(repeats):
             for name, (tag, code_root) in versions.items():
@@ -85,9 +105,6 @@ def main(data_paths, baseline, commit, repeats, output_dir):
                 runs[name].append(result)
                 click.echo(f"{name} repeat {repeat + 1}: pipeline {result['pipeline_s']} s, wall {result['wall_s']} s",
                            err=True)
-    finally:
-        for _, worktree in versions.values():
-            subprocess.run(["git", "-C", ROOT, "worktree", "remove", "--force", worktree], capture_output=True)
     medians = {name: summary(r) for name, r in runs.items()}
     (base_name, base), (new_name, new) = medians.items()
     components = sorted(set(base["components"]) | set(new["components"]),
