@@ -58,7 +58,7 @@ def parse_output(text: str, source: str) -> dict:
 def worktrees(revisions: Dict[str, str], repo: str = ROOT):
     """A detached git worktree of each revision ({tag: revision}), removed afterwards; yields
     {"revision (short sha)": (tag, folder)} in the order given."""
-    versions = {}
+    versions, shas = {}, set()
     try:
         for tag, revision in revisions.items():
             found = subprocess.run(["git", "-C", repo, "rev-parse", "--short", f"{revision}^{{commit}}"],
@@ -67,9 +67,10 @@ def worktrees(revisions: Dict[str, str], repo: str = ROOT):
                 raise click.BadParameter(f"{revision!r} is not a commit of {repo}: {found.stderr.strip()}",
                                          param_hint=f"--{'baseline' if tag == 'base' else 'commit'}")
             sha = found.stdout.strip()
-            if any(name.endswith(f"({sha})") or name == sha for name in versions):
+            if sha in shas:
                 raise click.BadParameter(f"{revision!r} is the same commit ({sha}) as the other one; compare two "
                                          "different commits.", param_hint="--commit")
+            shas.add(sha)
             worktree = tempfile.mkdtemp(prefix=f"{tag}-")
             subprocess.run(["git", "-C", repo, "worktree", "add", "--detach", worktree, sha], check=True,
                            capture_output=True)

@@ -16,6 +16,7 @@ stops after `max_trials` trials or once `budget_s` seconds have passed, whicheve
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from typing import Any, Dict, Mapping, Optional, Tuple
@@ -101,21 +102,24 @@ class PipelineTuner(kt.engine.base_tuner.BaseTuner):
         super().__init__(**kwargs)
         self.fn_args, self.spec, self.config = fn_args, spec, config
         self.transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
-        self._train_columns = None  # the train split in memory, read at the first trial for every trial
-        self._train_read = False
+
+    @functools.cached_property
+    def train_columns(self):
+        """The train split in memory when it is small enough (as the Trainer holds it), parsed at the
+        first trial for every trial; None: it is streamed. Trials change no feature or label."""
+        from trainer.run import held_in_memory
+
+        return held_in_memory(self.fn_args.train_files, self.fn_args.data_accessor, self.transform_output,
+                              self.spec)
 
     def run_trial(self, trial, *args, **kwargs) -> Dict[str, float]:
         from trainer.model import build_model
-        from trainer.run import held_in_memory, make_dataset, vocabulary_sizes
+        from trainer.run import make_dataset, vocabulary_sizes
 
         try:
             spec, config, steps = apply(trial.hyperparameters.values, self.spec, self.config)
-            if not self._train_read:  # as the Trainer: a small train split is parsed once, not every batch
-                self._train_columns = held_in_memory(self.fn_args.train_files, self.fn_args.data_accessor,
-                                                     self.transform_output, spec)
-                self._train_read = True
             train = make_dataset(self.fn_args.train_files, self.fn_args.data_accessor, self.transform_output, spec,
-                                 config.batch_size, config.seed, columns=self._train_columns)
+                                 config.batch_size, config.seed, columns=self.train_columns)
             evaluation = make_dataset(self.fn_args.eval_files, self.fn_args.data_accessor, self.transform_output,
                                       spec, config.batch_size, config.seed)
             model = build_model(spec, config, vocabulary_sizes(self.transform_output, spec))
