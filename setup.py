@@ -9,7 +9,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
-    python_requires=">=3.9,<3.11",
+    python_requires=">=3.10,<3.11",
     packages=["pipeline", "components", "trainer", "schemas"],
     package_data={
         "schemas": ["*/*.pbtxt", "*/*.yaml"],
@@ -23,6 +23,11 @@ setup(
         "PyYAML>=6",
         "matplotlib>=3.8,<3.9",
     ],
-    extras_require={"test": ["pytest"]},
-    entry_points={"console_scripts": ["mmoe-pipeline=pipeline.cli:main"]},
+    extras_require={
+        "test": ["pytest", "moto[server]"],
+        # s3:// URIs (MinIO on Kubeflow, AWS): tensorflow-io registers s3:// with TensorFlow (hence TFX
+        # fileio), apache-beam[aws] with Beam. See components/object_store.py.
+        "s3": ["tensorflow-io==0.37.1", "apache-beam[aws]==2.59.0"],
+    },
+    entry_points={"console_scripts": ["mmoe-pipeline=pipeline.cli:entrypoint"]},
 )

@@ -27,6 +27,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import standard_artifacts
+from tfx.dsl.io import fileio
 from tfx.utils import io_utils
 
 from components.spec import ColumnKind, DatasetSpec
@@ -46,7 +47,7 @@ class SchemaMismatch(ValueError):
 
 def load_schema(path: str) -> schema_pb2.Schema:
     """Reads a text schema, with an error that names the file."""
-    if not os.path.isfile(path):
+    if not fileio.exists(path) or fileio.isdir(path):
         raise SchemaMismatch(f"schema file {path!r} does not exist; pass the path of a schema.pbtxt (--schema).")
     try:
         return io_utils.SchemaReader().read(path)

@@ -21,7 +21,6 @@ gate holds on every orchestrator, Kubeflow included.
 
 
 import dataclasses
-import glob
 import json
 import logging
 import os
@@ -114,7 +113,7 @@ class ServingCheckResult:
 
 def raw_examples(examples_uri: str, split: str, spec: DatasetSpec, limit: int) -> List[bytes]:
     """Up to `limit` serialized tf.Examples of `split`, with the label columns removed."""
-    files = sorted(glob.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
+    files = sorted(fileio.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
     if not files:
         raise FileNotFoundError(f"no files for split {split!r} under {examples_uri}; is the split name right?")
     serialized = []
@@ -177,8 +176,8 @@ def ServingCheck(  # noqa: N802 (TFX component names are classes)
         logging.warning("ServingCheck: data drift, the model will not be pushed: %s", moved)
     blessing.set_int_custom_property(BLESSED_PROPERTY, int(result.ok))
     blessing.set_string_custom_property(SPANS_PROPERTY, encode_spans(result.spans))
-    os.makedirs(blessing.uri, exist_ok=True)
-    with open(os.path.join(blessing.uri, RESULT_FILE), "w") as f:
+    fileio.makedirs(blessing.uri)
+    with fileio.open(os.path.join(blessing.uri, RESULT_FILE), "w") as f:
         json.dump(result.to_dict(), f, indent=2, sort_keys=True)
     if result.ok:
         logging.info("ServingCheck: %d raw examples served for every task; no data anomaly.", result.num_examples)

@@ -485,26 +485,47 @@ def check_spec(package) -> None:
                f"({len(spec_check.RULES)} rules).")
 
 
+def spec_check_default_root() -> str:
+    from pipeline.spec_check import DEFAULT_BACKEND_ROOT
+
+    return DEFAULT_BACKEND_ROOT
+
+
 @main.command(name="run-spec")
 @click.argument("package", type=click.Path(exists=True, dir_okay=False))
-@click.option("--pipeline-root", required=True, type=click.Path(file_okay=False),
-              help="Output artifacts go under PIPELINE_ROOT/RUN_ID/<task>/.")
+@click.option("--pipeline-root", default=None,
+              help="The run's pipeline root (its runtime config) [default: the package's defaultPipelineRoot, "
+                   "as `schedule` submits it]; outputs go under PIPELINE_ROOT/PIPELINE/RUN_ID/<task>/<uuid>/.")
+@click.option("--work-dir", default="run-spec", show_default=True, type=click.Path(file_okay=False),
+              help="Local folder: each task's pod folder and log, and the ML Metadata records (cache) kept "
+                   "from run to run.")
+@click.option("--run-id", default=None, help="The run's id [default: run-<time>-<random>].")
+@click.option("--publish-logs/--no-publish-logs", default=True, show_default=True,
+              help="The driver's log publishing (an executor-logs output in every task), on by default in KFP.")
+@click.option("--launcher-default-root", default=None,
+              help="The namespace's kfp-launcher defaultPipelineRoot, used when the run has no root "
+                   f"[default: none, so {spec_check_default_root()}].")
 @click.option("--decision", "decision_path", default=None, type=click.Path(dir_okay=False),
-              help="Where to write the push decision JSON [default: PIPELINE_ROOT/RUN_ID/decision.json].")
-def run_spec_command(package, pipeline_root, decision_path) -> None:
-    """Run a compiled --target kfp package here, task by task, through each task's own container command."""
+              help="Where to write the push decision JSON [default: WORK_DIR/RUN_ID/decision.json].")
+def run_spec_command(package, pipeline_root, work_dir, run_id, publish_logs, launcher_default_root,
+                     decision_path) -> None:
+    """Run a compiled --target kfp package here as open-source Kubeflow Pipelines runs it, task by task,
+    through each task's own container command."""
     import json
 
+    from components import object_store
     from pipeline import report, spec_check, spec_runner
 
     try:
-        runner = spec_runner.run_spec(package, os.path.abspath(pipeline_root))
-    except (spec_check.SpecConformanceError, spec_runner.TaskFailed) as e:
+        object_store.enable([pipeline_root or "", launcher_default_root or ""])
+        runner = spec_runner.run_spec(package, work_dir, pipeline_root=pipeline_root, run_id=run_id,
+                                      publish_logs=publish_logs, launcher_default_root=launcher_default_root)
+    except (spec_check.SpecConformanceError, spec_runner.TaskFailed, object_store.ObjectStoreError) as e:
         raise click.ClickException(str(e)) from None
     for result in runner.results.values():
-        click.echo(f"  {result.name:<20} {result.seconds:7.1f} s")
+        click.echo(f"  {result.name:<20} {'cached' if result.cached else f'{result.seconds:7.1f} s'}")
     decision = spec_runner.decision(runner)
-    decision_path = decision_path or os.path.join(runner.run_root, "decision.json")
+    decision_path = decision_path or os.path.join(runner.work_dir, "decision.json")
     with open(decision_path, "w") as f:
         json.dump(decision, f, indent=2, sort_keys=True)
     click.echo("\n".join(report.format_decision(decision)))
@@ -601,5 +622,16 @@ def synthetic(output_dir, rows, dim, correlation, seed) -> None:
     click.echo(f"mmoe-pipeline run --spec {spec_path} --schema {schema_path} --splits-dir {splits}")
 
 
+def entrypoint() -> None:
+    """The console script: `main`, then an exit that survives tensorflow-io's shutdown bug once s3://
+    was used (`components.object_store.exit_now`)."""
+    from components import object_store
+
+    try:
+        main()
+    except SystemExit as e:
+        object_store.exit_now(e.code if isinstance(e.code, int) else (0 if e.code is None else 1))
+
+
 if __name__ == "__main__":
-    main()
+    entrypoint()

@@ -37,7 +37,7 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx import v1 as tfx
 
 from components.names import DRIFT_COMPONENT, EXAMPLE_GEN_COMPONENT, SERVING_BASELINE_COMPONENT
-from pipeline import spec_check
+from pipeline import kfp_entrypoint, spec_check
 from pipeline.config import (
     DEFAULT_BASELINE, DEFAULT_CRON, DEFAULT_GPU, DEFAULT_GPU_TYPE, DEFAULT_PIPELINE_NAME, DEFAULT_TARGET,
     PipelineConfig, Target, WorkerBackend,
@@ -52,6 +52,7 @@ EXAMPLE_GEN = EXAMPLE_GEN_COMPONENT
 # itself: no driver runs there), the serving directory, the drift history.
 UNCACHED_TASKS = (EXAMPLE_GEN, SERVING_BASELINE_COMPONENT, DRIFT_COMPONENT)
 TRAINER = "Trainer"
+TFX_COMMAND_PREFIX = ["python", "-m"]  # TFX's compiler: python -m <its entrypoint>
 WORKER_BACKEND = {Target.KFP: WorkerBackend.TFJOB, Target.VERTEX: WorkerBackend.VERTEX}
 
 
@@ -95,13 +96,24 @@ def executor_label(spec: pipeline_spec_pb2.PipelineSpec, task: str) -> str:
     return spec.components[spec.root.dag.tasks[task].component_ref.name].executor_label
 
 
-def adapt_for_kfp(spec: pipeline_spec_pb2.PipelineSpec) -> None:
-    """What the open-source backend needs beyond TFX's compiler output (in place)."""
+def adapt_for_kfp(spec: pipeline_spec_pb2.PipelineSpec, pipeline_root: str) -> None:
+    """What the open-source backend needs beyond TFX's compiler output (in place): our entrypoint in
+    every TFX task (`pipeline.kfp_entrypoint`: tensorflow/tfx#7768, ``executor-logs``), no
+    preCacheCheck hooks, no caching of the tasks that read the outside world, and the pipeline root
+    as ``defaultPipelineRoot`` (which `schedule` passes on as the run's root)."""
+    spec.default_pipeline_root = pipeline_root
+    tasks_of = {}
+    for task_name, task in spec.root.dag.tasks.items():
+        tasks_of.setdefault(spec.components[task.component_ref.name].executor_label, []).append(task_name)
     deployment = json_format.MessageToDict(spec.deployment_spec)
     for name, executor in deployment["executors"].items():
         container = executor.get("container", {})
         if container.pop("lifecycle", None) is not None:
             logging.info("%s: dropped the preCacheCheck hook (open-source KFP never runs it).", name)
+        if container.get("command") == [*TFX_COMMAND_PREFIX, kfp_entrypoint.TFX_ENTRYPOINT]:
+            (task_name,) = tasks_of[name]
+            container["command"] = [*TFX_COMMAND_PREFIX, kfp_entrypoint.ENTRYPOINT, kfp_entrypoint.TASK_FLAG,
+                                    task_name]
     spec.deployment_spec.Clear()
     spec.deployment_spec.update(deployment)
     for task in UNCACHED_TASKS:
@@ -158,7 +170,7 @@ def compile_pipeline(config: PipelineConfig, image: str, output_path: str, targe
         raw = os.path.join(tmp, "tfx_pipeline.yaml")
         _run_tfx_compiler(pipeline, image, raw, spec_2_1=True)
         spec = kfp_client._extract_pipeline_yaml(raw).pipeline_spec
-    adapt_for_kfp(spec)
+    adapt_for_kfp(spec, config.pipeline_root)
     violations = spec_check.check(spec)
     if violations:
         raise spec_check.SpecConformanceError(output_path, violations)

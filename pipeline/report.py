@@ -12,6 +12,7 @@ import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
+from tfx.dsl.io import fileio
 
 from components.eval_config import (
     AUC_KEY, AUC_PR_KEY, BASELINE, CALIBRATION_KEY, CANDIDATE, EXAMPLE_COUNT_KEY, MEAN_LABEL_KEY, MSE_KEY,
@@ -69,9 +70,9 @@ def split_statistics(statistics_uri: str) -> dict:
     import tensorflow_data_validation as tfdv
 
     found = {}
-    for split_dir in sorted(os.listdir(statistics_uri)):
+    for split_dir in sorted(d.rstrip("/") for d in fileio.listdir(statistics_uri)):
         path = os.path.join(statistics_uri, split_dir, STATISTICS_FILE)
-        if split_dir.startswith("Split-") and os.path.exists(path):
+        if split_dir.startswith("Split-") and fileio.exists(path):
             found[split_dir[len("Split-"):]] = tfdv.load_stats_binary(path).datasets[0]
     return found
 
@@ -202,9 +203,9 @@ def decide(config, store) -> dict:
 def warm_start_summary(model_run: Optional[str]) -> Optional[dict]:
     """What the Trainer started from (its warm_start.json): None when it did not say."""
     path = os.path.join(model_run, WARM_START_FILE) if model_run else None
-    if not path or not os.path.exists(path):
+    if not path or not fileio.exists(path):
         return None
-    with open(path) as f:
+    with fileio.open(path) as f:
         started = json.load(f)
     return {"base_model": started["base_model"], "weights_loaded": len(started["loaded"]),
             "reinitialised": started["reinitialised"], "remapped": started.get("remapped", []),
@@ -232,8 +233,8 @@ def decide_from(name: str, spec: DatasetSpec, serving_model_dir: str, outputs: R
     baseline = _overall(evaluation_metrics(evaluation, spec, BASELINE)) if evaluation else None
     failures = _validation_failures(evaluation) if evaluation else []
     serving_result = {}
-    if serving and os.path.exists(os.path.join(serving, SERVING_CHECK_FILE)):
-        with open(os.path.join(serving, SERVING_CHECK_FILE)) as f:
+    if serving and fileio.exists(os.path.join(serving, SERVING_CHECK_FILE)):
+        with fileio.open(os.path.join(serving, SERVING_CHECK_FILE)) as f:
             serving_result = json.load(f)
     tasks = {}
     for task in spec.tasks:

@@ -154,6 +154,11 @@ def schedule(client: kfp.Client, host: str, package_path: str, cron: str, experi
             "compile with --target kfp."
         )
     spec, _ = spec_check.load_package(package_path)
+    # The backend takes the root from the run's runtime config only (never from the package's
+    # defaultPipelineRoot): without it, runs write to the namespace's kfp-launcher default or minio://.
+    root_problems = spec_check.root_violations(spec.default_pipeline_root)
+    if root_problems:
+        raise SchedulingError(str(spec_check.SpecConformanceError(package_path, root_problems)))
     pipeline_name = pipeline_name or spec.pipeline_info.name
     version_name = version_name or f"{pipeline_name}-{datetime.datetime.now(datetime.timezone.utc):%Y%m%d-%H%M%S}"
     pipeline_id = _call(host, f"find pipeline {pipeline_name!r}",
@@ -181,6 +186,7 @@ def schedule(client: kfp.Client, host: str, package_path: str, cron: str, experi
         version_id=version_id,
         max_concurrency=MAX_CONCURRENCY,
         no_catchup=True,
+        pipeline_root=spec.default_pipeline_root,
     ))
     logging.info("Scheduled %s (%s) in experiment %s: pipeline %s version %s.",
                  job_name, cron, experiment, pipeline_id, version_id)

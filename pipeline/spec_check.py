@@ -20,6 +20,10 @@ from google.protobuf import json_format
 from kfp.client import client as kfp_client
 from kfp.pipeline_spec import pipeline_spec_pb2
 
+from pipeline import kfp_entrypoint
+
+DEFAULT_BACKEND_ROOT = "minio://mlpipeline/v2/artifacts"  # backend/src/v2/config/env.go defaultPipelineRoot
+WRITABLE_ROOT_SCHEMES = ("s3://", "gs://")  # LocalPathForURI's schemes that a TensorFlow filesystem opens
 PACKAGE_SUFFIXES = (".yaml", ".yml", ".zip", ".tar.gz", ".tgz")  # kfp.Client's _extract_pipeline_yaml
 
 # A Kubernetes extended resource name: a DNS-subdomain prefix outside kubernetes.io, "/", a name
@@ -76,8 +80,31 @@ COMPONENT_REFS = Rule(
     "component-refs", "backend/src/v2/compiler/argocompiler/dag.go",
     "'component spec for ... not found' / 'executor with label ... not found'",
 )
+PIPELINE_ROOT_SET = Rule(
+    "pipeline-root-set", "backend/src/v2/driver/driver.go (RootDAG; driver/root_dag.go on master), "
+    "backend/src/v2/config/env.go (DefaultPipelineRoot)",
+    "a run without a root in its runtime config writes to the namespace's kfp-launcher default or to "
+    f"{DEFAULT_BACKEND_ROOT}; compile with --pipeline-root (written as defaultPipelineRoot, which `schedule` "
+    "passes as the run's pipeline_root: neither kfp.Client nor the API server reads it from the package)",
+)
+PIPELINE_ROOT_SCHEME = Rule(
+    "pipeline-root-scheme", "backend/src/v2/component/launcher_v2.go (LocalPathForURI, prepareOutputFolders)",
+    "the launcher fails on an output URI that is not gs://, minio://, s3:// or oci://, and TFX writes through "
+    "TensorFlow, which has no minio:// filesystem: use s3://BUCKET/... (S3_ENDPOINT=http://minio-service.kubeflow:9000 "
+    "for Kubeflow's MinIO, the s3 extra in the image) or gs://BUCKET/...",
+)
+KFP_ENTRYPOINT = Rule(
+    "kfp-entrypoint", "backend/src/v2/metadata/client.go (GetOutputArtifactsByExecutionId: Schema \"\"), "
+    "backend/src/v2/driver/driver.go (provisionOutputs: executor-logs)",
+    "input artifacts arrive with instanceSchema \"\" (tensorflow/tfx#7768) and an executor-logs output typed "
+    "system.Artifact is added: TFX's own entrypoint fails on both; every TFX task must run "
+    "`python -m pipeline.kfp_entrypoint --kfp_task NAME` (compile with `mmoe-pipeline compile --target kfp`)",
+)
 RULES = (PACKAGE_FORMAT, NO_RESOLVER, NO_CUSTOM_JOB, CONSTANT_VALUES, IMPORTER_CONDITION, ACCELERATOR_NAME,
-         IMAGE_SET, NO_PRE_CACHE_CHECK, COMPONENT_REFS)
+         IMAGE_SET, NO_PRE_CACHE_CHECK, COMPONENT_REFS, PIPELINE_ROOT_SET, PIPELINE_ROOT_SCHEME, KFP_ENTRYPOINT)
+# What the backend itself does not refuse at submission: a run of such a package starts and then
+# fails (or misbehaves) in its tasks, as `spec_runner` shows.
+RUNTIME_RULES = (NO_PRE_CACHE_CHECK, PIPELINE_ROOT_SET, PIPELINE_ROOT_SCHEME, KFP_ENTRYPOINT)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,9 +158,18 @@ def deployment_config(spec: pipeline_spec_pb2.PipelineSpec) -> pipeline_spec_pb2
                                  pipeline_spec_pb2.PipelineDeploymentConfig())
 
 
+def root_violations(root: str) -> List[Violation]:
+    """The pipeline root's violations: none set, or one that TFX cannot write on a cluster."""
+    if not root:
+        return [Violation("<package>", PIPELINE_ROOT_SET, "the package has no defaultPipelineRoot")]
+    if not root.startswith(WRITABLE_ROOT_SCHEMES):
+        return [Violation("<package>", PIPELINE_ROOT_SCHEME, f"defaultPipelineRoot {root!r}")]
+    return []
+
+
 def check(spec: pipeline_spec_pb2.PipelineSpec) -> List[Violation]:
     """Every rule of `RULES` that `spec` breaks, task by task."""
-    violations: List[Violation] = []
+    violations: List[Violation] = root_violations(spec.default_pipeline_root)
     deployment = deployment_config(spec)
     for task_name, task in _tasks(spec):
         not_constant = sorted(
@@ -171,6 +207,9 @@ def check(spec: pipeline_spec_pb2.PipelineSpec) -> List[Violation]:
                 if not match or match.group("prefix").endswith("kubernetes.io"):
                     violations.append(Violation(
                         task_name, ACCELERATOR_NAME, f"accelerator type {accelerator.type!r} is not one"))
+            command = list(container.command)
+            if kfp_entrypoint.TFX_ENTRYPOINT in command:
+                violations.append(Violation(task_name, KFP_ENTRYPOINT, f"its command is {' '.join(command)}"))
             if container.HasField("lifecycle") and container.lifecycle.HasField("pre_cache_check"):
                 hook = " ".join(container.lifecycle.pre_cache_check.command)
                 violations.append(Violation(task_name, NO_PRE_CACHE_CHECK, f"it has a preCacheCheck hook ({hook})"))

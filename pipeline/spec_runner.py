@@ -1,26 +1,35 @@
-"""Runs a compiled Kubeflow Pipelines spec on this machine, task by task, the way KFP v2 does.
+"""Runs a compiled Kubeflow Pipelines package here, task by task, as the open-source backend does.
 
-For each task of the root DAG, in dependency order, `run_spec` does what the
-KFP v2 driver and launcher do in a pod:
+Strict by default: each task gets what the KFP 2.x driver and launcher
+(kubeflow/pipelines ``backend/src/v2/``, tag 2.5.0; master the same where cited)
+give a pod, derived from their source, each behaviour citing its file and
+function below:
 
-1. build the ``ExecutorInput`` (parameters from the task's constant runtime
-   values; input artifacts from the upstream tasks' executor outputs, typed
-   by the consumer's input definitions; output artifacts with URIs under the
-   pipeline root; the ``outputFile``);
-2. substitute it into the task's own container ``command`` + ``args`` from the
-   ``deploymentSpec`` (``{{$}}`` and the ``{{$.inputs...}}`` / ``{{$.outputs...}}``
-   placeholders), with the image's ``python`` replaced by this interpreter;
-3. run that command as a subprocess (for TFX tasks: TFX's
-   ``kubeflow_v2_run_executor`` entrypoint with the executor class the spec
-   names), with its log under ``WORK_DIR/<task>/``;
-4. read ``executor_output.json`` back: the output artifacts (URI, metadata such
-   as a blessing's ``blessed``) become the inputs of the tasks downstream.
+* the run's pipeline root from its runtime config, else the ``kfp-launcher``
+  default, else ``minio://mlpipeline/v2/artifacts``; the run root
+  ``ROOT/PIPELINE/RUN_ID`` (`run_root`);
+* input artifacts read back from ML Metadata: ``instanceSchema: ""``, the
+  artifact's MLMD id as its name, custom properties as MLMD stores them
+  (numbers as doubles, booleans as 0/1, structs and lists wrapped), plus
+  ``display_name`` and ``store_session_info`` (`Metadata`);
+* output artifacts as ``provisionOutputs`` lays them out
+  (``RUN_ROOT/TASK/UUID/NAME``), with an ``executor-logs`` output when log
+  publishing is on (the driver's default);
+* ``{{$}}`` and the other placeholders as ``getPlaceholders`` fills them
+  (remote URIs; ``.path`` as ``LocalPathForURI``), output folders as
+  ``prepareOutputFolders`` demands them (a URI that is not gs://, minio://,
+  s3:// or oci:// fails the task), input artifacts downloaded and output
+  artifacts uploaded as ``downloadArtifacts`` / ``uploadOutputArtifacts`` do;
+* caching as ``cacheutils.GenerateCacheKey`` keys it (input artifact *names*,
+  parameters, output specs, command and image), across runs of one `Metadata`.
 
-Importer tasks are handled by the launcher itself, as in KFP. What it does not
-do: caching (every task runs), Kubernetes (resources, node selectors and the
-image are not applied: the image's interpreter is replaced by this one), and
-``lifecycle.preCacheCheck`` hooks (the open-source backend never runs them
-either; `spec_check` flags them).
+What differs, and why: each task is a subprocess of this machine, not a pod.
+The pod's private filesystem (``/tmp/kfp_outputs/output_metadata.json``, the
+``/s3/...`` local copies) is a folder per task under the work directory; the
+image's ``python`` is this interpreter; Kubernetes (resources, node selectors,
+tolerations, the image itself) is not applied; ``lifecycle.preCacheCheck`` is
+not run (the backend never runs it either). What only a cluster proves: see
+the README's Kubeflow section.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -35,9 +45,9 @@ import re
 import shlex
 import subprocess
 import sys
+import threading
 import time
 import uuid
-import threading
 from typing import Dict, List, Mapping, Optional, Set
 
 from google.protobuf import json_format, struct_pb2
@@ -48,10 +58,16 @@ from pipeline import spec_check
 PYTHON_NAMES = ("python", "python3", "python3.10")
 LOG_TAIL_LINES = 30
 DEFAULT_PARALLELISM = 2  # tasks at once; each is a process of its own
+# backend/src/v2/component/launcher_v2.go OutputMetadataFilepath (2.5.0): the same path in every pod.
+OUTPUT_METADATA_FILE = "/tmp/kfp_outputs/output_metadata.json"
+LOG_ARTIFACT = "executor-logs"  # backend/src/v2/driver/driver.go provisionOutputs
+# backend/src/v2/component/launcher_v2.go LocalPathForURI: scheme -> local folder in the pod.
+LOCAL_PATH_PREFIXES = {"gs://": "/gcs/", "minio://": "/minio/", "s3://": "/s3/"}
+STATE_FILE = "metadata.json"
 
 
 class TaskFailed(RuntimeError):
-    """A task's command exited with an error."""
+    """A task failed, as its pod would."""
 
 
 @dataclasses.dataclass
@@ -59,8 +75,9 @@ class TaskResult:
     name: str
     command: List[str]
     seconds: float
-    outputs: Dict[str, List[dict]]  # output name -> RuntimeArtifacts as JSON dicts
+    outputs: Dict[str, List[dict]]  # output name -> RuntimeArtifacts as the next task reads them
     log_path: str
+    cached: bool = False
 
 
 def upstream_tasks(spec: pipeline_spec_pb2.PipelineSpec) -> Dict[str, Set[str]]:
@@ -92,16 +109,48 @@ def topological_order(spec: pipeline_spec_pb2.PipelineSpec) -> List[str]:
     return order
 
 
+def run_root(pipeline_root: Optional[str], pipeline_name: str, run_id: str,
+             launcher_default_root: Optional[str] = None) -> str:
+    """The run's root as the backend builds it: driver/driver.go RootDAG (driver/root_dag.go on master)
+    takes the runtime config's root, else config/env.go DefaultPipelineRoot (the namespace's kfp-launcher
+    ConfigMap, else minio://mlpipeline/v2/artifacts); metadata/client.go GetPipeline appends
+    PIPELINE/RUN_ID with GenerateOutputURI (no path.Join: it keeps the scheme's //)."""
+    root = pipeline_root or launcher_default_root or spec_check.DEFAULT_BACKEND_ROOT
+    return generate_output_uri(root, [pipeline_name, run_id])
+
+
+def generate_output_uri(root: str, parts: List[str]) -> str:
+    """metadata/client.go GenerateOutputURI, the query string dropped."""
+    root = root.split("?", 1)[0]
+    return root.rstrip("/") + "/" + "/".join(p.strip("/") for p in parts if p)
+
+
+def local_path_for_uri(uri: str) -> str:
+    """component/launcher_v2.go LocalPathForURI (oci:// aside: no model cars here)."""
+    for scheme, prefix in LOCAL_PATH_PREFIXES.items():
+        if uri.startswith(scheme):
+            return prefix + uri[len(scheme):]
+    raise ValueError(f"failed to generate local path for URI {uri}: unsupported storage scheme")
+
+
+def _format_number(number: float) -> str:
+    """Go's strconv.FormatFloat(v, 'f', -1, 64): shortest decimal, never an exponent."""
+    text = repr(float(number))
+    if "e" in text or "E" in text:
+        text = f"{number:f}".rstrip("0").rstrip(".")
+    return text[:-2] if text.endswith(".0") else text
+
+
 def _value_to_text(value: struct_pb2.Value) -> str:
+    """component/launcher_v2.go getPlaceholders, input parameters."""
     kind = value.WhichOneof("kind")
     if kind == "string_value":
         return value.string_value
     if kind == "number_value":
-        number = value.number_value
-        return str(int(number)) if number.is_integer() else str(number)
+        return _format_number(value.number_value)
     if kind == "bool_value":
         return "true" if value.bool_value else "false"
-    return json.dumps(json_format.MessageToDict(value))
+    return json.dumps(json_format.MessageToDict(value), separators=(",", ":"))
 
 
 _PLACEHOLDER = re.compile(r"\{\{\$(?P<path>[^}]*)\}\}")
@@ -109,8 +158,10 @@ _INPUT_PARAM = re.compile(r"^\.inputs\.parameters\['(?P<key>[^']+)'\]$")
 _ARTIFACT = re.compile(r"^\.(?P<side>inputs|outputs)\.artifacts\['(?P<key>[^']+)'\]\.(?P<field>uri|path)$")
 
 
-def substitute(arg: str, executor_input: pipeline_spec_pb2.ExecutorInput) -> str:
-    """Replaces the KFP placeholders in one command-line argument; unknown placeholders raise."""
+def substitute(arg: str, executor_input: pipeline_spec_pb2.ExecutorInput, pod_dir: str = "/") -> str:
+    """One command-line argument with the placeholders of component/launcher_v2.go getPlaceholders
+    filled (``.path`` is the pod's local copy under `pod_dir`); any other placeholder raises (the
+    launcher would pass it through verbatim)."""
 
     def replace(match):
         path = match.group("path")
@@ -124,10 +175,15 @@ def substitute(arg: str, executor_input: pipeline_spec_pb2.ExecutorInput) -> str
         m = _ARTIFACT.match(path)
         if m:
             side = executor_input.inputs if m.group("side") == "inputs" else executor_input.outputs
-            return side.artifacts[m.group("key")].artifacts[0].uri
+            uri = side.artifacts[m.group("key")].artifacts[0].uri
+            return uri if m.group("field") == "uri" else _in_pod(pod_dir, local_path_for_uri(uri))
         raise ValueError(f"placeholder {match.group(0)!r} in {arg!r} is not supported by run-spec")
 
     return _PLACEHOLDER.sub(replace, arg)
+
+
+def _in_pod(pod_dir: str, path: str) -> str:
+    return os.path.join(pod_dir, path.lstrip("/"))
 
 
 def local_command(command: List[str]) -> List[str]:
@@ -137,32 +193,215 @@ def local_command(command: List[str]) -> List[str]:
     return list(command)
 
 
-class SpecRunner:
-    """Runs one compiled spec under `pipeline_root`; see the module docstring."""
+def artifact_schema(artifact_type: pipeline_spec_pb2.ArtifactTypeSchema) -> str:
+    """component/launcher_v2.go getArtifactSchema."""
+    kind = artifact_type.WhichOneof("kind")
+    if kind == "instance_schema":
+        return artifact_type.instance_schema
+    if kind == "schema_title":
+        return "title: " + artifact_type.schema_title
+    raise ValueError(f"unsupported artifact type schema {json_format.MessageToDict(artifact_type)}")
 
-    def __init__(self, spec: pipeline_spec_pb2.PipelineSpec, pipeline_root: str, work_dir: Optional[str] = None,
-                 run_id: Optional[str] = None, env: Optional[Mapping[str, str]] = None):
-        violations = [v for v in spec_check.check(spec) if v.rule is not spec_check.NO_PRE_CACHE_CHECK]
+
+def to_mlmd_value(value: struct_pb2.Value) -> dict:
+    """metadata/converter.go StructValueToMLMDValue: numbers become doubles, booleans ints, lists and
+    structs are wrapped; null is refused."""
+    kind = value.WhichOneof("kind")
+    if kind == "string_value":
+        return {"string_value": value.string_value}
+    if kind == "number_value":
+        return {"double_value": value.number_value}
+    if kind == "bool_value":
+        return {"int_value": int(value.bool_value)}
+    if kind == "list_value":
+        return {"struct_value": {"list": json_format.MessageToDict(value.list_value)}}
+    if kind == "struct_value":
+        return {"struct_value": {"struct": json_format.MessageToDict(value.struct_value)}}
+    raise ValueError(f"unknown/unsupported value type {kind}")
+
+
+def from_mlmd_value(value: dict):
+    """metadata/converter.go toRuntimeArtifact: MLMD value -> the metadata's JSON value."""
+    (kind, raw), = value.items()
+    if kind == "int_value":
+        return float(raw)
+    return raw
+
+
+class Metadata:
+    """The ML Metadata records the driver and launcher keep: artifacts, each task's outputs, cache
+    entries; in memory, and as JSON in `path` (if given) so that later runs see them."""
+
+    def __init__(self, path: Optional[str] = None):
+        self.path = path
+        self._lock = threading.Lock()
+        self.state = {"next_id": 1, "artifacts": {}, "executions": {}, "cache": {}}
+        if path and os.path.exists(path):
+            with open(path) as f:
+                self.state = json.load(f)
+
+    def _save(self) -> None:
+        if self.path:
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            with open(self.path + ".tmp", "w") as f:
+                json.dump(self.state, f, indent=1, sort_keys=True)
+            os.replace(self.path + ".tmp", self.path)
+
+    def record_artifact(self, output_name: str, schema: str, artifact: pipeline_spec_pb2.RuntimeArtifact,
+                        session_info: str) -> str:
+        """metadata/client.go RecordArtifact + converter.go toMLMDArtifact; returns the artifact's id."""
+        custom = {k: to_mlmd_value(v) for k, v in artifact.metadata.fields.items()}
+        custom.setdefault("display_name", {"string_value": output_name})
+        custom.setdefault("store_session_info", {"string_value": session_info})
+        with self._lock:
+            artifact_id = str(self.state["next_id"])
+            self.state["next_id"] += 1
+            self.state["artifacts"][artifact_id] = {"uri": artifact.uri, "schema": schema,
+                                                    "custom_properties": custom}
+            self._save()
+        return artifact_id
+
+    def runtime_artifact(self, artifact_id: str) -> pipeline_spec_pb2.RuntimeArtifact:
+        """An upstream output as the driver resolves it: metadata/client.go
+        GetOutputArtifactsByExecutionId (Schema: "") -> OutputArtifact.ToRuntimeArtifact ->
+        converter.go toRuntimeArtifact (the MLMD id as the name)."""
+        stored = self.state["artifacts"][artifact_id]
+        artifact = pipeline_spec_pb2.RuntimeArtifact(name=artifact_id, uri=stored["uri"])
+        artifact.metadata.update({k: from_mlmd_value(v) for k, v in stored["custom_properties"].items()})
+        artifact.type.instance_schema = ""
+        return artifact
+
+    def record_execution(self, run_id: str, task: str, outputs: Dict[str, List[str]],
+                         fingerprint: str) -> str:
+        with self._lock:
+            execution_id = f"{run_id}/{task}"
+            self.state["executions"][execution_id] = {"outputs": outputs}
+            if fingerprint:
+                # launcher_v2.go Execute: CreateExecutionCache after a successful run.
+                self.state["cache"][fingerprint] = execution_id
+            self._save()
+        return execution_id
+
+    def outputs_of(self, execution_id: str) -> Dict[str, List[str]]:
+        return self.state["executions"][execution_id]["outputs"]
+
+    def cached_execution(self, fingerprint: str) -> Optional[str]:
+        return self.state["cache"].get(fingerprint)
+
+
+def fingerprint(executor_input: pipeline_spec_pb2.ExecutorInput, component: pipeline_spec_pb2.ComponentSpec,
+                container) -> str:
+    """cacheutils/cache.go GenerateCacheKey + GenerateFingerPrint, as driver/driver.go getFingerPrint
+    calls them: input artifact names (MLMD ids), parameter values, output artifacts without URIs,
+    output parameter types, the raw command + args and the image; sha256 of its JSON."""
+    key = {
+        "inputArtifactNames": {k: {"artifactNames": [a.name for a in v.artifacts]}
+                               for k, v in executor_input.inputs.artifacts.items()},
+        "inputParameterValues": {k: json_format.MessageToDict(v)
+                                 for k, v in executor_input.inputs.parameter_values.items()},
+        "outputArtifactsSpec": {k: json_format.MessageToDict(pipeline_spec_pb2.RuntimeArtifact(
+            name=v.artifacts[0].name, type=v.artifacts[0].type, metadata=v.artifacts[0].metadata))
+            for k, v in executor_input.outputs.artifacts.items() if v.artifacts},
+        "outputParametersSpec": {k: pipeline_spec_pb2.ParameterType.ParameterTypeEnum.Name(p.parameter_type)
+                                 for k, p in component.output_definitions.parameters.items()},
+        "containerSpec": {"image": container.image, "cmdArgs": [*container.command, *container.args]},
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def session_info(root: str) -> str:
+    """config/env.go GetStoreSessionInfo with no kfp-launcher providers (config/s3.go: fromEnv)."""
+    provider = root.split("://", 1)[0]
+    if provider == "minio":  # config/env.go getDefaultMinioSessionInfo
+        params = {"accessKeyKey": "accesskey", "disableSSL": "true", "endpoint": "minio-service.kubeflow:9000",
+                  "fromEnv": "false", "region": "minio", "secretKeyKey": "secretkey",
+                  "secretName": "mlpipeline-minio-artifact"}
+    else:
+        params = {"fromEnv": "true"}
+    return json.dumps({"Provider": provider, "Params": params}, separators=(",", ":"))
+
+
+def _copy_tree(source: str, target: str) -> int:
+    """Copies a file or a folder (recursively) through TFX fileio; returns the files copied
+    (objectstore.DownloadBlob / UploadBlob)."""
+    from tfx.dsl.io import fileio
+
+    if not fileio.exists(source):
+        return 0
+    if not fileio.isdir(source):
+        fileio.makedirs(os.path.dirname(target))
+        fileio.copy(source, target, overwrite=True)
+        return 1
+    copied = 0
+    for directory, _, files in fileio.walk(source):
+        relative = directory[len(source):].lstrip("/")
+        fileio.makedirs(os.path.join(target, relative))
+        for name in files:
+            fileio.copy(os.path.join(directory, name), os.path.join(target, relative, name), overwrite=True)
+            copied += 1
+    return copied
+
+
+class SpecRunner:
+    """Runs one compiled spec as one KFP run; see the module docstring.
+
+    `pipeline_root` is the run's runtime config root (what `schedule` submits); None means
+    the backend's default (`launcher_default_root`, the namespace's kfp-launcher ConfigMap, else
+    minio://). `publish_logs` is the driver's log publishing (on by default, as in KFP 2.5).
+    `metadata` carries artifacts and cache entries from run to run."""
+
+    def __init__(self, spec: pipeline_spec_pb2.PipelineSpec, pipeline_root: Optional[str], work_dir: str,
+                 run_id: Optional[str] = None, env: Optional[Mapping[str, str]] = None,
+                 metadata: Optional[Metadata] = None, publish_logs: bool = True,
+                 launcher_default_root: Optional[str] = None):
+        violations = [v for v in spec_check.check(spec) if v.rule not in spec_check.RUNTIME_RULES]
         if violations:
             raise spec_check.SpecConformanceError("the spec", violations)
         self.spec = spec
         self.deployment = spec_check.deployment_config(spec)
         self.run_id = run_id or f"run-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-        self.pipeline_root = pipeline_root
-        self.run_root = os.path.join(pipeline_root, self.run_id)
-        self.work_dir = work_dir or os.path.join(self.run_root, ".launcher")
+        self.pipeline_root = pipeline_root or launcher_default_root or spec_check.DEFAULT_BACKEND_ROOT
+        self.run_root = run_root(pipeline_root, spec.pipeline_info.name, self.run_id, launcher_default_root)
+        self.work_dir = os.path.join(work_dir, self.run_id)
         self.env = dict(os.environ if env is None else env)
+        self.metadata = metadata or Metadata(os.path.join(work_dir, STATE_FILE))
+        self.publish_logs = publish_logs
+        self.session_info = session_info(self.pipeline_root)
+        self.executions: Dict[str, str] = {}  # task -> MLMD execution id
         self.outputs: Dict[str, Dict[str, List[dict]]] = {}
         self.results: Dict[str, TaskResult] = {}
-        self._artifact_count = 0
-        self._lock = threading.Lock()
 
-    def _artifact_name(self) -> str:
-        with self._lock:
-            self._artifact_count += 1
-            return f"{self.run_id}/artifacts/{self._artifact_count}"
+    def _upstream_artifacts(self, name: str, key: str, producer) -> List[pipeline_spec_pb2.RuntimeArtifact]:
+        execution = self.executions.get(producer.producer_task)
+        ids = self.metadata.outputs_of(execution).get(producer.output_artifact_key) if execution else None
+        if ids is None:
+            raise ValueError(f"{name}: input {key!r} needs {producer.producer_task}.{producer.output_artifact_key}, "
+                             "which no task produced")
+        return [self.metadata.runtime_artifact(i) for i in ids]
+
+    def provision_outputs(self, name: str, component) -> pipeline_spec_pb2.ExecutorInput.Outputs:
+        """driver/driver.go provisionOutputs (2.5.0): RUN_ROOT/TASK/UUID/NAME, the definitions' type and
+        metadata, no name; executor-logs typed system.Artifact when logs are published; the one
+        OutputMetadataFilepath."""
+        outputs = pipeline_spec_pb2.ExecutorInput.Outputs(output_file=OUTPUT_METADATA_FILE)
+        definitions = {k: v for k, v in component.output_definitions.artifacts.items()}
+        if self.publish_logs:
+            definitions[LOG_ARTIFACT] = pipeline_spec_pb2.ComponentOutputsSpec.ArtifactSpec(
+                artifact_type=pipeline_spec_pb2.ArtifactTypeSchema(schema_title="system.Artifact"))
+        salt = str(uuid.uuid4())
+        for key, definition in definitions.items():
+            artifact = outputs.artifacts[key].artifacts.add()
+            artifact.uri = generate_output_uri(self.run_root, [name, salt, key])
+            artifact.type.CopyFrom(definition.artifact_type)
+            if definition.HasField("metadata"):
+                artifact.metadata.CopyFrom(definition.metadata)
+        for key in component.output_definitions.parameters:
+            outputs.parameters[key].output_file = f"/tmp/kfp/outputs/{key}"
+        return outputs
 
     def executor_input(self, name: str) -> pipeline_spec_pb2.ExecutorInput:
+        """What the driver hands the launcher (driver/driver.go Container -> resolveInputs,
+        provisionOutputs)."""
         task = self.spec.root.dag.tasks[name]
         component = self.spec.components[task.component_ref.name]
         executor_input = pipeline_spec_pb2.ExecutorInput()
@@ -172,24 +411,9 @@ class SpecRunner:
                 raise ValueError(f"{name}: parameter {key!r} is not a constant runtime value")
             inputs.parameter_values[key].CopyFrom(parameter.runtime_value.constant)
         for key, artifact_spec in task.inputs.artifacts.items():
-            producer = artifact_spec.task_output_artifact
-            produced = self.outputs.get(producer.producer_task, {}).get(producer.output_artifact_key)
-            if produced is None:
-                raise ValueError(f"{name}: input {key!r} needs "
-                                 f"{producer.producer_task}.{producer.output_artifact_key}, "
-                                 "which no task produced")
-            artifact_type = component.input_definitions.artifacts[key].artifact_type
-            for raw in produced:
-                artifact = inputs.artifacts[key].artifacts.add()
-                json_format.ParseDict(raw, artifact)
-                artifact.type.CopyFrom(artifact_type)
-        task_dir = os.path.join(self.run_root, name)
-        for key, definition in component.output_definitions.artifacts.items():
-            artifact = executor_input.outputs.artifacts[key].artifacts.add()
-            artifact.name = self._artifact_name()
-            artifact.type.CopyFrom(definition.artifact_type)
-            artifact.uri = os.path.join(task_dir, key)
-        executor_input.outputs.output_file = os.path.join(self.work_dir, name, "executor_output.json")
+            for artifact in self._upstream_artifacts(name, key, artifact_spec.task_output_artifact):
+                inputs.artifacts[key].artifacts.add().CopyFrom(artifact)
+        executor_input.outputs.CopyFrom(self.provision_outputs(name, component))
         return executor_input
 
     def run_task(self, name: str) -> TaskResult:
@@ -202,57 +426,116 @@ class SpecRunner:
             return self._import(name, task, executor.importer, start)
         if kind != "container":
             raise ValueError(f"{name}: executor kind {kind!r} cannot run on open-source KFP")
-        executor_input = self.executor_input(name)
         container = executor.container
-        command = local_command([substitute(a, executor_input) for a in [*container.command, *container.args]])
-        task_work = os.path.dirname(executor_input.outputs.output_file)
-        os.makedirs(task_work, exist_ok=True)
-        for outputs in executor_input.outputs.artifacts.values():
-            for artifact in outputs.artifacts:
-                os.makedirs(os.path.dirname(artifact.uri), exist_ok=True)
-        log_path = os.path.join(task_work, "log.txt")
-        with open(os.path.join(task_work, "executor_input.json"), "w") as f:
+        executor_input = self.executor_input(name)
+        key = fingerprint(executor_input, component, container) if task.caching_options.enable_cache else ""
+        cached = self.metadata.cached_execution(key) if key else None
+        if cached:  # driver/driver.go reuseCachedOutputs: the cached execution's artifacts, nothing runs
+            self.executions[name] = cached
+            return self._done(name, [], time.monotonic() - start, "", cached=True)
+        pod = os.path.join(self.work_dir, name)
+        os.makedirs(pod, exist_ok=True)
+        # The one per-pod path, inside this task's folder.
+        executor_input.outputs.output_file = _in_pod(pod, OUTPUT_METADATA_FILE)
+        # launcher_v2.go Execute -> prepareOutputFolders: every output needs a local path.
+        for output_key, artifact_list in executor_input.outputs.artifacts.items():
+            for artifact in artifact_list.artifacts:
+                try:
+                    os.makedirs(os.path.dirname(_in_pod(pod, local_path_for_uri(artifact.uri))), exist_ok=True)
+                except ValueError as e:
+                    raise TaskFailed(f"task {name} failed before its command ran: failed to generate local "
+                                     f"storage path for output artifact {output_key!r}: {e} (the launcher's "
+                                     "prepareOutputFolders; use an s3:// or gs:// pipeline root)") from None
+        self._download(name, executor_input, pod)
+        command = local_command([substitute(a, executor_input, pod) for a in [*container.command, *container.args]])
+        os.makedirs(os.path.dirname(executor_input.outputs.output_file), exist_ok=True)
+        log_path = os.path.join(pod, "log.txt")
+        with open(os.path.join(pod, "executor_input.json"), "w") as f:
             f.write(json_format.MessageToJson(executor_input))
-        logging.info("run-spec: %s: %s", name, shlex.join(command[:4]) + " ...")
+        logging.info("run-spec: %s: %s", name, shlex.join(command[:5]) + " ...")
         env = {**self.env, **{e.name: e.value for e in container.env}}
         with open(log_path, "w") as log:
-            code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=task_work)
+            code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=pod)
         seconds = time.monotonic() - start
         if code != 0:
             with open(log_path) as f:
                 tail = "".join(collections.deque(f, LOG_TAIL_LINES))
             raise TaskFailed(f"task {name} failed (exit {code}) after {seconds:.0f} s; full log: {log_path}\n{tail}")
-        outputs = {k: [json_format.MessageToDict(a) for a in v.artifacts]
-                   for k, v in executor_input.outputs.artifacts.items()}
+        if self.publish_logs:  # launcher_v2.go getLogWriter: the log is the executor-logs artifact
+            logs = _in_pod(pod, local_path_for_uri(executor_input.outputs.artifacts[LOG_ARTIFACT].artifacts[0].uri))
+            with open(log_path, "rb") as src, open(logs, "wb") as dst:
+                dst.write(src.read())
+        outputs = self._publish(name, executor_input, pod)
+        self.executions[name] = self.metadata.record_execution(self.run_id, name, outputs, key)
+        return self._done(name, command, seconds, log_path)
+
+    def _download(self, name: str, executor_input, pod: str) -> None:
+        """launcher_v2.go downloadArtifacts: every input artifact with a storage URI, copied to the pod."""
+        for key, artifact_list in executor_input.inputs.artifacts.items():
+            if not artifact_list.artifacts:
+                continue
+            uri = artifact_list.artifacts[0].uri
+            try:
+                local = _in_pod(pod, local_path_for_uri(uri))
+            except ValueError:
+                continue  # "does not have a recognized storage URI ... Skipping downloading"
+            try:
+                _copy_tree(uri, local)
+            except Exception as e:  # noqa: BLE001 (the launcher fails the task on any download error)
+                raise TaskFailed(f"task {name} failed: failed to download input artifact {key!r} from remote "
+                                 f"storage URI {uri!r}: {type(e).__name__}: {e}") from None
+
+    def _publish(self, name: str, executor_input, pod: str) -> Dict[str, List[str]]:
+        """launcher_v2.go getExecutorOutputFile + uploadOutputArtifacts: the executor's output merged
+        in (mergeRuntimeArtifacts), the pod's local copy uploaded, the artifact recorded in MLMD."""
+        executor_output = pipeline_spec_pb2.ExecutorOutput()
         if os.path.exists(executor_input.outputs.output_file):
-            executor_output = pipeline_spec_pb2.ExecutorOutput()
             with open(executor_input.outputs.output_file) as f:
-                json_format.Parse(f.read(), executor_output, ignore_unknown_fields=True)
-            for key, artifact_list in executor_output.artifacts.items():
-                if key not in outputs:
-                    raise ValueError(f"{name}: executor output {key!r} is not an output of the component")
-                outputs[key] = [_merge(given, json_format.MessageToDict(a))
-                                for given, a in zip(outputs[key], artifact_list.artifacts)]
-        for artifacts in outputs.values():
-            for artifact in artifacts:
-                artifact.pop("type", None)  # the consumer's input definition types it
-        return self._done(name, command, seconds, outputs, log_path)
+                json_format.Parse(f.read(), executor_output)  # protojson.Unmarshal: unknown fields fail
+        recorded: Dict[str, List[str]] = {}
+        for key, artifact_list in executor_input.outputs.artifacts.items():
+            if not artifact_list.artifacts:
+                continue
+            recorded[key] = []
+            for artifact in artifact_list.artifacts:
+                produced = executor_output.artifacts.get(key)
+                if produced is not None and produced.artifacts:
+                    source = produced.artifacts[0]
+                    if source.uri:
+                        artifact.uri = source.uri
+                    for field, value in source.metadata.fields.items():
+                        artifact.metadata.fields[field].CopyFrom(value)
+                try:
+                    local = _in_pod(pod, local_path_for_uri(artifact.uri))
+                except ValueError:
+                    local = None  # "does not have a recognized storage URI ... Skipping uploading"
+                if local and os.path.exists(local):
+                    _copy_tree(local, artifact.uri)
+                recorded[key].append(self.metadata.record_artifact(
+                    key, artifact_schema(artifact.type), artifact, self.session_info))
+        return recorded
 
     def _import(self, name, task, importer, start) -> TaskResult:
+        """component/importer_launcher.go: the artifact at a constant URI, recorded in MLMD."""
         uri = importer.artifact_uri
         if uri.WhichOneof("value") != "constant":
             raise ValueError(f"{name}: importer artifact_uri must be a constant")
-        artifact = {"name": self._artifact_name(), "uri": uri.constant.string_value,
-                    "metadata": json_format.MessageToDict(importer.metadata)}
         component = self.spec.components[task.component_ref.name]
         (key,) = component.output_definitions.artifacts.keys()
-        return self._done(name, [], time.monotonic() - start, {key: [artifact]}, "")
+        artifact = pipeline_spec_pb2.RuntimeArtifact(uri=uri.constant.string_value, metadata=importer.metadata,
+                                                     type=importer.type_schema)
+        artifact_id = self.metadata.record_artifact(key, artifact_schema(importer.type_schema), artifact,
+                                                    self.session_info)
+        self.executions[name] = self.metadata.record_execution(self.run_id, name, {key: [artifact_id]}, "")
+        return self._done(name, [], time.monotonic() - start, "")
 
-    def _done(self, name, command, seconds, outputs, log_path) -> TaskResult:
+    def _done(self, name, command, seconds, log_path, cached: bool = False) -> TaskResult:
+        outputs = {key: [json_format.MessageToDict(self.metadata.runtime_artifact(i)) for i in ids]
+                   for key, ids in self.metadata.outputs_of(self.executions[name]).items()}
         self.outputs[name] = outputs
-        result = TaskResult(name, command, seconds, outputs, log_path)
+        result = TaskResult(name, command, seconds, outputs, log_path, cached)
         self.results[name] = result
-        logging.info("run-spec: %s done in %.1f s.", name, seconds)
+        logging.info("run-spec: %s %s in %.1f s.", name, "cached" if cached else "done", seconds)
         return result
 
     def run(self, parallelism: int = DEFAULT_PARALLELISM) -> Dict[str, TaskResult]:
@@ -278,22 +561,15 @@ class SpecRunner:
         return self.results
 
 
-def _merge(given: dict, produced: dict) -> dict:
-    """The launcher's artifact updated with what the executor reported (URI, metadata)."""
-    merged = dict(given)
-    for key in ("uri", "metadata"):
-        if produced.get(key):
-            merged[key] = produced[key]
-    return merged
-
-
-def run_spec(path: str, pipeline_root: str, run_id: Optional[str] = None,
-             parallelism: int = DEFAULT_PARALLELISM) -> SpecRunner:
-    """Loads the package at `path` as kfp.Client does and runs it; returns the runner (results, outputs)."""
+def run_spec(path: str, work_dir: str, pipeline_root: Optional[str] = None, run_id: Optional[str] = None,
+             parallelism: int = DEFAULT_PARALLELISM, **options) -> SpecRunner:
+    """Loads the package at `path` as kfp.Client does and runs it as `schedule` submits it: the run's
+    root is `pipeline_root`, else the package's defaultPipelineRoot. `options` go to `SpecRunner`."""
     spec, violations = spec_check.load_package(path)
     if violations:
         raise spec_check.SpecConformanceError(path, violations)
-    runner = SpecRunner(spec, pipeline_root, run_id=run_id)
+    runner = SpecRunner(spec, pipeline_root or spec.default_pipeline_root or None, work_dir, run_id=run_id,
+                        **options)
     runner.run(parallelism)
     return runner
 

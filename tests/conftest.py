@@ -20,6 +20,42 @@ CENSUS_TEST_CANDIDATES = (
 
 
 @pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real S3 API server (moto) on 127.0.0.1 for the session, with the standard environment
+    (S3_ENDPOINT, AWS_*) set in this process and so in every subprocess; stopped at the end."""
+    from components import object_store
+    from tests.s3_server import S3Server
+
+    server = S3Server(str(tmp_path_factory.mktemp("s3") / "moto.log"))
+    saved = {k: os.environ.get(k) for k in server.env}
+    os.environ.update(server.env)
+    object_store.enable(["s3://"])
+    yield server
+    server.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+_EXIT_STATUS = {}
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _EXIT_STATUS["status"] = int(exitstatus)
+
+
+def pytest_unconfigure(config):
+    """Once s3:// was used, leave with os._exit: tensorflow-io 0.37's S3 filesystem aborts the
+    interpreter's shutdown (exit 134, tensorflow/io#2039) after pytest has reported."""
+    from components import object_store
+
+    if "status" in _EXIT_STATUS and object_store.s3_enabled():
+        object_store.exit_now(_EXIT_STATUS["status"])
+
+
+@pytest.fixture(scope="session")
 def census_spec():
     return load_spec(schemas.path("census", "group1.yaml"))
 
