@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Iterable, Optional
+from typing import Iterable, List, Optional
 
 S3_SCHEME = "s3://"
 GCS_SCHEME = "gs://"
@@ -86,6 +86,18 @@ def enable(uris: Iterable[Optional[str]] = (), environ=os.environ) -> bool:
     _enabled = True
     logging.info("s3:// enabled (tensorflow-io; endpoint %s).", environ.get(ENDPOINT_ENV) or "AWS default")
     return True
+
+
+def list_dir(uri: str) -> List[str]:
+    """The entry names in folder `uri` (no trailing slash), [] if there is none: an object store has
+    no empty folders (TFX fileio raises NotFoundError for a prefix without objects, even after
+    `fileio.makedirs`)."""
+    from tfx.dsl.io import filesystem, fileio
+
+    try:
+        return [name.rstrip("/") for name in fileio.listdir(uri)]
+    except filesystem.NotFoundError:
+        return []
 
 
 def s3_enabled() -> bool:

@@ -34,6 +34,7 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
+from components import object_store
 from components.names import SPANS_PROPERTY, decode_spans, encode_spans
 
 TEMPORARY_PREFIX = ".tmp-"
@@ -67,7 +68,7 @@ def find_pushed_version(model_dir: str, base_directory: str) -> Optional[str]:
 
 
 def _versions(base_directory: str):
-    return [int(v.rstrip("/")) for v in fileio.listdir(base_directory) if v.rstrip("/").isdigit()]
+    return [int(v) for v in object_store.list_dir(base_directory) if v.isdigit()]
 
 
 def push_atomically(model_dir: str, base_directory: str, version: Optional[int] = None,
@@ -78,10 +79,10 @@ def push_atomically(model_dir: str, base_directory: str, version: Optional[int] 
     the newest version already there if that is not smaller. Leftover temporary folders of killed pushes are removed.
     """
     fileio.makedirs(base_directory)
-    for name in fileio.listdir(base_directory):
+    for name in object_store.list_dir(base_directory):
         if name.startswith(TEMPORARY_PREFIX):
             logging.warning("Removing %s, left by a push that did not finish.", os.path.join(base_directory, name))
-            fileio.rmtree(os.path.join(base_directory, name.rstrip("/")))
+            fileio.rmtree(os.path.join(base_directory, name))
     existing = _versions(base_directory)
     version = max([int(time.time()) if version is None else version, *(v + 1 for v in existing)])
     final = os.path.join(base_directory, str(version))

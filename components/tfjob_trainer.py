@@ -9,8 +9,8 @@ runs the same command, ``python -m tfx.scripts.run_executor`` with TFX's
 ``run_fn`` runs in each of them under the ``TF_CONFIG`` the operator sets
 (``MultiWorkerMirroredStrategy``: ``TrainerConfig.distribution='multi_worker'``).
 The chief writes the model to the Trainer's output URIs, which must be on
-storage every pod can reach (the pipeline root: ``gs://``, ``s3://``, a shared
-volume). The executor waits for the job, logs each change of its state, and
+storage every pod can reach (the pipeline root: ``gs://`` or ``s3://``; the KFP
+launcher accepts no local path). The executor waits for the job, logs each change of its state, and
 fails with the job's message and the failed pods' last log lines when a
 replica fails.
 
@@ -103,6 +103,12 @@ def run_executor_args(input_dict, output_dict, exec_properties, executor_class_p
     ]
 
 
+def gpu_tolerations(gpu_resource: str) -> List[Dict[str, str]]:
+    """Tolerations for nodes tainted by their GPU resource (GKE and the NVIDIA GPU operator taint GPU
+    nodes ``nvidia.com/gpu=present:NoSchedule``): without them such nodes never take the pod."""
+    return [{"key": gpu_resource, "operator": "Exists", "effect": "NoSchedule"}]
+
+
 def _replica(spec: TFJobSpec, count: int, args: List[str]) -> dict:
     limits: Dict[str, Any] = {}
     if spec.gpus:
@@ -117,6 +123,8 @@ def _replica(spec: TFJobSpec, count: int, args: List[str]) -> dict:
     }]}
     if spec.node_selector:
         pod["nodeSelector"] = dict(spec.node_selector)
+    if spec.gpus:
+        pod["tolerations"] = [dict(t) for t in gpu_tolerations(spec.gpu_resource)]
     return {"replicas": count, "restartPolicy": "Never", "template": {"spec": pod}}
 
 

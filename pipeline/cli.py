@@ -419,6 +419,12 @@ def _kubeflow_options(f):
         click.option("--vertex-region", default=TrainerWorkers.vertex_region, show_default=True),
         click.option("--machine-type", default=TrainerWorkers.machine_type, show_default=True,
                      help="vertex, --workers > 1: machine type of every replica."),
+        click.option("--s3-endpoint", default="", metavar="URL",
+                     help="kfp, s3:// roots: the store's endpoint in every task (S3_ENDPOINT, AWS_ENDPOINT_URL), "
+                          "e.g. http://minio-service.kubeflow:9000 for Kubeflow's MinIO."),
+        click.option("--s3-secret", default="", metavar="NAME",
+                     help="kfp, s3:// roots: Kubernetes secret whose accesskey/secretkey become AWS_ACCESS_KEY_ID/"
+                          "AWS_SECRET_ACCESS_KEY in every task, e.g. mlpipeline-minio-artifact."),
         _span_options,
     ]
     for option in reversed(options):
@@ -427,11 +433,22 @@ def _kubeflow_options(f):
 
 
 def _compile(target, pipeline_root, data_root, span_folder, warm_start, serving_model_dir, image, output, gpus,
-             gpu_type, gpu_node_selector, workers, namespace, vertex_project, vertex_region, machine_type, num_spans,
-             variant, trainer_config_path, train_steps, eval_steps, spec_path, schema_path, allow_anomalies, tune,
-             tune_budget_s, tune_trials, hyperparameters_uri) -> str:
+             gpu_type, gpu_node_selector, workers, namespace, vertex_project, vertex_region, machine_type, s3_endpoint,
+             s3_secret, num_spans, variant, trainer_config_path, train_steps, eval_steps, spec_path, schema_path,
+             allow_anomalies, tune, tune_budget_s, tune_trials, hyperparameters_uri) -> str:
+    from components import object_store
     from pipeline import kubeflow_v2_runner as kfp_runner
 
+    for option, uri in (("--pipeline-root", pipeline_root), ("--data-root", data_root),
+                        ("--serving-model-dir", serving_model_dir)):
+        try:
+            object_store.check_uri(uri, option)
+        except object_store.ObjectStoreError as e:
+            raise click.BadParameter(str(e), param_hint=option) from None
+    try:
+        s3 = kfp_runner.S3Access(endpoint=s3_endpoint, secret=s3_secret)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--s3-endpoint") from None
     target = Target(target)
     spec = spec_with(spec_path, allow_anomalies)
     resources = (
@@ -455,7 +472,7 @@ def _compile(target, pipeline_root, data_root, span_folder, warm_start, serving_
     output = output or f"mmoe_pipeline{kfp_runner.SUFFIXES[target][0]}"
     try:
         return kfp_runner.compile_pipeline(config, image, output, target,
-                                           gpu_node_selector if workers == 1 else None)
+                                           gpu_node_selector if workers == 1 else None, s3=s3)
     except ValueError as e:  # SpecConformanceError included: one message, no traceback
         raise click.ClickException(str(e)) from None
 

@@ -28,7 +28,7 @@ import logging
 import os
 import posixpath
 import tempfile
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence
 
 import yaml
 from google.protobuf import json_format
@@ -36,6 +36,7 @@ from kfp.client import client as kfp_client
 from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx import v1 as tfx
 
+from components import object_store, tfjob_trainer
 from components.names import DRIFT_COMPONENT, EXAMPLE_GEN_COMPONENT, SERVING_BASELINE_COMPONENT
 from pipeline import kfp_entrypoint, spec_check
 from pipeline.config import (
@@ -96,7 +97,7 @@ def executor_label(spec: pipeline_spec_pb2.PipelineSpec, task: str) -> str:
     return spec.components[spec.root.dag.tasks[task].component_ref.name].executor_label
 
 
-def adapt_for_kfp(spec: pipeline_spec_pb2.PipelineSpec, pipeline_root: str) -> None:
+def adapt_for_kfp(spec: pipeline_spec_pb2.PipelineSpec, pipeline_root: str, env: Sequence[dict] = ()) -> None:
     """What the open-source backend needs beyond TFX's compiler output (in place): our entrypoint in
     every TFX task (`pipeline.kfp_entrypoint`: tensorflow/tfx#7768, ``executor-logs``), no
     preCacheCheck hooks, no caching of the tasks that read the outside world, and the pipeline root
@@ -114,6 +115,8 @@ def adapt_for_kfp(spec: pipeline_spec_pb2.PipelineSpec, pipeline_root: str) -> N
             (task_name,) = tasks_of[name]
             container["command"] = [*TFX_COMMAND_PREFIX, kfp_entrypoint.ENTRYPOINT, kfp_entrypoint.TASK_FLAG,
                                     task_name]
+        if env and "container" in executor:
+            container["env"] = [*container.get("env", []), *env]
     spec.deployment_spec.Clear()
     spec.deployment_spec.update(deployment)
     for task in UNCACHED_TASKS:
@@ -121,13 +124,28 @@ def adapt_for_kfp(spec: pipeline_spec_pb2.PipelineSpec, pipeline_root: str) -> N
             spec.root.dag.tasks[task].caching_options.enable_cache = False
 
 
-def platform_spec(spec: pipeline_spec_pb2.PipelineSpec, gpu_node_selector: Dict[str, str]) -> dict:
-    """The kfp-kubernetes platform document: the Trainer's node selector (GPU model)."""
-    if not gpu_node_selector:
+def platform_spec(spec: pipeline_spec_pb2.PipelineSpec, gpu_node_selector: Dict[str, str],
+                  secret_as_env: Sequence[dict] = ()) -> dict:
+    """The kfp-kubernetes platform document: the Trainer's node selector (GPU model) and, when it asks
+    for GPUs, the toleration of GPU nodes' taint; the object store's credentials in every task
+    (driver/driver.go extendPodSpecPatch applies all three)."""
+    trainer = executor_label(spec, TRAINER)
+    deployment = spec_check.deployment_config(spec)
+    executors: Dict[str, dict] = {}
+    if secret_as_env:
+        for label, executor in deployment.executors.items():
+            if executor.WhichOneof("spec") == "container":
+                executors[label] = {"secretAsEnv": [dict(s) for s in secret_as_env]}
+    config = executors.setdefault(trainer, {})
+    if gpu_node_selector:
+        config["nodeSelector"] = {"labels": dict(gpu_node_selector)}
+    accelerator = deployment.executors[trainer].container.resources.accelerator
+    if accelerator.count:
+        config["tolerations"] = tfjob_trainer.gpu_tolerations(accelerator.type)
+    executors = {label: value for label, value in executors.items() if value}
+    if not executors:
         return {}
-    return {"platforms": {"kubernetes": {"deploymentSpec": {"executors": {
-        executor_label(spec, TRAINER): {"nodeSelector": {"labels": dict(gpu_node_selector)}},
-    }}}}}
+    return {"platforms": {"kubernetes": {"deploymentSpec": {"executors": executors}}}}
 
 
 def write_package(spec: pipeline_spec_pb2.PipelineSpec, platform: dict, path: str) -> None:
@@ -138,8 +156,39 @@ def write_package(spec: pipeline_spec_pb2.PipelineSpec, platform: dict, path: st
         yaml.safe_dump_all(docs, f, sort_keys=True)
 
 
+@dataclasses.dataclass(frozen=True)
+class S3Access:
+    """How every task reaches an s3:// store (MinIO on open-source Kubeflow): the endpoint as
+    container environment (S3_ENDPOINT for TensorFlow, AWS_ENDPOINT_URL for Beam's boto3) and the
+    credentials from a Kubernetes secret (kfp-kubernetes secretAsEnv), by default Kubeflow's own
+    MinIO secret."""
+
+    endpoint: str = ""
+    secret: str = ""
+    access_key_key: str = "accesskey"  # the keys of Kubeflow's mlpipeline-minio-artifact secret
+    secret_key_key: str = "secretkey"
+
+    def __post_init__(self):
+        if self.endpoint and not self.endpoint.startswith(("http://", "https://")):
+            raise ValueError(f"s3 endpoint: received {self.endpoint!r}; tensorflow-io needs the scheme, e.g. "
+                             "http://minio-service.kubeflow:9000.")
+
+    def env(self) -> list:
+        if not self.endpoint:
+            return []
+        return [{"name": object_store.ENDPOINT_ENV, "value": self.endpoint},
+                {"name": object_store.BOTO_ENDPOINT_ENV, "value": self.endpoint}]
+
+    def secret_as_env(self) -> list:
+        if not self.secret:
+            return []
+        return [{"secretName": self.secret, "keyToEnv": [
+            {"secretKey": self.access_key_key, "envVar": "AWS_ACCESS_KEY_ID"},
+            {"secretKey": self.secret_key_key, "envVar": "AWS_SECRET_ACCESS_KEY"}]}]
+
+
 def compile_pipeline(config: PipelineConfig, image: str, output_path: str, target: Target = DEFAULT_TARGET,
-                     gpu_node_selector: Optional[Dict[str, str]] = None) -> str:
+                     gpu_node_selector: Optional[Dict[str, str]] = None, s3: S3Access = S3Access()) -> str:
     """Compiles `config` for `target` to `output_path` and returns the path.
 
     For ``kfp`` the spec is checked with `spec_check` first; a spec that breaks a
@@ -170,11 +219,11 @@ def compile_pipeline(config: PipelineConfig, image: str, output_path: str, targe
         raw = os.path.join(tmp, "tfx_pipeline.yaml")
         _run_tfx_compiler(pipeline, image, raw, spec_2_1=True)
         spec = kfp_client._extract_pipeline_yaml(raw).pipeline_spec
-    adapt_for_kfp(spec, config.pipeline_root)
+    adapt_for_kfp(spec, config.pipeline_root, s3.env())
     violations = spec_check.check(spec)
     if violations:
         raise spec_check.SpecConformanceError(output_path, violations)
-    write_package(spec, platform_spec(spec, gpu_node_selector or {}), output_path)
+    write_package(spec, platform_spec(spec, gpu_node_selector or {}, s3.secret_as_env()), output_path)
     logging.info("Wrote the Kubeflow Pipelines package to %s.", output_path)
     return output_path
 

@@ -97,9 +97,15 @@ def data_stage(config: PipelineConfig) -> DataStage:
     return DataStage(example_gen, statistics_gen, inferred, schema_gen, example_validator, drift, transform)
 
 
+BYTES_PER_GIB = 2 ** 30
+BYTES_PER_GB = 10 ** 9
+
+
 def _resource_spec(request: ResourceRequest):
     resources = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec(
-        cpu_limit=request.cpu, memory_limit=request.memory_gib
+        # The backend writes memoryLimit as "<value>G" (10^9 bytes; driver/driver.go initPodSpecPatch):
+        # GiB in those units, so that the pod gets what the TFJob's "<MiB>Mi" asks for.
+        cpu_limit=request.cpu, memory_limit=request.memory_gib * BYTES_PER_GIB / BYTES_PER_GB
     )
     if request.accelerator_count:
         resources.accelerator.type = request.accelerator_type

@@ -70,6 +70,9 @@ def test_tfjob_has_a_chief_and_workers_running_the_same_executor_command(kube, c
         assert container["name"] == "tensorflow" and container["image"] == JOB["image"]
         assert container["resources"]["limits"] == {"nvidia.com/gpu": 2, "cpu": "4", "memory": "16384Mi"}
         assert replica["template"]["spec"]["nodeSelector"] == JOB["node_selector"]
+        # GPU nodes are tainted nvidia.com/gpu:NoSchedule on GKE and with NVIDIA's GPU operator.
+        assert replica["template"]["spec"]["tolerations"] == [
+            {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
         assert container["command"] == ["python", "-m", "tfx.scripts.run_executor"]
     assert containers[0]["args"] == containers[1]["args"]
     args = containers[0]["args"]

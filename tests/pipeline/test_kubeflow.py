@@ -56,9 +56,18 @@ def test_kfp_package_conforms_and_requests_a_kubernetes_gpu(packages):
     trainer = executors["Trainer_executor"]["container"]
     assert trainer["image"] == IMAGE
     assert trainer["resources"]["accelerator"] == {"type": "nvidia.com/gpu", "count": "1"}
-    assert trainer["resources"]["cpuLimit"] == 4.0 and trainer["resources"]["memoryLimit"] == 16.0
+    # 16 GiB in the backend's "<memoryLimit>G" units: 17179869184 bytes, what the TFJob's 16384Mi asks for.
+    assert trainer["resources"]["cpuLimit"] == 4.0
+    assert trainer["resources"]["memoryLimit"] * 10 ** 9 == pytest.approx(16 * 1024 ** 3, abs=1)
     assert platform == {"platforms": {"kubernetes": {"deploymentSpec": {"executors": {
-        "Trainer_executor": {"nodeSelector": {"labels": SELECTOR}}}}}}}
+        "Trainer_executor": {"nodeSelector": {"labels": SELECTOR}, "tolerations": [
+            {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]}}}}}}
+    # The root the runs write to, and every task through our entrypoint (tfx#7768, executor-logs).
+    assert spec["defaultPipelineRoot"] == "gs://bucket/root"
+    for label, executor in executors.items():
+        task = label[:-len("_executor")]
+        assert executor["container"]["command"] == ["python", "-m", "pipeline.kfp_entrypoint", "--kfp_task", task]
+        assert "--json_serialized_inputs_spec_args" in executor["container"]["args"]
     # Every parameter is a constant (the backend driver resolves nothing else).
     kinds = {kind for t in tasks.values() for p in t["inputs"].get("parameters", {}).values()
              for kind in p["runtimeValue"]}
@@ -118,10 +127,10 @@ def test_compile_names_the_right_suffix(census_spec, tmp_path):
         kfp_runner.compile_pipeline(_config(census_spec, Target.VERTEX), IMAGE, str(tmp_path / "p.yaml"), Target.VERTEX)
 
 
-def _spec(tasks: dict, executors: dict) -> pipeline_spec_pb2.PipelineSpec:
+def _spec(tasks: dict, executors: dict, root: str = "s3://b/r") -> pipeline_spec_pb2.PipelineSpec:
     components = {name: {"executorLabel": f"{name}_executor"} for name in tasks}
     return json_format.ParseDict({
-        "pipelineInfo": {"name": "p"},
+        "pipelineInfo": {"name": "p"}, "defaultPipelineRoot": root,
         "components": components,
         "deploymentSpec": {"executors": {f"{k}_executor": v for k, v in executors.items()}},
         "root": {"dag": {"tasks": {name: {"componentRef": {"name": name}, "taskInfo": {"name": name}, **body}
@@ -141,11 +150,49 @@ def _spec(tasks: dict, executors: dict) -> pipeline_spec_pb2.PipelineSpec:
     ({}, {"container": {"image": "i", "lifecycle": {"preCacheCheck": {"command": ["python", "-m", "d"]}}}},
      "no-pre-cache-check-hook", "python -m d"),
     ({}, {"customJob": {"customJob": {}}}, "no-custom-job-executor", "Vertex AI custom job"),
+    ({}, {"container": {"image": "i", "command": [
+        "python", "-m", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"]}},
+     "kfp-entrypoint", "tensorflow/tfx#7768"),
 ])
 def test_each_rule_names_the_task_and_the_backend_file(task, executor, rule, detail):
     (violation,) = spec_check.check(_spec({"T": task}, {"T": executor}))
     assert (violation.task, violation.rule.name) == ("T", rule)
     assert detail in str(violation) and violation.rule.source.startswith("backend/src/v2/")
+
+
+@pytest.mark.parametrize("root, rule, detail", [
+    ("", "pipeline-root-set", "the package has no defaultPipelineRoot"),
+    ("minio://mlpipeline/v2/artifacts", "pipeline-root-scheme", "'minio://mlpipeline/v2/artifacts'"),
+    ("/mnt/shared/root", "pipeline-root-scheme", "'/mnt/shared/root'"),
+])
+def test_a_package_without_a_root_tfx_can_write_is_refused(root, rule, detail):
+    (violation,) = spec_check.check(_spec({"T": {}}, {"T": {"container": {"image": "i"}}}, root=root))
+    assert (violation.task, violation.rule.name) == ("<package>", rule)
+    assert detail in str(violation)
+    assert "s3://" in str(violation)  # the fix is named
+
+
+def test_check_spec_command_names_the_rule_of_a_minio_root(census_spec, tmp_path):
+    path = kfp_runner.compile_pipeline(_config(census_spec, Target.KFP), IMAGE, str(tmp_path / "p.yaml"))
+    with open(path) as f:
+        docs = list(yaml.safe_load_all(f))
+    docs[0]["defaultPipelineRoot"] = "minio://mlpipeline/v2/artifacts"
+    with open(path, "w") as f:
+        yaml.safe_dump_all(docs, f)
+    result = CliRunner().invoke(cli.main, ["check-spec", path])
+    assert result.exit_code == 1
+    assert ("<package>: [pipeline-root-scheme] defaultPipelineRoot 'minio://mlpipeline/v2/artifacts'"
+            in result.output)
+    assert "backend/src/v2/component/launcher_v2.go" in result.output
+
+
+def test_compile_refuses_a_local_root(census_spec, tmp_path):
+    config = kfp_runner.kubeflow_config(
+        str(tmp_path / "root"), "gs://bucket/data", census_spec,
+        kfp_runner.image_schema_path("census", "schema.pbtxt"), "gs://bucket/serving")
+    with pytest.raises(spec_check.SpecConformanceError, match=r"\[pipeline-root-scheme\] defaultPipelineRoot"):
+        kfp_runner.compile_pipeline(config, IMAGE, str(tmp_path / "p.yaml"))
+    assert not (tmp_path / "p.yaml").exists()
 
 
 def test_extended_resource_names():
@@ -175,6 +222,8 @@ def test_schedule_uploads_the_package_and_creates_the_recurring_run(packages, ap
     assert run["experiment_id"] == scheduled.experiment_id == "experiment-1"
     assert run["pipeline_version_reference"] == {"pipeline_id": "pipeline-1", "pipeline_version_id": "version-1"}
     assert "pipeline_spec" not in run  # the run refers to the uploaded version
+    # The backend reads the root from the run's runtime config only, never from the package.
+    assert run["runtime_config"]["pipeline_root"] == "gs://bucket/root"
     assert api.experiments[0]["display_name"] == "mmoe"
     # A second schedule adds a version to the same pipeline and reuses the experiment.
     again = kfp_schedule.schedule(client, api.host, packages["kfp"], "0 0 4 * * *", "mmoe", "nightly-2")
@@ -342,3 +391,35 @@ def test_schedule_command_reports_an_unreachable_host_in_one_line(monkeypatch, t
     assert result.exit_code == 1
     assert f"Error: cannot reach Kubeflow Pipelines at http://127.0.0.1:{port}" in result.output
     assert "Traceback" not in result.output
+
+
+def test_compile_for_minio_sets_the_endpoint_and_the_secret_in_every_task(census_spec, tmp_path):
+    config = kfp_runner.kubeflow_config(
+        "s3://mlpipeline/mmoe/root", "s3://mlpipeline/mmoe/data", census_spec,
+        kfp_runner.image_schema_path("census", "schema.pbtxt"), "s3://mlpipeline/mmoe/serving")
+    access = kfp_runner.S3Access(endpoint="http://minio-service.kubeflow:9000", secret="mlpipeline-minio-artifact")
+    spec, platform = _docs(kfp_runner.compile_pipeline(config, IMAGE, str(tmp_path / "p.yaml"), s3=access))
+    executors = spec["deploymentSpec"]["executors"]
+    secret = [{"secretName": "mlpipeline-minio-artifact", "keyToEnv": [
+        {"secretKey": "accesskey", "envVar": "AWS_ACCESS_KEY_ID"},
+        {"secretKey": "secretkey", "envVar": "AWS_SECRET_ACCESS_KEY"}]}]
+    by_executor = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert sorted(by_executor) == sorted(executors)
+    for label, executor in executors.items():
+        assert executor["container"]["env"] == [
+            {"name": "S3_ENDPOINT", "value": "http://minio-service.kubeflow:9000"},
+            {"name": "AWS_ENDPOINT_URL", "value": "http://minio-service.kubeflow:9000"}], label
+        assert by_executor[label]["secretAsEnv"] == secret, label
+    assert "tolerations" in by_executor["Trainer_executor"]
+    with pytest.raises(ValueError, match=r"s3 endpoint: received 'minio-service:9000'; tensorflow-io needs the "
+                                         r"scheme"):
+        kfp_runner.S3Access(endpoint="minio-service:9000")
+
+
+def test_compile_command_refuses_a_minio_data_root_naming_the_option_and_the_fix():
+    result = CliRunner().invoke(cli.main, [
+        "compile", "--pipeline-root", "s3://b/root", "--data-root", "minio://mlpipeline/data",
+        "--serving-model-dir", "s3://b/serving", "--image", IMAGE])
+    assert result.exit_code == 2
+    assert "--data-root" in result.output and "no TensorFlow filesystem implements minio://" in result.output
+    assert "s3://mlpipeline/data" in result.output
