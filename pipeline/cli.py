@@ -243,11 +243,15 @@ def _trainer_options(f):
                    "Default: the embedded 20,000-row sample.")
 @click.option("--output-dir", default="mmoe_output", show_default=True, type=click.Path(file_okay=False),
               help="Splits, artifacts, metadata and pushed models go here.")
-@click.option("--splits-dir", "--data-root", "splits_dir", type=click.Path(file_okay=False, exists=True),
-              default=None,
+@click.option("--splits-dir", "--data-root", "splits_dir", default=None,
               help="The data as the spec describes it, instead of --data: train/, eval/, test/ folders (default), "
                    "the files to split (spec `split: {ratios: ...}`), or span-1/, span-2/, ... folders of either "
-                   "(the newest span is read).")
+                   "(the newest span is read). A local folder, or an s3:// or gs:// URI.")
+@click.option("--pipeline-root", default=None,
+              help="Where the artifacts go [default: OUTPUT/pipeline_root]; an s3:// or gs:// URI puts them in "
+                   "object storage (ML Metadata, logs, the decision and the report stay in OUTPUT).")
+@click.option("--serving-model-dir", default=None,
+              help="Where pushed models go [default: OUTPUT/serving_model]; may be an s3:// or gs:// URI.")
 @click.option("--orchestrator", type=click.Choice([o.value for o in Orchestrator]), default=Orchestrator.BEAM.value,
               show_default=True)
 @click.option("--max-rows", type=click.IntRange(min=3), default=None, help="Read only the first N rows of each file.")
@@ -259,9 +263,9 @@ def _trainer_options(f):
 @_span_options
 @_trainer_options
 @click.pass_context
-def run(ctx, data_paths, splits_dir, output_dir, orchestrator, max_rows, seed, skip_checksum, warm_start, num_spans,
-        variant, trainer_config_path, train_steps, eval_steps, spec_path, schema_path, allow_anomalies, tune,
-        tune_budget_s, tune_trials, hyperparameters_uri) -> None:
+def run(ctx, data_paths, splits_dir, pipeline_root, serving_model_dir, output_dir, orchestrator, max_rows, seed,
+        skip_checksum, warm_start, num_spans, variant, trainer_config_path, train_steps, eval_steps, spec_path,
+        schema_path, allow_anomalies, tune, tune_budget_s, tune_trials, hyperparameters_uri) -> None:
     """Prepare the data and run the whole pipeline on this machine.
 
     The console shows one line per component as it starts and ends, the Trainer's progress and
@@ -270,14 +274,25 @@ def run(ctx, data_paths, splits_dir, output_dir, orchestrator, max_rows, seed, s
     from components import example_gen
     from pipeline import local_runner, preflight, report
 
+    from components import object_store
+    from tfx.dsl.io import fileio
+
     spec = spec_with(spec_path, allow_anomalies)
     output_dir = os.path.abspath(output_dir)
+    for option, uri in (("--data-root", splits_dir), ("--pipeline-root", pipeline_root),
+                        ("--serving-model-dir", serving_model_dir)):
+        try:
+            object_store.enable([uri])
+        except object_store.ObjectStoreError as e:
+            raise click.BadParameter(str(e), param_hint=option) from None
     log_path = _log_to_file(output_dir)
     click.echo(f"Log:          {log_path}")
     if splits_dir:
         if data_paths:
             raise click.UsageError("give --data or --splits-dir, not both.")
-        data_root = os.path.abspath(splits_dir)
+        data_root = splits_dir if object_store.is_remote(splits_dir) else os.path.abspath(splits_dir)
+        if not fileio.isdir(data_root):
+            raise click.BadParameter(f"{splits_dir} is no folder (or holds no objects).", param_hint="--data-root")
     else:
         data_file, test_file = classify_inputs(data_paths) if data_paths else (None, census.SAMPLE_PATH)
         data_root = census.prepare(
@@ -294,7 +309,7 @@ def run(ctx, data_paths, splits_dir, output_dir, orchestrator, max_rows, seed, s
     counts = {s: summary.rows for s, summary in summaries.items()}
     logging.info("Preflight: spec, schema and data agree; rows per input split %s.", counts)
     config = local_runner.local_config(
-        output_dir, data_root, spec, schema_path,
+        output_dir, data_root, spec, schema_path, pipeline_root=pipeline_root, serving_model_dir=serving_model_dir,
         trainer=trainer_config(trainer_config_path, variant=variant, seed=seed), train_steps=train_steps,
         eval_steps=eval_steps, span_folder=span_folder, num_spans=num_spans, warm_start=warm_start,
         **tuning_settings(tune, tune_budget_s, tune_trials,

@@ -17,12 +17,13 @@ page is one file that can be mailed or attached to a ticket):
 from __future__ import annotations
 
 import base64
-import glob
 import html
 import io
 import json
 import os
 from typing import Dict, List
+
+from tfx.dsl.io import fileio
 
 from components.names import GATE_STATS_FILE, SPEC_KEY
 from components.spec import DatasetSpec
@@ -124,7 +125,7 @@ def training_curves(model_run: str, tasks: List[str]) -> Dict[str, List[tuple]]:
     import tensorflow as tf
 
     curves: Dict[str, List[tuple]] = {t: [] for t in tasks}
-    for path in sorted(glob.glob(os.path.join(model_run, "train", "events.out.tfevents.*"))):
+    for path in sorted(fileio.glob(os.path.join(model_run, "train", "events.out.tfevents.*"))):
         for event in tf.compat.v1.train.summary_iterator(path):
             for value in event.summary.value:
                 for task in tasks:
@@ -218,8 +219,8 @@ def build(output_dir: str) -> str:
 
     model_run = report.latest_output_uri(store, name, "Trainer", "ModelRun")
     gate_path = os.path.join(model_run, GATE_STATS_FILE) if model_run else None
-    if gate_path and os.path.exists(gate_path):
-        with open(gate_path) as f:
+    if gate_path and fileio.exists(gate_path):
+        with fileio.open(gate_path) as f:
             gates = json.load(f)
         if gates.get("gates"):
             sections.append(("gates", "Gate utilisation", _img(_png(gate_figure(gates)), "gate heatmap")))

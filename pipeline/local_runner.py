@@ -98,7 +98,9 @@ def run(config: PipelineConfig, orchestrator: Orchestrator = Orchestrator.BEAM, 
     """
     orchestrator = Orchestrator(orchestrator)
     runner = BeamDagRunner() if orchestrator is Orchestrator.BEAM else tfx.orchestration.LocalDagRunner()
-    with output_lock(os.path.dirname(config.pipeline_root)):
+    # The output directory (ML Metadata, logs, decision) is local even when the artifacts are not.
+    output_dir = os.path.dirname(config.metadata_path or config.pipeline_root)
+    with output_lock(output_dir):
         logging.info("Running pipeline %s with %s; artifacts under %s.",
                      config.pipeline_name, orchestrator.value, config.pipeline_root)
         started = time.time()
@@ -108,7 +110,7 @@ def run(config: PipelineConfig, orchestrator: Orchestrator = Orchestrator.BEAM, 
             node = failed_component(config, started) if config.metadata_path else None
             logging.exception("Pipeline %s failed in %s.", config.pipeline_name, node or "an unknown component")
             raise ComponentFailed(f"{node or 'the pipeline'} failed: {root_cause(e)}") from e
-        path = decision_path or os.path.join(os.path.dirname(config.pipeline_root), DECISION_FILE)
+        path = decision_path or os.path.join(output_dir, DECISION_FILE)
         decision = report.write_decision(config, path)
     logging.info("Push decision written to %s: pushed=%s.", path, decision["pushed"])
     return decision
@@ -125,15 +127,18 @@ def local_config(
     """The standard layout of a local run under `output_dir`.
 
     ``output_dir/pipeline_root`` (artifacts), ``output_dir/metadata.sqlite``
-    (MLMD) and ``output_dir/serving_model`` (pushed models).
+    (MLMD) and ``output_dir/serving_model`` (pushed models); `pipeline_root` and
+    `serving_model_dir` may be object-store URIs instead (``s3://``, ``gs://``).
     """
+    pipeline_root = overrides.pop("pipeline_root", None) or os.path.join(output_dir, "pipeline_root")
+    serving_model_dir = overrides.pop("serving_model_dir", None) or os.path.join(output_dir, "serving_model")
     return PipelineConfig(
         pipeline_name=pipeline_name,
-        pipeline_root=os.path.join(output_dir, "pipeline_root"),
+        pipeline_root=pipeline_root,
         data_root=data_root,
         schema_path=schema_path,
         spec=spec,
-        serving_model_dir=os.path.join(output_dir, "serving_model"),
+        serving_model_dir=serving_model_dir,
         metadata_path=os.path.join(output_dir, METADATA_FILE),
         beam_pipeline_args=overrides.pop("beam_pipeline_args", DEFAULT_BEAM_ARGS),
         **overrides,

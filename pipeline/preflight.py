@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import glob
 import math
 import os
 import tempfile
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from tensorflow_metadata.proto.v0 import schema_pb2
+from tfx.dsl.io import fileio
 
 from components import example_gen
 from components.schema import check_schema, load_schema
@@ -50,7 +50,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 
 def _rows(path: str, spec: DatasetSpec) -> Iterator[List[str]]:
     if path.endswith(".gz"):
-        with open(path, "rb") as f:
+        with fileio.open(path, "rb") as f:
             if f.read(2) != _GZIP_MAGIC:
                 raise PreflightError(f"{path}: named .gz but is not gzip-compressed; rename it without .gz, "
                                      "or compress it with gzip.")
@@ -121,7 +121,7 @@ def check_split_files(split: str, files: Sequence[str], spec: DatasetSpec,
     columns = {c.name: c for c in spec.columns}
     rows = 0
     for path in files:
-        if os.path.getsize(path) == 0:
+        if fileio.stat(path).length == 0:
             raise PreflightError(f"{path}: the file is empty; ExampleGen needs data rows"
                                  f"{'' if headerless else ' after a header row'}.")
         reader = _rows(path, spec)
@@ -173,7 +173,7 @@ def check_split_files(split: str, files: Sequence[str], spec: DatasetSpec,
 
 
 def split_files(data_root: str, split: str) -> List[str]:
-    return sorted(p for p in glob.glob(os.path.join(data_root, split, "*")) if os.path.isfile(p))
+    return sorted(p for p in fileio.glob(os.path.join(data_root, split, "*")) if not fileio.isdir(p))
 
 
 def check_inputs(spec: DatasetSpec, schema_path: Optional[str], data_root: str, span_folder: Optional[str] = None,
@@ -207,7 +207,7 @@ def infer_schema(spec: DatasetSpec, data_path: str, out_path: str):
     from tfx.utils import io_utils
 
     folder, name = os.path.split(os.path.normpath(data_path))
-    files = split_files(folder, name) if os.path.isdir(data_path) else [data_path]
+    files = split_files(folder, name) if fileio.isdir(data_path) else [data_path]
     rows = check_split_files(name, files, spec, None).rows
     with tempfile.TemporaryDirectory() as tmp:
         # The rows as ExampleGen reads them (the spec's separator, stripped values, missing markers

@@ -16,6 +16,9 @@ import os
 import time
 from typing import Callable, Dict, Optional
 
+from tfx.dsl.io import fileio
+
+from components import object_store
 from components.names import TRAINING_PROGRESS
 from components.names import DRIFT_COMPONENT
 from pipeline import report
@@ -32,7 +35,7 @@ def _statistics_rows(uri: str) -> Optional[str]:
 def _anomalies(uri: str) -> str:
     from components.serving_check import read_anomalies
 
-    splits = sorted(s[len("Split-"):] for s in os.listdir(uri) if s.startswith("Split-"))
+    splits = sorted(s[len("Split-"):] for s in object_store.list_dir(uri) if s.startswith("Split-"))
     found = read_anomalies(uri, splits)
     if not found:
         return "anomalies: none"
@@ -73,9 +76,9 @@ def key_figure(config, store, node: str, trainer_progress: Optional[str]) -> str
 
         uri = report.latest_output_uri(store, name, node, "InfraBlessing")
         path = os.path.join(uri, RESULT_FILE) if uri else None
-        if not path or not os.path.exists(path):
+        if not path or not fileio.exists(path):
             return ""
-        with open(path) as f:
+        with fileio.open(path) as f:
             result = json.load(f)
         served = f"{result['num_examples']} raw examples served"
         return served + (", blessed" if result["ok"] else ", NOT blessed")

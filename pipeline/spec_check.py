@@ -84,8 +84,9 @@ PIPELINE_ROOT_SET = Rule(
     "pipeline-root-set", "backend/src/v2/driver/driver.go (RootDAG; driver/root_dag.go on master), "
     "backend/src/v2/config/env.go (DefaultPipelineRoot)",
     "a run without a root in its runtime config writes to the namespace's kfp-launcher default or to "
-    f"{DEFAULT_BACKEND_ROOT}; compile with --pipeline-root (written as defaultPipelineRoot, which `schedule` "
-    "passes as the run's pipeline_root: neither kfp.Client nor the API server reads it from the package)",
+    f"{DEFAULT_BACKEND_ROOT}; compile with --pipeline-root s3://BUCKET/... or gs://BUCKET/... (written as "
+    "defaultPipelineRoot, which `schedule` passes as the run's pipeline_root: neither kfp.Client nor the API "
+    "server reads it from the package)",
 )
 PIPELINE_ROOT_SCHEME = Rule(
     "pipeline-root-scheme", "backend/src/v2/component/launcher_v2.go (LocalPathForURI, prepareOutputFolders)",

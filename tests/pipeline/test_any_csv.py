@@ -4,7 +4,9 @@ The test writes two headerless, ';'-separated files with its own columns ("?" fo
 value, labels written "yes." / "no.") and a spec that declares that format, an 8/1/1 split made
 in the pipeline by hash buckets, two binary tasks and a regression task (PLE). No schema is
 given: SchemaGen infers it. The Tuner (two trials) picks the hyper-parameters the Trainer uses.
-One run, in its own process, as a user runs it.
+One run, in its own process, as a user runs it, with the data root, the pipeline root and the
+serving directory on a real S3 server (moto on 127.0.0.1, through tensorflow-io and Beam's boto3
+filesystem): only ML Metadata, the logs, the decision and the report stay local.
 """
 
 import glob
@@ -17,6 +19,7 @@ import sys
 import numpy as np
 import pytest
 import yaml
+from tfx.dsl.io import fileio
 
 from pipeline import report
 
@@ -68,11 +71,17 @@ def _dataset(root: str, seed: int = 0) -> dict:
     }
 
 
+BUCKET = "shop"
+
+
 @pytest.fixture(scope="module")
-def shop(tmp_path_factory):
+def shop(tmp_path_factory, s3_server):
     base = str(tmp_path_factory.mktemp("shop"))
-    data_root = os.path.join(base, "exports")
-    spec = _dataset(data_root)
+    local_data = os.path.join(base, "exports")
+    spec = _dataset(local_data)
+    bucket = s3_server.create_bucket(BUCKET)
+    assert s3_server.upload_tree(local_data, BUCKET, "exports") == 2
+    data_root, pipeline_root, serving = f"{bucket}/exports", f"{bucket}/root", f"{bucket}/serving"
     spec_path = os.path.join(base, "spec.yaml")
     with open(spec_path, "w") as f:
         yaml.safe_dump(spec, f, sort_keys=False)
@@ -83,13 +92,31 @@ def shop(tmp_path_factory):
     output = os.path.join(base, "out")
     done = subprocess.run(
         [sys.executable, "-m", "pipeline.cli", "run", "--spec", spec_path, "--data-root", data_root,
-         "--output-dir", output, "--trainer-config", trainer_path, "--train-steps", "300", "--eval-steps", "2",
+         "--pipeline-root", pipeline_root, "--serving-model-dir", serving, "--output-dir", output, "--trainer-config", trainer_path, "--train-steps", "300", "--eval-steps", "2",
          "--tune", "--tune-trials", "2", "--tune-budget-s", "300"],
         capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     with open(os.path.join(output, "decision.json")) as f:
         decision = json.load(f)
-    return {"done": done, "decision": decision, "output": output, "spec": spec}
+    return {"done": done, "decision": decision, "output": output, "spec": spec, "server": s3_server}
+
+
+def test_artifacts_and_the_pushed_model_are_in_the_bucket_and_nothing_local(shop):
+    server, decision = shop["server"], shop["decision"]
+    version = decision["pushed_destination"].rsplit("/", 1)[1]
+    assert decision["pushed_destination"] == f"s3://{BUCKET}/serving/{version}" and version.isdigit()
+    served = server.keys(BUCKET, "serving/")
+    assert f"serving/{version}/saved_model.pb" in served
+    assert any(k.startswith(f"serving/{version}/variables/variables.data") for k in served)
+    keys = server.keys(BUCKET, "root/")
+    for component in ("CsvExampleGen", "StatisticsGen", "SchemaGen", "SpecSchema", "Transform", "Tuner",
+                      "Trainer", "Evaluator", "ServingCheck", "Pusher"):
+        assert any(k.startswith(f"root/{component}/") for k in keys), component
+    assert sorted(os.listdir(shop["output"])) == [".mmoe-pipeline.lock", "decision.json", "logs",
+                                                  "metadata.sqlite", "report.html"]
+    with open(os.path.join(shop["output"], "report.html")) as f:
+        page = f.read()
+    assert f"s3://{BUCKET}/serving/{version}" in page
 
 
 def test_the_run_says_the_schema_is_inferred_and_pushes(shop):
@@ -140,13 +167,13 @@ def test_the_trainer_used_the_tuners_best_hyperparameters(shop):
     store = report.open_store(os.path.join(shop["output"], "metadata.sqlite"))
     assert report.node_states(store, "mmoe-pipeline", ["Tuner"]) == {"Tuner": "COMPLETE"}
     best_dir = report.latest_output_uri(store, "mmoe-pipeline", "Tuner", "HyperParameters")
-    with open(os.path.join(best_dir, "best_hyperparameters.txt")) as f:
+    with fileio.open(os.path.join(best_dir, "best_hyperparameters.txt")) as f:
         best = json.load(f)["values"]
     assert set(best) == {"num_experts", "expert_units", "tower_units", "embedding_dim", "shared_learning_rate",
                          "learning_rate_click", "learning_rate_buy", "learning_rate_spend", "batch_size",
                          "train_steps"}
-    with open(os.path.join(report.latest_output_uri(store, "mmoe-pipeline", "Trainer", "ModelRun"),
-                           "trainer_config.json")) as f:
+    with fileio.open(os.path.join(report.latest_output_uri(store, "mmoe-pipeline", "Trainer", "ModelRun"),
+                                  "trainer_config.json")) as f:
         used = json.load(f)
     assert used["hyperparameters"] == best
     assert (used["trainer"]["num_experts"], used["trainer"]["expert_units"], used["trainer"]["batch_size"]) == (
