@@ -169,10 +169,17 @@ def image_schema(spec_path: Optional[str]) -> Optional[str]:
     from pipeline import kubeflow_v2_runner as kfp_runner
 
     local = default_schema(spec_path)
-    shipped = os.path.dirname(os.path.abspath(schemas.path(*DEFAULT_SCHEMA)))
-    if local and os.path.dirname(local) == shipped:
-        return kfp_runner.image_schema_path(*DEFAULT_SCHEMA)
-    return None
+    if local is None:
+        return None  # no curated schema: SchemaGen infers it, as `run` does
+    shipped_root = os.path.dirname(os.path.dirname(os.path.abspath(schemas.path(*DEFAULT_SCHEMA))))
+    relative = os.path.relpath(os.path.abspath(local), shipped_root)
+    if not relative.startswith(os.pardir):
+        return kfp_runner.image_schema_path(*relative.split(os.sep))
+    # `run` would validate with this curated schema; the image does not have it.
+    raise click.UsageError(
+        f"the spec {spec_path} has a curated schema beside it ({local}), which `run` uses, but it is not "
+        f"shipped in the image (only {shipped_root}/ is, under {kfp_runner.image_schema_path()}). Ship it under "
+        "schemas/<dataset>/ and rebuild the image, or pass --schema with its path inside the image.")
 
 
 def _span_options(f):
@@ -476,16 +483,15 @@ def _compile(target, pipeline_root, data_root, span_folder, warm_start, serving_
         namespace=namespace or TrainerWorkers.namespace,
         vertex_project=vertex_project, vertex_region=vertex_region, machine_type=machine_type,
     )
-    config = kfp_runner.kubeflow_config(
-        pipeline_root, data_root, spec, schema_path or image_schema(spec_path),
-        serving_model_dir, target=target, trainer=trainer_config(trainer_config_path, variant=variant),
-        train_steps=train_steps,
-        eval_steps=eval_steps, trainer_resources=resources, trainer_workers=trainer_workers,
-        span_folder=span_folder, num_spans=num_spans, warm_start=warm_start,
-        **tuning_settings(tune, tune_budget_s, tune_trials, hyperparameters_uri),
-    )
-    output = output or f"mmoe_pipeline{kfp_runner.SUFFIXES[target][0]}"
     try:
+        config = kfp_runner.kubeflow_config(
+            pipeline_root, data_root, spec, schema_path or image_schema(spec_path),
+            serving_model_dir, target=target, trainer=trainer_config(trainer_config_path, variant=variant),
+            train_steps=train_steps, eval_steps=eval_steps, trainer_resources=resources,
+            trainer_workers=trainer_workers, span_folder=span_folder, num_spans=num_spans, warm_start=warm_start,
+            **tuning_settings(tune, tune_budget_s, tune_trials, hyperparameters_uri),
+        )
+        output = output or f"mmoe_pipeline{kfp_runner.SUFFIXES[target][0]}"
         return kfp_runner.compile_pipeline(config, image, output, target,
                                            gpu_node_selector if workers == 1 else None, s3=s3)
     except ValueError as e:  # SpecConformanceError included: one message, no traceback
@@ -598,7 +604,9 @@ def schedule(host, cron, experiment, job_name, token_file, insecure, **kwargs) -
     except kfp_schedule.SchedulingError as e:
         raise click.ClickException(str(e)) from None
     click.echo(f"Scheduled {job_name} ({cron}) on {host}: recurring run {scheduled.recurring_run_id}, "
-               f"pipeline {scheduled.pipeline_id} version {scheduled.version_id}")
+               f"pipeline {scheduled.pipeline_id} version {scheduled.version_id}"
+               + (f"; replaced recurring run(s) {', '.join(scheduled.replaced)} of the same name"
+                  if scheduled.replaced else ""))
 
 
 @main.command()

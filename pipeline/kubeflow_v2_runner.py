@@ -79,6 +79,15 @@ def kubeflow_config(pipeline_root: str, data_root: str, spec, schema_path: str, 
         trainer = overrides.get("trainer", TrainerConfig())
         if trainer.distribution is Distribution.AUTO:
             overrides["trainer"] = dataclasses.replace(trainer, distribution=Distribution.MULTI_WORKER)
+        elif trainer.distribution is not Distribution.MULTI_WORKER:
+            # Each replica would train its own model under a single-worker strategy, and the chief's
+            # would be exported as if it had seen all the data.
+            raise ValueError(
+                f"distribution: received {trainer.distribution.value!r} with {workers.replicas} Trainer replicas "
+                f"(--workers); replicas train one model only under {Distribution.MULTI_WORKER.value!r}. Set "
+                f"distribution to {Distribution.AUTO.value!r} or {Distribution.MULTI_WORKER.value!r} in the "
+                "--trainer-config file, or train with --workers 1."
+            )
     return PipelineConfig(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,

@@ -2,7 +2,8 @@
 
 `schedule` uploads the compiled ``.yaml`` package (a new pipeline, or a new
 version of the pipeline of that name), finds or creates the experiment, and
-creates a recurring run of that version: one run at a time
+creates a recurring run of that version (replacing any recurring run of the same
+name in the experiment, so that scheduling again never doubles the nightly runs): one run at a time
 (``max_concurrency=1``) and no catch-up of missed runs (``no_catchup``) after a
 pause.
 
@@ -23,7 +24,7 @@ import json
 import logging
 import os
 import urllib.parse
-from typing import Mapping, Optional
+from typing import List, Mapping, Optional, Tuple
 
 import kfp
 import kfp_server_api
@@ -49,6 +50,7 @@ class Scheduled:
     version_id: str
     experiment_id: str
     recurring_run_id: str
+    replaced: Tuple[str, ...] = ()  # the recurring runs of the same name that this one replaced
 
 
 def redact(text: str) -> str:
@@ -142,6 +144,14 @@ def _find_pipeline(client: kfp.Client, name: str, namespace: Optional[str]) -> O
     return found[0].pipeline_id if found else None
 
 
+def _find_recurring_runs(client: kfp.Client, experiment_id: str, name: str, namespace: Optional[str]) -> List[str]:
+    """The ids of the recurring runs named `name` in the experiment."""
+    name_filter = json.dumps({"predicates": [{"operation": "EQUALS", "key": "display_name", "stringValue": name}]})
+    found = client.list_recurring_runs(experiment_id=experiment_id, filter=name_filter, page_size=100,
+                                       **({"namespace": namespace} if namespace else {})).recurring_runs or []
+    return [r.recurring_run_id for r in found]
+
+
 def schedule(client: kfp.Client, host: str, package_path: str, cron: str, experiment: str, job_name: str,
              pipeline_name: Optional[str] = None, version_name: Optional[str] = None,
              namespace: Optional[str] = None) -> Scheduled:
@@ -178,6 +188,9 @@ def schedule(client: kfp.Client, host: str, package_path: str, cron: str, experi
         version_id = version.pipeline_version_id
     experiment_id = _call(host, f"get or create experiment {experiment!r}",
                           lambda: client.create_experiment(name=experiment, namespace=namespace).experiment_id)
+    # Scheduling the same job again replaces it (the new one first: a failure leaves the old one running).
+    previous = _call(host, f"find recurring run {job_name!r}",
+                     lambda: _find_recurring_runs(client, experiment_id, job_name, namespace))
     run = _call(host, "create the recurring run", lambda: client.create_recurring_run(
         experiment_id=experiment_id,
         job_name=job_name,
@@ -188,6 +201,9 @@ def schedule(client: kfp.Client, host: str, package_path: str, cron: str, experi
         no_catchup=True,
         pipeline_root=spec.default_pipeline_root,
     ))
+    for old_id in previous:
+        _call(host, f"delete the replaced recurring run {old_id}", lambda: client.delete_recurring_run(old_id))
+        logging.warning("Replaced recurring run %s (%s) with %s.", old_id, job_name, run.recurring_run_id)
     logging.info("Scheduled %s (%s) in experiment %s: pipeline %s version %s.",
                  job_name, cron, experiment, pipeline_id, version_id)
-    return Scheduled(pipeline_id, version_id, experiment_id, run.recurring_run_id)
+    return Scheduled(pipeline_id, version_id, experiment_id, run.recurring_run_id, tuple(previous))

@@ -46,6 +46,18 @@ class MultiTaskModel(keras.Model):
         self.task_optimizers = dict(task_optimizers or {})
         self.task_losses = dict(task_losses or {})
         self.uncertainty = uncertainty
+        # With uncertainty weighting the compiled container's "loss" would be the fixed-weight sum,
+        # not what the optimiser minimises: this tracker takes its place (`metrics`), so that every
+        # reader of "loss"/"val_loss" (the Tuner's objective, the NaN guard, warm start's initial
+        # loss, the progress line, the report) sees the optimised total.
+        self.total_loss_tracker = keras.metrics.Mean(name="loss") if uncertainty is not None else None
+
+    @property
+    def metrics(self):
+        metrics = super().metrics
+        if getattr(self, "total_loss_tracker", None) is None:
+            return metrics
+        return [self.total_loss_tracker, *(m for m in metrics if m.name != "loss")]
 
     def variable_groups(self) -> Dict[str, List[tf.Variable]]:
         """One group per task (its tower and output layer, keyed by the task's output name) and the
@@ -85,12 +97,18 @@ class MultiTaskModel(keras.Model):
         fixed = super().compute_loss(x, y, y_pred, sample_weight)  # also tracks each task's loss
         if self.uncertainty is None:
             return fixed
-        # Per-example losses (reduction NONE: tf.distribute refuses AUTO outside compile), averaged
-        # over this replica's examples.
-        per_task = {name: tf.reduce_mean(loss(y[name], y_pred[name])) for name, loss in self.task_losses.items()}
+        # Per-example losses (reduction NONE: tf.distribute refuses AUTO outside compile), weighted by
+        # the sample weights and averaged over this replica's examples, as the compiled losses'
+        # SUM_OVER_BATCH_SIZE reduction does.
+        per_task = {}
+        for name, loss in self.task_losses.items():
+            weights = sample_weight.get(name) if isinstance(sample_weight, Mapping) else sample_weight
+            per_task[name] = tf.reduce_mean(loss(y[name], y_pred[name], sample_weight=weights))
         total = self.uncertainty(per_task)
         if self.losses:
             total += tf.add_n(self.losses)
+        batch = tf.shape(tf.nest.flatten(y_pred)[0])[0]
+        self.total_loss_tracker.update_state(total, sample_weight=batch)
         # Each replica's task losses are means over its own share of the batch, and the optimizers
         # sum gradients over replicas: scale so that the update follows the global-batch mean, as
         # the compiled losses do (tf_keras LossesContainer, scale_loss_for_distribution).

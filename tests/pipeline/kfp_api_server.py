@@ -4,7 +4,7 @@
 Paths and JSON field names are those of the KFP v2beta1 REST API
 (backend/api/v2beta1/*.proto in kubeflow/pipelines; kfp-server-api 2.0 models):
 healthz, experiments (list, create), pipelines (list, upload, upload_version,
-list versions), recurringruns (create). `fail` makes one path answer an
+list versions), recurringruns (create, list, delete). `fail` makes one path answer an
 error status, to test how the client side reports it.
 """
 
@@ -37,6 +37,7 @@ class KfpApiServer:
         self.pipelines: List[dict] = []
         self.versions: List[dict] = []
         self.recurring_runs: List[dict] = []
+        self._created = 0
         self.fail: Dict[Tuple[str, str], Tuple[int, str]] = {}  # (method, path) -> (status, message)
         # When set, every request but the health check needs `Authorization: Bearer <token>`; others
         # get the 401 the multi-user API server answers when no user identity reaches it
@@ -88,6 +89,9 @@ class KfpApiServer:
             def do_POST(self):  # noqa: N802
                 self._handle("POST")
 
+            def do_DELETE(self):  # noqa: N802
+                self._handle("DELETE")
+
         self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.host = f"http://127.0.0.1:{self._httpd.server_address[1]}"
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
@@ -120,9 +124,23 @@ class KfpApiServer:
             found = [v for v in reversed(self.versions) if v["pipeline_id"] == pipeline_id]
             return 200, {"pipeline_versions": found[: int(query.get("page_size", ["10"])[0])]}
         if (method, path) == ("POST", f"{API}/recurringruns"):
-            run = {**record["body"], "recurring_run_id": f"recurring-run-{len(self.recurring_runs) + 1}"}
+            self._created += 1
+            run = {**record["body"], "recurring_run_id": f"recurring-run-{self._created}"}
             self.recurring_runs.append(run)
             return 200, run
+        if (method, path) == ("GET", f"{API}/recurringruns"):
+            name = _display_name_filter(query)
+            experiment = query.get("experiment_id", [None])[0]
+            found = [r for r in self.recurring_runs if (name is None or r["display_name"] == name)
+                     and (experiment is None or r["experiment_id"] == experiment)]
+            return 200, {"recurringRuns": found, "total_size": len(found)} if found else {}
+        if method == "DELETE" and path.startswith(f"{API}/recurringruns/"):
+            run_id = path[len(f"{API}/recurringruns/"):]
+            before = len(self.recurring_runs)
+            self.recurring_runs = [r for r in self.recurring_runs if r["recurring_run_id"] != run_id]
+            if len(self.recurring_runs) == before:
+                return 404, {"error": f"no recurring run {run_id}", "code": 5, "message": f"no recurring run {run_id}"}
+            return 200, {}
         return 404, {"error": f"no route {method} {path}", "code": 5, "message": f"no route {method} {path}"}
 
     def _add_version(self, pipeline_id: str, name: str, record: dict) -> dict:

@@ -90,15 +90,31 @@ def shop(tmp_path_factory, s3_server):
         yaml.safe_dump({"variant": "ple", "num_experts": 2, "task_experts": 2, "expert_units": 8,
                         "shared_learning_rate": 0.01, "batch_size": 64}, f)
     output = os.path.join(base, "out")
-    done = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "run", "--spec", spec_path, "--data-root", data_root,
-         "--pipeline-root", pipeline_root, "--serving-model-dir", serving, "--output-dir", output, "--trainer-config", trainer_path, "--train-steps", "300", "--eval-steps", "2",
-         "--tune", "--tune-trials", "2", "--tune-budget-s", "300"],
-        capture_output=True, text=True, timeout=1200)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    with open(os.path.join(output, "decision.json")) as f:
-        decision = json.load(f)
-    return {"done": done, "decision": decision, "output": output, "spec": spec, "server": s3_server}
+    runs = []
+    for _ in range(2):  # the second time, everything is cached but the Evaluator and the Pusher
+        done = subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", "run", "--spec", spec_path, "--data-root", data_root,
+             "--pipeline-root", pipeline_root, "--serving-model-dir", serving, "--output-dir", output,
+             "--trainer-config", trainer_path, "--train-steps", "300", "--eval-steps", "2",
+             "--tune", "--tune-trials", "2", "--tune-budget-s", "300"],
+            capture_output=True, text=True, timeout=1200)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+        with open(os.path.join(output, "decision.json")) as f:
+            runs.append((done, json.load(f)))
+    (done, decision), (_, second) = runs
+    return {"done": done, "decision": decision, "second": second, "output": output, "spec": spec,
+            "server": s3_server}
+
+
+def test_a_second_run_is_compared_with_the_model_served_from_s3_and_pushes_no_copy(shop):
+    first, second = shop["decision"], shop["second"]
+    assert first["has_baseline"] is False and second["has_baseline"] is True
+    for task in ("click", "buy"):  # the same model, read back from the bucket as the baseline
+        assert second["tasks"][task]["baseline_auc"] == pytest.approx(first["tasks"][task]["auc"], abs=1e-6)
+        assert second["tasks"][task]["auc_change"] == pytest.approx(0.0, abs=1e-6)
+    assert second["pushed"] and second["pushed_destination"] == first["pushed_destination"]
+    versions = {k.split("/")[1] for k in shop["server"].keys(BUCKET, "serving/")}
+    assert versions == {first["pushed_destination"].rsplit("/", 1)[1]}
 
 
 def test_artifacts_and_the_pushed_model_are_in_the_bucket_and_nothing_local(shop):
@@ -147,7 +163,7 @@ def test_the_pipeline_split_the_rows_by_the_declared_ratios_and_inferred_a_schem
 
     store = report.open_store(os.path.join(shop["output"], "metadata.sqlite"))
     states = report.node_states(store, "mmoe-pipeline", ["SchemaGen", "SpecSchema"])
-    assert states == {"SchemaGen": "COMPLETE", "SpecSchema": "COMPLETE"}
+    assert states == {"SchemaGen": "CACHED", "SpecSchema": "CACHED"}  # by the second run: the first ran them
     stats = report.split_statistics(report.latest_output_uri(store, "mmoe-pipeline", "StatisticsGen",
                                                              "ExampleStatistics"))
     counts = {split: s.num_examples for split, s in stats.items()}
@@ -165,7 +181,7 @@ def test_the_pipeline_split_the_rows_by_the_declared_ratios_and_inferred_a_schem
 
 def test_the_trainer_used_the_tuners_best_hyperparameters(shop):
     store = report.open_store(os.path.join(shop["output"], "metadata.sqlite"))
-    assert report.node_states(store, "mmoe-pipeline", ["Tuner"]) == {"Tuner": "COMPLETE"}
+    assert report.node_states(store, "mmoe-pipeline", ["Tuner"]) == {"Tuner": "CACHED"}  # by the second run
     best_dir = report.latest_output_uri(store, "mmoe-pipeline", "Tuner", "HyperParameters")
     with fileio.open(os.path.join(best_dir, "best_hyperparameters.txt")) as f:
         best = json.load(f)["values"]
@@ -184,7 +200,9 @@ def test_the_trainer_used_the_tuners_best_hyperparameters(shop):
 
 
 def test_the_tuner_reads_the_train_split_into_memory_once_for_all_its_trials(shop):
-    [log_path] = glob.glob(os.path.join(shop["output"], "logs", "run-*.log"))
+    logs = sorted(glob.glob(os.path.join(shop["output"], "logs", "run-*.log")))
+    assert len(logs) == 2
+    log_path = logs[0]  # the first run's: the second one's Tuner and Trainer were cached
     with open(log_path) as f:
         log = f.read()
     assert len(re.findall(r"Tuner: trial \S+ val_loss=", log)) == 2

@@ -15,7 +15,7 @@ from pipeline import cli
 from pipeline import kubeflow_v2_runner as kfp_runner
 from pipeline import schedule as kfp_schedule
 from pipeline import spec_check
-from pipeline.config import ResourceRequest, Target
+from pipeline.config import ResourceRequest, Target, TrainerWorkers
 from tests.pipeline.kfp_api_server import KfpApiServer
 
 KFP_TASKS = ["CsvExampleGen", "StatisticsGen", "SpecSchema", "ExampleValidator", "SpanDrift", "Transform", "Trainer",
@@ -229,6 +229,44 @@ def test_schedule_uploads_the_package_and_creates_the_recurring_run(packages, ap
     again = kfp_schedule.schedule(client, api.host, packages["kfp"], "0 0 4 * * *", "mmoe", "nightly-2")
     assert (again.pipeline_id, again.version_id, again.experiment_id) == ("pipeline-1", "version-2", "experiment-1")
     assert len(api.pipelines) == 1 and len(api.experiments) == 1
+    assert again.replaced == () and len(api.recurring_runs) == 2
+
+
+def test_scheduling_the_same_job_again_replaces_its_recurring_run(packages, api, monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    client = kfp_schedule.connect(api.host)
+    first = kfp_schedule.schedule(client, api.host, packages["kfp"], "0 30 2 * * *", "mmoe", "nightly")
+    second = kfp_schedule.schedule(client, api.host, packages["kfp"], "0 0 4 * * *", "mmoe", "nightly")
+    assert second.replaced == (first.recurring_run_id,)
+    (run,) = api.recurring_runs  # one nightly run, the new one
+    assert run["recurring_run_id"] == second.recurring_run_id != first.recurring_run_id
+    assert run["trigger"] == {"cron_schedule": {"cron": "0 0 4 * * *"}}
+    deletes = [r["path"] for r in api.requests if r["method"] == "DELETE"]
+    assert deletes == [f"/apis/v2beta1/recurringruns/{first.recurring_run_id}"]
+    created = [i for i, r in enumerate(api.requests) if r["method"] == "POST" and r["path"].endswith("/recurringruns")]
+    assert created[-1] < api.requests.index(next(r for r in api.requests if r["method"] == "DELETE"))
+
+
+def test_mirrored_distribution_with_several_workers_is_refused(census_spec):
+    from trainer.config import TrainerConfig
+
+    with pytest.raises(ValueError, match=r"distribution: received 'mirrored' with 2 Trainer replicas \(--workers\); "
+                                         r"replicas train one model only under 'multi_worker'"):
+        kfp_runner.kubeflow_config(
+            "gs://bucket/root", "gs://bucket/data", census_spec, "/s.pbtxt", "gs://bucket/serving",
+            trainer=TrainerConfig(distribution="mirrored"), trainer_workers=TrainerWorkers(replicas=2))
+
+
+def test_compile_refuses_a_curated_schema_beside_the_spec_that_the_image_lacks(tmp_path, census_spec):
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump(census_spec.to_dict()))
+    (tmp_path / "schema.pbtxt").write_text("")
+    result = CliRunner().invoke(cli.main, [
+        "compile", "--pipeline-root", "gs://b/root", "--data-root", "gs://b/data", "--serving-model-dir",
+        "gs://b/serving", "--image", IMAGE, "--spec", str(spec_path), "--output", str(tmp_path / "p.yaml")])
+    assert result.exit_code == 2, result.output
+    assert f"has a curated schema beside it ({tmp_path / 'schema.pbtxt'}), which `run` uses" in result.output
+    assert not (tmp_path / "p.yaml").exists()
 
 
 def test_schedule_reports_http_errors(packages, api, monkeypatch, tmp_path):

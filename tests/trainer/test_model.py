@@ -225,3 +225,25 @@ def test_uncertainty_weighting_of_a_binary_and_a_regression_task_in_one_model():
     losses = [model.train_on_batch(x, y, return_dict=True)["loss"] for _ in range(30)]
     assert np.isfinite(losses).all()
     assert model.uncertainty.log_vars["task_b"].numpy() != pytest.approx(-0.2, abs=1e-4)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_the_reported_loss_is_the_uncertainty_weighted_loss_that_is_optimised(weighted):
+    config = TrainerConfig(num_experts=2, expert_units=4, loss_weighting="uncertainty", shared_learning_rate=0.05)
+    model = build_model(SPEC, config, VOCAB)
+    x, y = _batch()
+    model.uncertainty.log_vars["task_a"].assign(1.5)
+    model.uncertainty.log_vars["task_b"].assign(1.0)
+    weights = tf.constant(np.linspace(0.0, 2.0, 32, dtype="float32")) if weighted else None
+    pred = model(x)
+    bce = keras.losses.BinaryCrossentropy()
+    # Kendall et al. for two classification tasks: exp(-s) L + s/2, L the (weighted) batch mean.
+    expected = sum(np.exp(-s) * bce(y[t], pred[t], sample_weight=weights).numpy() + s / 2
+                   for t, s in (("task_a", 1.5), ("task_b", 1.0)))
+    fixed = sum(bce(y[t], pred[t], sample_weight=weights).numpy() for t in ("task_a", "task_b"))
+    assert abs(expected - fixed) > 0.05  # the two totals differ enough to tell them apart
+    logged = model.evaluate(x, y, sample_weight=weights, batch_size=32, verbose=0, return_dict=True)
+    np.testing.assert_allclose(logged["loss"], expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.compute_loss(x, y, pred, weights).numpy(), expected, rtol=1e-5, atol=1e-6)
+    trained = model.train_on_batch(x, y, sample_weight=weights, return_dict=True)
+    np.testing.assert_allclose(trained["loss"], expected, rtol=1e-5, atol=1e-6)  # before the step's update
