@@ -133,6 +133,9 @@ def check_serving(model_dir: str, serialized: Sequence[bytes], spec: DatasetSpec
         signature = tf.saved_model.load(model_dir).signatures[SERVING_SIGNATURE]
         outputs = signature(**{EXAMPLES_INPUT: tf.constant(list(serialized))})
     except Exception as e:  # any failure to load or serve is the verdict, not a crash
+        # The traceback goes to the log; the decision keeps the message.
+        logging.exception("ServingCheck: the model at %s failed to load or serve %d raw examples.", model_dir,
+                          len(serialized))
         return ServingCheckResult(len(serialized), {t.name: f"serving failed: {type(e).__name__}: {e}" for t in spec.tasks})
     for task in spec.tasks:
         if task.output_name not in outputs:

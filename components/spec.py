@@ -449,6 +449,17 @@ class DatasetSpec:
                     f"task {task.name!r} label_column: received {task.label_column!r}, which is "
                     f"not a column of spec {self.name!r}; expected one of {sorted(columns)}."
                 )
+            label = columns[task.label_column]
+            if label.missing.declared:
+                # An imputed label is an invented answer (a binary label would silently become a
+                # negative), and the policy would let the schema accept rows without one.
+                raise SpecError(
+                    f"spec {self.name!r} column {label.name!r}: declares missing: {label.missing.policy.value}"
+                    f"{'' if label.missing.value is None else f' {label.missing.value!r}'}, but it is the label of "
+                    f"task {task.name!r}, and a label is never imputed. Remove its `missing:` line: a row without "
+                    "a label is then a data anomaly that stops the push; filter such rows out of the data to train "
+                    "on the rest."
+                )
         for sl in self.slices:
             if sl.column not in columns:
                 raise SpecError(

@@ -112,15 +112,17 @@ def slice_name(slice_key) -> str:
 
 def evaluation_metrics(evaluation_uri: str, spec: DatasetSpec, model_name: str = CANDIDATE) -> List[SliceMetrics]:
     """AUC and example count per task for every slice of a TFMA evaluation of `model_name`."""
-    try:
+    from tensorflow_model_analysis.writers import eval_config_writer
+
+    # The models the evaluation ran (its eval config): a run without a baseline evaluated the
+    # candidate alone, under no model name.
+    _, _, _, model_locations = eval_config_writer.load_eval_run(evaluation_uri)
+    if model_name in model_locations:
         result = tfma.load_eval_result(evaluation_uri, model_name=model_name)
-    except (KeyError, ValueError, IndexError):
-        result = None
-    if result is None or not result.slicing_metrics:
-        if model_name != CANDIDATE:
-            return []
-        # Without a baseline TFX evaluates the candidate alone, under no model name.
+    elif model_name == CANDIDATE and len(model_locations) <= 1:
         result = tfma.load_eval_result(evaluation_uri)
+    else:
+        return []
     rows = []
     for slice_key, metrics in sorted(result.slicing_metrics, key=lambda sm: (bool(sm[0]), slice_name(sm[0]))):
         auc, count, mse, mean, auc_pr, calibration = {}, {}, {}, {}, {}, {}

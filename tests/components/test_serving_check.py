@@ -1,3 +1,4 @@
+import logging
 import tensorflow as tf
 
 from components.serving_check import check_serving
@@ -50,12 +51,18 @@ def test_regression_needs_only_finite_values(tmp_path):
     assert result.failures["amount"].startswith("2 of 2 examples did not get a finite value")
 
 
-def test_a_missing_output_and_an_unloadable_model_fail(tmp_path):
+def test_a_missing_output_and_an_unloadable_model_fail(tmp_path, caplog):
     assert check_serving(_save(tmp_path, _Fixed(0.5, 1.0, drop="amount")), [b""], SPEC).failures == {
         "amount": "no output 'amount' (outputs: ['clicked'])"}
-    broken = check_serving(str(tmp_path / "nothing"), [b""], SPEC)
+    with caplog.at_level(logging.ERROR):
+        broken = check_serving(str(tmp_path / "nothing"), [b""], SPEC)
     assert set(broken.failures) == {"clicked", "amount"}
-    assert all(v.startswith("serving failed: ") for v in broken.failures.values())
+    assert all(v.startswith("serving failed: OSError: SavedModel file does not exist")
+               for v in broken.failures.values()), broken.failures
+    # The cause keeps its traceback in the log.
+    (record,) = [r for r in caplog.records if "failed to load or serve" in r.getMessage()]
+    assert record.exc_info and record.exc_info[0] is OSError
+    assert str(tmp_path / "nothing") in record.getMessage()
 
 
 def test_no_examples_is_not_a_pass(tmp_path):

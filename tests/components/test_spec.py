@@ -83,6 +83,14 @@ def test_round_trip_through_dict():
         ({"slices": [{"column": "color", "boundaries": [1, 2]}]}, r"boundaries need a numeric column"),
         ({"slices": [{"column": "age", "boundaries": [30, 20]}]},
          r"boundaries: received \[30, 20\], expected strictly increasing numbers"),
+        ({"columns": [{"name": "age", "kind": "numeric"}, {"name": "color", "kind": "categorical"},
+                      {"name": "label", "kind": "categorical", "missing": {"constant": "n"}}]},
+         r"column 'label': declares missing: constant 'n', but it is the label of task 'clicked', and a label "
+         r"is never imputed\. Remove its `missing:` line"),
+        ({"columns": [{"name": "age", "kind": "numeric", "missing": "mean"}, {"name": "color", "kind": "categorical"},
+                      {"name": "label", "kind": "categorical"}],
+          "tasks": [{"name": "years", "label_column": "age", "type": "regression"}]},
+         r"column 'age': declares missing: mean, but it is the label of task 'years'"),
     ],
 )
 def test_spec_errors_name_the_value(overrides, message):
