@@ -39,6 +39,9 @@ TRAINER_CONFIG_FILE = "trainer_config.json"  # the spec's tasks and the TrainerC
 # line reads its arguments.
 TRAINING_PROGRESS = "epoch %d step %d/%d loss=%.4f (%.0f examples/s)"
 
+# How long a multi-worker Trainer's TFJob may take, Pending included (--tfjob-timeout-s).
+DEFAULT_TFJOB_TIMEOUT_S = 24 * 3600.0
+
 # Span folders of a data root: one folder per span, its number where {SPAN} is.
 SPAN_TOKEN = "{SPAN}"
 DEFAULT_SPAN_FOLDER = "span-{SPAN}"

@@ -21,16 +21,22 @@ The settings come in the Trainer's ``custom_config[TFJOB_CONFIG_KEY]`` (see
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
+import math
 import os
+import signal
+import threading
 import time
 import uuid
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils, standard_component_specs
+
+from components.names import DEFAULT_TFJOB_TIMEOUT_S
 
 from components.spec import build_dataclass
 
@@ -41,6 +47,9 @@ JOB_NAME_LABEL = "training.kubeflow.org/job-name"
 REPLICA_EXECUTOR = "tfx.components.trainer.executor.GenericExecutor"
 RUN_EXECUTOR = ["python", "-m", "tfx.scripts.run_executor"]
 LOG_TAIL_LINES = 20
+# Set in every KFP task pod by the driver (backend/src/v2/component/constants.go EnvPodName, EnvPodUID):
+# the TFJob is owned by the Trainer's pod, so Kubernetes deletes it with the pod (a cancelled run).
+POD_NAME_ENV, POD_UID_ENV = "KFP_POD_NAME", "KFP_POD_UID"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +65,8 @@ class TFJobSpec:
       node_selector: node labels every replica needs (e.g. the GPU model).
       namespace: where the TFJob is created.
       poll_interval_s: how often its status is read.
-      timeout_s: how long to wait for it (0: forever).
+      timeout_s: how long the job may take, Pending included (0: forever); also the job's
+        ``runPolicy.activeDeadlineSeconds``, so the operator ends it even if this pod is gone.
     """
 
     image: str
@@ -68,7 +78,7 @@ class TFJobSpec:
     node_selector: Tuple[Tuple[str, str], ...] = ()
     namespace: str = "kubeflow"
     poll_interval_s: float = 10.0
-    timeout_s: float = 0.0
+    timeout_s: float = DEFAULT_TFJOB_TIMEOUT_S
 
     def __post_init__(self):
         if not self.image:
@@ -128,16 +138,31 @@ def _replica(spec: TFJobSpec, count: int, args: List[str]) -> dict:
     return {"replicas": count, "restartPolicy": "Never", "template": {"spec": pod}}
 
 
-def tfjob_manifest(name: str, spec: TFJobSpec, args: List[str]) -> dict:
-    """The TFJob: one Chief and `replicas - 1` Workers running the same command."""
+def owner_pod(environ: Mapping[str, str] = os.environ) -> Optional[dict]:
+    """The ownerReference to the KFP task pod this executor runs in, or None outside one."""
+    name, uid = environ.get(POD_NAME_ENV), environ.get(POD_UID_ENV)
+    if not name or not uid:
+        return None
+    return {"apiVersion": "v1", "kind": "Pod", "name": name, "uid": uid, "blockOwnerDeletion": False}
+
+
+def tfjob_manifest(name: str, spec: TFJobSpec, args: List[str], owner: Optional[dict] = None) -> dict:
+    """The TFJob: one Chief and `replicas - 1` Workers running the same command, ended by the operator
+    after `spec.timeout_s`, owned by `owner` (the Trainer's pod) when given."""
     replica_specs = {"Chief": _replica(spec, 1, args)}
     if spec.replicas > 1:
         replica_specs["Worker"] = _replica(spec, spec.replicas - 1, args)
+    run_policy: Dict[str, Any] = {"cleanPodPolicy": "None", "backoffLimit": 0}
+    if spec.timeout_s:
+        run_policy["activeDeadlineSeconds"] = max(1, math.ceil(spec.timeout_s))
+    metadata: Dict[str, Any] = {"name": name, "namespace": spec.namespace, "labels": {"app": "mmoe-pipeline-trainer"}}
+    if owner:
+        metadata["ownerReferences"] = [owner]
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": KIND,
-        "metadata": {"name": name, "namespace": spec.namespace, "labels": {"app": "mmoe-pipeline-trainer"}},
-        "spec": {"runPolicy": {"cleanPodPolicy": "None", "backoffLimit": 0}, "tfReplicaSpecs": replica_specs},
+        "metadata": metadata,
+        "spec": {"runPolicy": run_policy, "tfReplicaSpecs": replica_specs},
     }
 
 
@@ -176,12 +201,18 @@ class Executor(base_executor.BaseExecutor):
                              "build the pipeline with create_pipeline and trainer workers > 1.")
         spec = TFJobSpec.from_dict(custom_config[TFJOB_CONFIG_KEY])
         name = f"mmoe-trainer-{uuid.uuid4().hex[:10]}"
-        manifest = tfjob_manifest(name, spec, run_executor_args(input_dict, output_dict, exec_properties))
+        manifest = tfjob_manifest(name, spec, run_executor_args(input_dict, output_dict, exec_properties),
+                                  owner_pod())
         custom, core = _kubernetes_clients()
         custom.create_namespaced_custom_object(GROUP, VERSION, spec.namespace, PLURAL, manifest)
         logging.info("TFJob %s/%s created: 1 chief + %d worker(s), %d GPU(s) each.",
                      spec.namespace, name, spec.replicas - 1, spec.gpus)
-        wait_for_tfjob(custom, core, spec, name)
+        with _terminate_raises():
+            try:
+                wait_for_tfjob(custom, core, spec, name)
+            except BaseException:  # failed, timed out, cancelled (SIGTERM) or interrupted: nothing left behind
+                _delete_tfjob(custom, spec, name)
+                raise
 
 
 def wait_for_tfjob(custom, core, spec: TFJobSpec, name: str) -> None:
@@ -200,8 +231,36 @@ def wait_for_tfjob(custom, core, spec: TFJobSpec, name: str) -> None:
             raise TFJobFailed(f"TFJob {spec.namespace}/{name} failed: {message}{_failed_pod_logs(core, spec, name)}")
         if spec.timeout_s and time.monotonic() - start > spec.timeout_s:
             raise TimeoutError(f"TFJob {spec.namespace}/{name} did not finish within {spec.timeout_s:.0f} s "
-                               f"(last state: {state or 'Pending'}); it is still on the cluster.")
+                               f"(last state: {state or 'Pending'}: a Pending job waits for GPUs or nodes the "
+                               "cluster lacks); it is deleted. Raise --tfjob-timeout-s, or check the job's events.")
         time.sleep(spec.poll_interval_s)
+
+
+@contextlib.contextmanager
+def _terminate_raises():
+    """SIGTERM (what Kubernetes sends a cancelled run's pod) raises SystemExit while waiting, so that
+    the TFJob is deleted before the pod goes; outside the main thread, signals stay as they are."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _delete_tfjob(custom, spec: TFJobSpec, name: str) -> None:
+    try:
+        custom.delete_namespaced_custom_object(GROUP, VERSION, spec.namespace, PLURAL, name,
+                                               body={"propagationPolicy": "Background"})
+        logging.warning("TFJob %s/%s deleted (the Trainer did not succeed).", spec.namespace, name)
+    except Exception:  # noqa: BLE001 (the job's own failure is the error to raise; this one is logged)
+        logging.exception("TFJob %s/%s could not be deleted; delete it by hand.", spec.namespace, name)
 
 
 def _failed_pod_logs(core, spec: TFJobSpec, name: str) -> str:

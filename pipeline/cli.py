@@ -441,6 +441,10 @@ def _kubeflow_options(f):
         click.option("--vertex-region", default=TrainerWorkers.vertex_region, show_default=True),
         click.option("--machine-type", default=TrainerWorkers.machine_type, show_default=True,
                      help="vertex, --workers > 1: machine type of every replica."),
+        click.option("--tfjob-timeout-s", type=click.FloatRange(min=0), default=TrainerWorkers.timeout_s,
+                     show_default=True,
+                     help="kfp, --workers > 1: the TFJob may take this long, Pending included (0: no limit); "
+                          "then it is deleted and the Trainer fails."),
         click.option("--s3-endpoint", default="", metavar="URL",
                      help="kfp, s3:// roots: the store's endpoint in every task (S3_ENDPOINT, AWS_ENDPOINT_URL), "
                           "e.g. http://minio-service.kubeflow:9000 for Kubeflow's MinIO."),
@@ -455,9 +459,10 @@ def _kubeflow_options(f):
 
 
 def _compile(target, pipeline_root, data_root, span_folder, warm_start, serving_model_dir, image, output, gpus,
-             gpu_type, gpu_node_selector, workers, namespace, vertex_project, vertex_region, machine_type, s3_endpoint,
-             s3_secret, num_spans, variant, trainer_config_path, train_steps, eval_steps, spec_path, schema_path,
-             allow_anomalies, tune, tune_budget_s, tune_trials, hyperparameters_uri) -> str:
+             gpu_type, gpu_node_selector, workers, namespace, vertex_project, vertex_region, machine_type,
+             tfjob_timeout_s, s3_endpoint, s3_secret, num_spans, variant, trainer_config_path, train_steps,
+             eval_steps, spec_path, schema_path, allow_anomalies, tune, tune_budget_s, tune_trials,
+             hyperparameters_uri) -> str:
     from components import object_store
     from pipeline import kubeflow_v2_runner as kfp_runner
 
@@ -482,6 +487,7 @@ def _compile(target, pipeline_root, data_root, span_folder, warm_start, serving_
         memory_gib=DEFAULT_GPU.memory_gib, node_selector=gpu_node_selector,
         namespace=namespace or TrainerWorkers.namespace,
         vertex_project=vertex_project, vertex_region=vertex_region, machine_type=machine_type,
+        timeout_s=tfjob_timeout_s,
     )
     try:
         config = kfp_runner.kubeflow_config(

@@ -6,7 +6,7 @@ import dataclasses
 import enum
 from typing import Optional, Tuple
 
-from components.names import DEFAULT_SPAN_FOLDER, SPAN_TOKEN
+from components.names import DEFAULT_SPAN_FOLDER, DEFAULT_TFJOB_TIMEOUT_S, SPAN_TOKEN
 from components.spec import DatasetSpec
 from trainer.config import TrainerConfig
 
@@ -74,6 +74,7 @@ class TrainerWorkers:
       image: image of every replica (set from the compile image).
       backend: see `WorkerBackend`.
       vertex_project, vertex_region, machine_type: Vertex AI worker pools.
+      timeout_s: how long the TFJob may take, Pending included (0: forever).
     """
 
     replicas: int = 1
@@ -88,8 +89,12 @@ class TrainerWorkers:
     vertex_project: str = ""
     vertex_region: str = "us-central1"
     machine_type: str = "n1-standard-8"
+    timeout_s: float = DEFAULT_TFJOB_TIMEOUT_S
 
     def __post_init__(self):
+        if isinstance(self.timeout_s, bool) or not isinstance(self.timeout_s, (int, float)) or self.timeout_s < 0:
+            raise ValueError(f"TrainerWorkers.timeout_s: received {self.timeout_s!r}, expected seconds >= 0 "
+                             "(0: no limit).")
         for name in ("replicas", "gpus"):
             value = getattr(self, name)
             low = 1 if name == "replicas" else 0

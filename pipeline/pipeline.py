@@ -123,7 +123,7 @@ def _trainer_class_and_config(config: PipelineConfig) -> Tuple[type, dict, Optio
         job = tfjob_trainer.TFJobSpec(
             image=workers.image, replicas=workers.replicas, gpus=workers.gpus,
             gpu_resource=workers.gpu_type or KFP_GPU_RESOURCE, cpu=workers.cpu, memory_gib=workers.memory_gib,
-            node_selector=workers.node_selector, namespace=workers.namespace,
+            node_selector=workers.node_selector, namespace=workers.namespace, timeout_s=workers.timeout_s,
         )
         custom_config[tfjob_trainer.TFJOB_CONFIG_KEY] = job.to_dict()
         return tfx.components.Trainer, custom_config, executor_spec.ExecutorClassSpec(tfjob_trainer.Executor)

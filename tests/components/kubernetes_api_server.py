@@ -1,5 +1,5 @@
 """The few Kubernetes API calls of the TFJob Trainer executor, on 127.0.0.1, for the real
-`kubernetes` client: create a TFJob (kubeflow.org/v1), read it, list its pods, read a pod's log.
+`kubernetes` client: create a TFJob (kubeflow.org/v1), read it, delete it, list its pods, read a pod's log.
 
 Paths follow the Kubernetes REST API (custom objects: /apis/{group}/{version}/namespaces/{ns}/{plural};
 core: /api/v1/namespaces/{ns}/pods). Each read of the TFJob returns the next of `states`
@@ -45,6 +45,9 @@ class KubernetesApiServer:
                     if method == "POST" and len(parts) == 6:
                         server.jobs[body["metadata"]["name"]] = body
                         return self._reply(201, body)
+                    if method == "DELETE" and len(parts) == 7 and parts[6] in server.jobs:
+                        del server.jobs[parts[6]]
+                        return self._reply(200, {"kind": "Status", "status": "Success"})
                     if method == "GET" and len(parts) == 7 and parts[6] in server.jobs:
                         kind, message = server.states.pop(0) if len(server.states) > 1 else server.states[0]
                         job = dict(server.jobs[parts[6]], status={
@@ -67,6 +70,9 @@ class KubernetesApiServer:
 
             def do_POST(self):  # noqa: N802
                 self._handle("POST")
+
+            def do_DELETE(self):  # noqa: N802
+                self._handle("DELETE")
 
         self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.host = f"http://127.0.0.1:{self._httpd.server_address[1]}"

@@ -90,14 +90,46 @@ def test_tfjob_has_a_chief_and_workers_running_the_same_executor_command(kube, c
     assert states == ["Created created", "Running running", "Succeeded TFJob ml/x successfully completed."]
 
 
-def test_a_failed_tfjob_fails_the_component_with_its_message_and_pod_logs(kube):
-    kube([("Running", ""), ("Failed", "TFJob ml/x has failed because 1 Worker replica(s) failed.")],
-         pod_logs={"x-worker-1": "Traceback...\nValueError: bad feature"})
+def test_a_failed_tfjob_fails_the_component_with_its_message_and_pod_logs_and_is_deleted(kube):
+    server = kube([("Running", ""), ("Failed", "TFJob ml/x has failed because 1 Worker replica(s) failed.")],
+                  pod_logs={"x-worker-1": "Traceback...\nValueError: bad feature"})
     inputs, outputs, exec_properties = _trainer_args()
     with pytest.raises(tfjob_trainer.TFJobFailed,
                        match=r"(?s)failed: TFJob ml/x has failed because 1 Worker replica\(s\) failed\..*"
                              r"pod x-worker-1.*ValueError: bad feature"):
         tfjob_trainer.Executor().Do(inputs, outputs, exec_properties)
+    (delete,) = [r for r in server.requests if r["method"] == "DELETE"]
+    assert delete["path"].startswith("/apis/kubeflow.org/v1/namespaces/ml/tfjobs/mmoe-trainer-")
+    assert delete["body"]["propagationPolicy"] == "Background"
+    assert server.jobs == {}
+
+
+def test_a_pending_tfjob_times_out_and_is_deleted(kube):
+    server = kube([("Created", "TFJob ml/x is created.")])  # never scheduled: no GPU node
+    inputs, outputs, exec_properties = _trainer_args(dict(JOB, timeout_s=0.05))
+    with pytest.raises(TimeoutError, match=r"did not finish within 0 s \(last state: Created: a Pending job waits "
+                                           r"for GPUs or nodes the cluster lacks\); it is deleted\. Raise "
+                                           r"--tfjob-timeout-s"):
+        tfjob_trainer.Executor().Do(inputs, outputs, exec_properties)
+    assert [r["method"] for r in server.requests if "tfjobs" in r["path"]][-1] == "DELETE"
+    assert server.jobs == {}
+    assert server.requests[0]["body"]["spec"]["runPolicy"]["activeDeadlineSeconds"] == 1  # whole seconds, >= 1
+
+
+def test_the_tfjob_has_a_deadline_and_is_owned_by_the_trainer_pod(kube, monkeypatch):
+    server = kube([("Succeeded", "")])
+    monkeypatch.setenv("KFP_POD_NAME", "mmoe-pipeline-abc-trainer-123")
+    monkeypatch.setenv("KFP_POD_UID", "6f1c2a3b-0000-4000-8000-000000000001")
+    inputs, outputs, exec_properties = _trainer_args(dict(JOB, timeout_s=7200))
+    tfjob_trainer.Executor().Do(inputs, outputs, exec_properties)
+    manifest = server.requests[0]["body"]
+    assert manifest["spec"]["runPolicy"] == {"cleanPodPolicy": "None", "backoffLimit": 0,
+                                             "activeDeadlineSeconds": 7200}
+    assert manifest["metadata"]["ownerReferences"] == [{
+        "apiVersion": "v1", "kind": "Pod", "name": "mmoe-pipeline-abc-trainer-123",
+        "uid": "6f1c2a3b-0000-4000-8000-000000000001", "blockOwnerDeletion": False}]
+    assert not [r for r in server.requests if r["method"] == "DELETE"]  # a succeeded job stays for its logs
+    assert tfjob_trainer.TFJobSpec(image="i").timeout_s == 24 * 3600
 
 
 def test_tfjob_settings_errors_name_the_field():

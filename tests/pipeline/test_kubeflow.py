@@ -375,7 +375,7 @@ def test_kfp_compile_with_two_workers_submits_a_tfjob_and_conforms(tmp_path):
     assert custom["tfjob"] == {
         "image": IMAGE, "replicas": 2, "gpus": 1, "gpu_resource": "nvidia.com/gpu", "cpu": 4, "memory_gib": 16,
         "node_selector": {"cloud.google.com/gke-accelerator": "nvidia-l4"}, "namespace": "kubeflow",
-        "poll_interval_s": 10.0, "timeout_s": 0.0,
+        "poll_interval_s": 10.0, "timeout_s": 86400.0,
     }
 
 
