@@ -1,14 +1,16 @@
-"""The Evaluator's baseline without a Resolver: the model now in serving.
+"""The Evaluator's baseline, and warm start's base, on every target: the model now in serving.
 
-Open-source Kubeflow Pipelines cannot run TFX Resolvers (its Argo compiler
-rejects resolver executors: ``backend/src/v2/compiler/argocompiler/dag.go``).
-There the pipeline uses `ServingBaseline` instead of the
-``LatestBlessedModelStrategy`` Resolver: it hands the Evaluator the newest
-version in the Pusher's serving directory, which is the last model that passed
-every gate, as a ``Model`` artifact. On a first run the directory is empty: the
-artifact is marked with ``has_model = 0`` and the `Executor` below (TFX's
-Evaluator executor) drops it, so the Evaluator runs without a baseline and TFX
-ignores the change thresholds, exactly as with a Resolver that found nothing.
+`ServingBaseline` hands the Evaluator the newest version in the Pusher's serving
+directory as a ``Model`` artifact. That is the model the change threshold
+(``max_auc_drop``) is meant to protect and the one warm start continues from, on
+the local runners, open-source Kubeflow Pipelines and Vertex AI alike. (TFX's
+``LatestBlessedModelStrategy`` Resolver gives instead the newest model the
+*Evaluator* blessed, even one that ServingCheck then refused and that never
+served; open-source KFP cannot run Resolvers at all: its Argo compiler rejects
+them, ``backend/src/v2/compiler/argocompiler/dag.go``.) On a first run the
+directory is empty: the artifact is marked with ``has_model = 0`` and the
+`Executor` below (TFX's Evaluator executor) drops it, so the Evaluator runs
+without a baseline and TFX ignores the change thresholds.
 """
 
 import logging
@@ -24,6 +26,7 @@ from tfx.utils import io_utils, path_utils
 
 HAS_MODEL_PROPERTY = "has_model"  # 1: the artifact holds the serving model; 0: no baseline yet
 SOURCE_PROPERTY = "source_version"  # the serving version folder it was copied from
+NO_MODEL = "none"  # `served_version` when the serving directory holds no model
 
 
 def newest_version(serving_model_dir: str) -> Optional[str]:
@@ -51,9 +54,17 @@ def newest_version(serving_model_dir: str) -> Optional[str]:
 def ServingBaseline(  # noqa: N802 (TFX component names are classes)
     baseline: OutputArtifact[standard_artifacts.Model],
     serving_model_dir: Parameter[str],
+    served_version: Parameter[str] = "",
 ) -> None:
-    """Copies the newest served model into `baseline` (the Evaluator's baseline_model)."""
+    """Copies the newest served model into `baseline` (the Evaluator's baseline_model).
+
+    `served_version` is what the local runner saw when it built the pipeline (a cache key: the
+    node re-runs exactly when the served model changed); empty on Kubeflow and Vertex, where the
+    task is never cached. The directory is read again here either way."""
     source = newest_version(serving_model_dir)
+    if served_version and served_version != (source or NO_MODEL):
+        logging.warning("ServingBaseline: %s changed since the pipeline was built (%s, now %s); using the newest.",
+                        serving_model_dir, served_version, source or NO_MODEL)
     if source is None:
         baseline.set_int_custom_property(HAS_MODEL_PROPERTY, 0)
         logging.info("ServingBaseline: no model in %s yet; the Evaluator runs without a baseline.",

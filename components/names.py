@@ -67,8 +67,7 @@ DRIFT_COMPONENT = "SpanDrift"  # this span's statistics against the previous spa
 TUNER_COMPONENT = "Tuner"  # with tuning: KerasTuner over the model's hyper-parameters
 HYPERPARAMETERS_IMPORTER = "HyperparametersImporter"  # a previous Tuner's best hyper-parameters, reused
 SCHEMA_COMPONENT = "SpecSchema"  # the curated schema, checked against and adjusted to the spec
-BASELINE_COMPONENT = "LatestBlessedModelResolver"  # the Resolver (local runners, Vertex)
-SERVING_BASELINE_COMPONENT = "ServingBaseline"  # its stand-in on open-source Kubeflow Pipelines
+SERVING_BASELINE_COMPONENT = "ServingBaseline"  # the model in serving: the Evaluator's baseline, warm start's base
 
 
 def spec_from_custom_config(custom_config: Mapping[str, Any], component: str) -> DatasetSpec:

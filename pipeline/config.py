@@ -46,13 +46,6 @@ class Target(str, enum.Enum):
     VERTEX = "vertex"  # Vertex AI Pipelines: a PipelineJob .json
 
 
-class BaselineSource(str, enum.Enum):
-    """Where the Evaluator's baseline model comes from."""
-
-    RESOLVER = "resolver"  # TFX's LatestBlessedModelStrategy over ML Metadata (local runners, Vertex)
-    SERVING_DIR = "serving_dir"  # the newest version in serving_model_dir (open-source KFP: no resolvers)
-
-
 class WorkerBackend(str, enum.Enum):
     """Who runs the Trainer's replicas when there are several."""
 
@@ -113,7 +106,6 @@ class TrainerWorkers:
 KFP_GPU_RESOURCE = "nvidia.com/gpu"
 VERTEX_GPU_TYPE = "NVIDIA_TESLA_T4"
 DEFAULT_GPU_TYPE = {Target.KFP: KFP_GPU_RESOURCE, Target.VERTEX: VERTEX_GPU_TYPE}
-DEFAULT_BASELINE = {Target.KFP: BaselineSource.SERVING_DIR, Target.VERTEX: BaselineSource.RESOLVER}
 DEFAULT_TARGET = Target.KFP
 # Kubeflow defaults: the Trainer on one GPU with 4 CPUs and 16 GiB, a daily run (KFP cron has a seconds field).
 DEFAULT_GPU = ResourceRequest(cpu=4, memory_gib=16, accelerator_type=KFP_GPU_RESOURCE, accelerator_count=1)
@@ -163,11 +155,13 @@ class PipelineConfig:
       enable_cache: reuse outputs of unchanged components.
       trainer_resources: container resources of the Trainer on Kubeflow.
       run_fn: import path of the Trainer's run_fn; None for ``trainer.run.run_fn``.
-      baseline: where the Evaluator's baseline comes from, see `BaselineSource`.
+      baseline_cache_key: pass the served version to `ServingBaseline` as a parameter (local runners:
+        TFX's cache then re-runs it exactly when the served model changed); off on Kubeflow and Vertex,
+        where the compiled task is never cached instead.
       trainer_workers: multi-worker training on Kubeflow / Vertex AI, see `TrainerWorkers`.
       span_folder: the data root's span folders, e.g. ``span-{SPAN}``; None: no spans.
       num_spans: how many of the newest spans each run reads (with `span_folder`).
-      warm_start: the Trainer starts from the weights of the last blessed model (the baseline).
+      warm_start: the Trainer starts from the weights of the model in serving (the baseline).
       tuning: run the Tuner (KerasTuner) before the Trainer, which takes its best hyper-parameters.
       hyperparameters_uri: instead, a previous Tuner's ``best_hyperparameters`` folder (an Importer).
     """
@@ -186,7 +180,7 @@ class PipelineConfig:
     enable_cache: bool = True
     trainer_resources: ResourceRequest = ResourceRequest()
     run_fn: Optional[str] = None
-    baseline: BaselineSource = BaselineSource.RESOLVER
+    baseline_cache_key: bool = False
     trainer_workers: TrainerWorkers = TrainerWorkers()
     span_folder: Optional[str] = None
     num_spans: int = 1
@@ -223,10 +217,3 @@ class PipelineConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"PipelineConfig.{name}: received {value!r}, expected a positive integer.")
         object.__setattr__(self, "beam_pipeline_args", tuple(self.beam_pipeline_args))
-        try:
-            object.__setattr__(self, "baseline", BaselineSource(self.baseline))
-        except ValueError:
-            raise ValueError(
-                f"PipelineConfig.baseline: received {self.baseline!r}, expected one of "
-                f"{[b.value for b in BaselineSource]}."
-            ) from None

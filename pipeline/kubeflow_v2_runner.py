@@ -4,16 +4,18 @@ Two targets, one `create_pipeline`:
 
 * ``kfp`` (open-source Kubeflow Pipelines 2.x): a PipelineSpec ``.yaml`` (what
   ``kfp.Client`` uploads) compiled with ``use_pipeline_spec_2_1=True`` (the
-  backend driver resolves only ``constant`` runtime values), the baseline from
-  `components.baseline.ServingBaseline` instead of a Resolver, GPUs as the
+  backend driver resolves only ``constant`` runtime values), GPUs as the
   Kubernetes resource name (``nvidia.com/gpu``), no ExampleGen driver hook (the
   backend never runs ``lifecycle.preCacheCheck``) and no caching of the nodes
   whose result depends on the outside world (ExampleGen reads the data root,
   ServingBaseline the serving directory, SpanDrift its history; ExampleGen's
   executor resolves the newest span itself). `spec_check` must pass before the
   file is written.
-* ``vertex`` (Vertex AI Pipelines): TFX's PipelineJob ``.json``, with the
-  ``LatestBlessedModelStrategy`` Resolver and Vertex accelerator names.
+* ``vertex`` (Vertex AI Pipelines): TFX's PipelineJob ``.json`` with Vertex
+  accelerator names; ServingBaseline and SpanDrift not cached.
+
+On every target the Evaluator's baseline and warm start's base is the model in
+serving (`components.baseline.ServingBaseline`).
 
 Compiling needs no cluster and no cloud credentials: Transform and Trainer
 point at functions of the installed package, so nothing is uploaded at
@@ -24,6 +26,7 @@ Dockerfile) with its schemas under ``IMAGE_PROJECT_DIR``.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import posixpath
@@ -40,7 +43,7 @@ from components import object_store, tfjob_trainer
 from components.names import DRIFT_COMPONENT, EXAMPLE_GEN_COMPONENT, SERVING_BASELINE_COMPONENT
 from pipeline import kfp_entrypoint, spec_check
 from pipeline.config import (
-    DEFAULT_BASELINE, DEFAULT_CRON, DEFAULT_GPU, DEFAULT_GPU_TYPE, DEFAULT_PIPELINE_NAME, DEFAULT_TARGET,
+    DEFAULT_CRON, DEFAULT_GPU, DEFAULT_GPU_TYPE, DEFAULT_PIPELINE_NAME, DEFAULT_TARGET,
     PipelineConfig, Target, WorkerBackend,
 )
 from trainer.config import Distribution, TrainerConfig
@@ -52,6 +55,8 @@ EXAMPLE_GEN = EXAMPLE_GEN_COMPONENT
 # Their output depends on files outside the spec: the data root's newest span (ExampleGen resolves it
 # itself: no driver runs there), the serving directory, the drift history.
 UNCACHED_TASKS = (EXAMPLE_GEN, SERVING_BASELINE_COMPONENT, DRIFT_COMPONENT)
+# On Vertex AI, TFX's ExampleGen driver runs and keys the cache with the data's fingerprint.
+VERTEX_UNCACHED_TASKS = (SERVING_BASELINE_COMPONENT, DRIFT_COMPONENT)
 TRAINER = "Trainer"
 TFX_COMMAND_PREFIX = ["python", "-m"]  # TFX's compiler: python -m <its entrypoint>
 WORKER_BACKEND = {Target.KFP: WorkerBackend.TFJOB, Target.VERTEX: WorkerBackend.VERTEX}
@@ -66,12 +71,11 @@ def kubeflow_config(pipeline_root: str, data_root: str, spec, schema_path: str, 
                     pipeline_name: str = DEFAULT_PIPELINE_NAME, target: Target = DEFAULT_TARGET,
                     **overrides) -> PipelineConfig:
     """A config for `target`: remote paths, the Trainer on a GPU named for the target, no local
-    metadata, and the baseline source the target supports."""
+    metadata."""
     target = Target(target)
     overrides.setdefault(
         "trainer_resources", dataclasses.replace(DEFAULT_GPU, accelerator_type=DEFAULT_GPU_TYPE[target])
     )
-    overrides.setdefault("baseline", DEFAULT_BASELINE[target])
     workers = overrides.get("trainer_workers")
     if workers is not None and workers.replicas > 1:
         # Every replica runs run_fn under the TF_CONFIG its platform sets.
@@ -222,6 +226,12 @@ def compile_pipeline(config: PipelineConfig, image: str, output_path: str, targe
     pipeline = create_pipeline(config)
     if target is Target.VERTEX:
         _run_tfx_compiler(pipeline, image, output_path, spec_2_1=False)
+        with open(output_path) as f:
+            job = json.load(f)
+        for task in VERTEX_UNCACHED_TASKS:  # their output depends on the outside world (see above)
+            job["pipelineSpec"]["root"]["dag"]["tasks"][task].setdefault("cachingOptions", {})["enableCache"] = False
+        with open(output_path, "w") as f:
+            json.dump(job, f, indent=2, sort_keys=True)
         logging.info("Wrote the Vertex AI pipeline job to %s.", output_path)
         return output_path
     with tempfile.TemporaryDirectory() as tmp:

@@ -140,6 +140,7 @@ def local_config(
         spec=spec,
         serving_model_dir=serving_model_dir,
         metadata_path=os.path.join(output_dir, METADATA_FILE),
+        baseline_cache_key=True,
         beam_pipeline_args=overrides.pop("beam_pipeline_args", DEFAULT_BEAM_ARGS),
         **overrides,
     )

@@ -23,14 +23,14 @@ from components import tfjob_trainer
 from components.drift import SpanDrift
 from components.eval_config import build_eval_config
 from components.names import (
-    BASELINE_COMPONENT, DRIFT_COMPONENT, EXAMPLE_GEN_COMPONENT, HYPERPARAMETERS_IMPORTER, PREPROCESSING_FN, RUN_FN,
+    DRIFT_COMPONENT, EXAMPLE_GEN_COMPONENT, HYPERPARAMETERS_IMPORTER, PREPROCESSING_FN, RUN_FN,
     SCHEMA_COMPONENT, SCHEMA_GEN_COMPONENT, SERVING_BASELINE_COMPONENT, SPEC_KEY, TRAINER_CONFIG_KEY,
     TRANSFORM_TF_COMPAT_V1, TUNER_COMPONENT, TUNER_FN, TUNING_KEY,
 )
 from components.spec import SPLIT_NAMES
 from components.schema import SpecSchema
 from components.serving_check import ServingCheck
-from pipeline.config import KFP_GPU_RESOURCE, BaselineSource, PipelineConfig, ResourceRequest, WorkerBackend
+from pipeline.config import KFP_GPU_RESOURCE, PipelineConfig, ResourceRequest, WorkerBackend
 
 TRAIN, EVAL, TEST = SPLIT_NAMES
 
@@ -175,7 +175,7 @@ def train_stage(config: PipelineConfig, transform, schema_gen, baseline,
     `warm_start`, the baseline (the last blessed model) is its ``base_model``; with `tuned` (see
     `tune_stage`), its hyper-parameters come from there."""
     trainer_class, custom_config, custom_executor = _trainer_class_and_config(config)
-    warm = {"base_model": baseline_output(config, baseline)} if config.warm_start else {}
+    warm = {"base_model": baseline_output(baseline)} if config.warm_start else {}
     if tuned is not None:
         warm["hyperparameters"] = tuned.outputs[
             "best_hyperparameters" if config.tuning is not None else "result"]
@@ -197,20 +197,19 @@ def train_stage(config: PipelineConfig, transform, schema_gen, baseline,
 
 
 def baseline_stage(config: PipelineConfig) -> base_node.BaseNode:
-    """The node that gives the Evaluator the model to beat (see `BaselineSource`)."""
-    if config.baseline is BaselineSource.SERVING_DIR:
-        return serving_baseline.ServingBaseline(serving_model_dir=config.serving_model_dir).with_id(
-            SERVING_BASELINE_COMPONENT
-        )
-    return tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id(BASELINE_COMPONENT)
+    """The model to beat and to warm-start from, on every target: the model now in serving
+    (`components.baseline.ServingBaseline`), not the newest model the Evaluator blessed, which
+    ServingCheck may have refused (drift, anomalies) and which then never served."""
+    served = ""
+    if config.baseline_cache_key:
+        newest = serving_baseline.newest_version(config.serving_model_dir)
+        served = newest or serving_baseline.NO_MODEL
+    return serving_baseline.ServingBaseline(serving_model_dir=config.serving_model_dir,
+                                            served_version=served).with_id(SERVING_BASELINE_COMPONENT)
 
 
-def baseline_output(config: PipelineConfig, baseline: base_node.BaseNode):
-    return baseline.outputs["baseline" if config.baseline is BaselineSource.SERVING_DIR else "model"]
+def baseline_output(baseline: base_node.BaseNode):
+    return baseline.outputs["baseline"]
 
 
 def evaluate_and_push_stage(config: PipelineConfig, example_gen, example_validator, drift, trainer,
@@ -222,7 +221,7 @@ def evaluate_and_push_stage(config: PipelineConfig, example_gen, example_validat
         examples=example_gen.outputs["examples"],
         example_splits=[TEST],
         model=trainer.outputs["model"],
-        baseline_model=baseline_output(config, baseline),
+        baseline_model=baseline_output(baseline),
         eval_config=build_eval_config(config.spec),
     )
     # TFX's Evaluator, except that a ServingBaseline with no model yet counts as no baseline.

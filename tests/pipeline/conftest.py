@@ -18,7 +18,7 @@ from pipeline import local_runner, report
 from trainer.config import TrainerConfig
 
 NODES = ["CsvExampleGen", "StatisticsGen", "SpecSchema", "ExampleValidator", "SpanDrift", "Transform",
-         "Trainer", "LatestBlessedModelResolver", "Evaluator", "ServingCheck", "Pusher"]
+         "Trainer", "ServingBaseline", "Evaluator", "ServingCheck", "Pusher"]
 ROWS = 2000  # -> 1600 train, 200 eval, 200 test
 MIN_AUC, MAX_DROP = 0.6, 0.05
 EMPTY_AGE_FRACTION = 0.05  # of the train rows: imputed where the spec says `missing: mean`

@@ -73,9 +73,10 @@ def test_declared_empty_ages_are_imputed_and_are_no_anomaly(runs):
 
 def test_rerun_reuses_the_cache_and_does_not_push_a_copy(runs):
     again = runs["again"]
-    # The resolver now finds the first model as baseline, so only evaluation and push re-run.
+    # The first model now serves: ServingBaseline (its cache key is the served version) hands it to
+    # the Evaluator as the baseline, so only the baseline, evaluation and push re-run.
     assert again["states"] == {
-        node: ("COMPLETE" if node in ("LatestBlessedModelResolver", "Evaluator", "Pusher") else "CACHED")
+        node: ("COMPLETE" if node in ("ServingBaseline", "Evaluator", "Pusher") else "CACHED")
         for node in NODES
     }
     assert again["versions"] == runs["first"]["versions"]
@@ -88,7 +89,7 @@ def test_rerun_reuses_the_cache_and_does_not_push_a_copy(runs):
 def test_unchanged_run_after_a_rejected_model_is_entirely_cached(runs):
     cached = runs["cached"]
     assert cached["states"] == {
-        node: ("COMPLETE" if node == "LatestBlessedModelResolver" else "CACHED") for node in NODES
+        node: "CACHED" for node in NODES  # the served model did not change: nor did the baseline
     }
     assert cached["versions"] == runs["first"]["versions"]
     assert cached["decision"]["failing_tasks"] == runs["worse"]["decision"]["failing_tasks"]

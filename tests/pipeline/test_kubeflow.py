@@ -10,7 +10,6 @@ from click.testing import CliRunner
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from components.names import BASELINE_COMPONENT
 from pipeline import cli
 from pipeline import kubeflow_v2_runner as kfp_runner
 from pipeline import schedule as kfp_schedule
@@ -91,24 +90,25 @@ def test_check_spec_command_accepts_the_kfp_package(packages):
     assert f"{len(KFP_TASKS)} tasks conform" in result.output
 
 
-def test_vertex_job_keeps_the_resolver_and_fails_the_kfp_check(packages):
+def test_vertex_job_has_the_serving_baseline_uncached_and_fails_the_kfp_check(packages):
     with open(packages["vertex"]) as f:
         job = json.load(f)
     tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
-    assert f"{BASELINE_COMPONENT}-model-resolver" in tasks
+    assert not [t for t in tasks if "resolver" in t]  # one baseline on every target: the served model
+    assert tasks["ServingBaseline"]["cachingOptions"]["enableCache"] is False
+    assert tasks["SpanDrift"]["cachingOptions"]["enableCache"] is False
+    assert tasks["Evaluator"]["inputs"]["artifacts"]["baseline_model"]["taskOutputArtifact"] == {
+        "producerTask": "ServingBaseline", "outputArtifactKey": "baseline"}
     trainer = job["pipelineSpec"]["deploymentSpec"]["executors"]["Trainer_executor"]["container"]
     assert trainer["resources"]["accelerator"] == {"type": "NVIDIA_TESLA_T4", "count": "1"}
     broken = {(v.task, v.rule.name) for v in spec_check.check_package(packages["vertex"])}
     assert ("<package>", "package-format") in broken
-    assert (f"{BASELINE_COMPONENT}-model-resolver", "no-resolver-executor") in broken
-    assert (f"{BASELINE_COMPONENT}-model-blessing-resolver", "no-resolver-executor") in broken
     assert ("Trainer", "accelerator-resource-name") in broken
     assert ("CsvExampleGen", "no-pre-cache-check-hook") in broken
     result = CliRunner().invoke(cli.main, ["check-spec", packages["vertex"]])
     assert result.exit_code == 1
-    assert (f"{BASELINE_COMPONENT}-model-resolver: [no-resolver-executor] its executor is a resolver"
-            in result.output)
-    assert "backend/src/v2/compiler/argocompiler/dag.go" in result.output
+    assert "Trainer: [accelerator-resource-name] accelerator type 'NVIDIA_TESLA_T4' is not one" in result.output
+    assert "backend/src/v2/driver/driver.go" in result.output
 
 
 def test_t4_as_a_kfp_resource_type_is_refused_and_nothing_written(census_spec, tmp_path):
@@ -150,6 +150,7 @@ def _spec(tasks: dict, executors: dict, root: str = "s3://b/r") -> pipeline_spec
     ({}, {"container": {"image": "i", "lifecycle": {"preCacheCheck": {"command": ["python", "-m", "d"]}}}},
      "no-pre-cache-check-hook", "python -m d"),
     ({}, {"customJob": {"customJob": {}}}, "no-custom-job-executor", "Vertex AI custom job"),
+    ({}, {"resolver": {"outputArtifactQueries": {}}}, "no-resolver-executor", "its executor is a resolver"),
     ({}, {"container": {"image": "i", "command": [
         "python", "-m", "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"]}},
      "kfp-entrypoint", "tensorflow/tfx#7768"),

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from trainer.config import TrainerConfig
 
 COMPONENT_IDS = [
     "CsvExampleGen", "StatisticsGen", "SpecSchema", "ExampleValidator", "SpanDrift",
-    "Transform", "Trainer", "LatestBlessedModelResolver", "Evaluator", "ServingCheck", "Pusher",
+    "Transform", "Trainer", "ServingBaseline", "Evaluator", "ServingCheck", "Pusher",
 ]
 
 
@@ -38,8 +39,8 @@ def test_pipeline_has_the_chain_in_order(census_spec):
         "SpanDrift": ["CsvExampleGen", "SpecSchema", "StatisticsGen"],
         "Transform": ["CsvExampleGen", "SpecSchema"],
         "Trainer": ["SpecSchema", "Transform"],
-        "LatestBlessedModelResolver": [],
-        "Evaluator": ["CsvExampleGen", "LatestBlessedModelResolver", "Trainer"],
+        "ServingBaseline": [],
+        "Evaluator": ["CsvExampleGen", "ServingBaseline", "Trainer"],
         "ServingCheck": ["CsvExampleGen", "ExampleValidator", "SpanDrift", "Trainer"],
         "Pusher": ["Evaluator", "ServingCheck", "Trainer"],
     }
@@ -66,7 +67,7 @@ def test_spans_split_warm_start_and_inferred_schema_change_the_graph(census_spec
     by_id = {c.id: c for c in pipeline.components}
     upstream = {c.id: sorted(u.id for u in c.upstream_nodes) for c in pipeline.components}
     assert upstream["SchemaGen"] == ["StatisticsGen"] and upstream["SpecSchema"] == ["SchemaGen"]
-    assert upstream["Trainer"] == ["LatestBlessedModelResolver", "SpecSchema", "Transform"]
+    assert upstream["Trainer"] == ["ServingBaseline", "SpecSchema", "Transform"]
     gen = by_id["CsvExampleGen"].exec_properties
     inputs = json_format.Parse(gen["input_config"], example_gen_pb2.Input())
     assert [(s.name, s.pattern) for s in inputs.splits] == [("data", "span-{SPAN}/*")]
@@ -137,11 +138,17 @@ def test_compiling_the_pipeline_does_not_import_the_model_code(tmp_path):
     assert out.strip().splitlines()[-1] == "['trainer.config']"
 
 
-def test_serving_dir_baseline_replaces_the_resolver(census_spec):
-    pipeline = create_pipeline(_config(census_spec, baseline="serving_dir"))
-    by_id = {c.id: c for c in pipeline.components}
-    assert "LatestBlessedModelResolver" not in by_id
+def test_the_baseline_is_the_served_model_keyed_by_its_version(census_spec, tmp_path):
+    serving = tmp_path / "serving"
+    config = dataclasses.replace(_config(census_spec, baseline_cache_key=True), serving_model_dir=str(serving))
+    by_id = {c.id: c for c in create_pipeline(config).components}
     assert sorted(u.id for u in by_id["Evaluator"].upstream_nodes) == ["CsvExampleGen", "ServingBaseline", "Trainer"]
-    assert by_id["ServingBaseline"].exec_properties["serving_model_dir"] == "/tmp/serving"
-    with pytest.raises(ValueError, match=r"PipelineConfig.baseline: received 'mlmd', expected one of"):
-        _config(census_spec, baseline="mlmd")
+    assert by_id["ServingBaseline"].exec_properties == {"serving_model_dir": str(serving), "served_version": "none"}
+    for version in ("1700000000", "1800000000", "notaversion"):
+        (serving / version).mkdir(parents=True)
+        (serving / version / "saved_model.pb").write_bytes(b"")
+    by_id = {c.id: c for c in create_pipeline(config).components}
+    assert by_id["ServingBaseline"].exec_properties["served_version"] == str(serving / "1800000000")
+    # Compiled for a cluster, the task is never cached instead: no version is baked in.
+    unkeyed = {c.id: c for c in create_pipeline(_config(census_spec)).components}
+    assert unkeyed["ServingBaseline"].exec_properties["served_version"] == ""

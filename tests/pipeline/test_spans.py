@@ -3,8 +3,11 @@
 1. span 1 (the only one): a cold start (no blessed model yet), pushed;
 2. span 2 arrives: the Trainer warm-starts from the span-1 model (its loss before any step is
    lower than a fresh model's on the same batches), no drift, pushed;
-3. span 3 arrives with every age moved up by 30 years: trained, but the drift on `age` beyond its
-   threshold stops the push, and decision.json names the feature, the divergence and the threshold.
+3. span 3 arrives with every age moved up by 30 years: trained and blessed by the Evaluator, but the
+   drift on `age` beyond its threshold stops the push, and decision.json names the feature, the
+   divergence and the threshold;
+4. span 4 (undrifted again): its Evaluator baseline and its warm-start base are the model in serving,
+   span 2's, not span 3's blessed-but-refused model (what TFX's LatestBlessedModelStrategy would give).
 """
 
 import csv
@@ -16,6 +19,7 @@ import pytest
 
 import schemas
 from components import census
+from components.baseline import SOURCE_PROPERTY
 from components.pusher import pushed_spans
 from pipeline import local_runner, report
 from tests.pipeline.conftest import MAX_DROP, MIN_AUC
@@ -29,12 +33,14 @@ NODES = ["CsvExampleGen", "SpanDrift", "Trainer", "ServingCheck", "Pusher"]
 
 
 def _write_span(prepared_root: str, data_root: str, span: int, age_shift: int = 0) -> None:
-    """Span `span`: the `span`-th third of each prepared split (ages shifted by `age_shift`)."""
+    """Span `span`: a third of each prepared split, the first for span 1 and span 4 (ages shifted by
+    `age_shift`)."""
     for split in ("train", "eval", "test"):
         with open(os.path.join(prepared_root, split, "data.csv"), newline="") as f:
             rows = list(csv.reader(f))
         header, body = rows[0], rows[1:]
-        part = body[(span - 1) * len(body) // 3: span * len(body) // 3]
+        third = (span - 1) % 3
+        part = body[third * len(body) // 3: (third + 1) * len(body) // 3]
         age = header.index("age")
         for row in part:
             row[age] = str(int(row[age]) + age_shift)
@@ -59,15 +65,19 @@ def spans(tmp_path_factory, census_spec):
     )
     store = report.open_store(config.metadata_path)
     results = {"config": config, "store": store}
-    for span, shift in ((1, 0), (2, 0), (3, AGE_SHIFT)):
+    for span, shift in ((1, 0), (2, 0), (3, AGE_SHIFT), (4, 0)):
         _write_span(prepared.root, data_root, span, shift)
         path = os.path.join(out, f"decision-{span}.json")
         local_runner.run(config, decision_path=path)
         with open(path) as f:
             decision = json.load(f)
         versions = sorted(os.listdir(config.serving_model_dir))
+        baseline = report.latest_output_uri(store, config.pipeline_name, "ServingBaseline", "Model")
+        blessing = report.latest_output_uri(store, config.pipeline_name, "Evaluator", "ModelBlessing")
         results[span] = {"decision": decision, "versions": versions,
-                         "states": report.node_states(store, config.pipeline_name, NODES)}
+                         "states": report.node_states(store, config.pipeline_name, NODES),
+                         "baseline": baseline, "baseline_source": report._custom(store, baseline, SOURCE_PROPERTY),
+                         "blessed": report._custom(store, blessing, "blessed")}
     return results
 
 
@@ -84,7 +94,8 @@ def test_span_2_warm_starts_from_the_span_1_model_and_is_pushed(spans):
     second = spans[2]["decision"]
     assert second["pushed"] and second["spans"] == [2] and second["drift"] == [], second["reasons"]
     started = second["warm_start"]
-    assert started["base_model"] and "/Trainer/model/" in started["base_model"]
+    assert started["base_model"] and started["base_model"].startswith(spans[2]["baseline"])  # ServingBaseline's copy
+    assert spans[2]["baseline_source"] == os.path.join(spans["config"].serving_model_dir, spans[1]["versions"][0])
     assert started["reinitialised"] == [] and started["weights_loaded"] > 40
     # Each span has its own vocabularies (other sizes, other orders): embeddings are matched by token.
     remapped = {r["variable"]: r for r in started["remapped"]}
@@ -110,3 +121,15 @@ def test_span_3_is_trained_but_its_age_drift_stops_the_push(spans):
     # The model serves and the data breaks no schema rule: the drift alone withholds the serving blessing.
     check = decision["serving_check"]
     assert not check["ok"] and check["failures"] == {} and check["anomalies"] == []
+
+
+def test_span_4_is_compared_with_and_starts_from_the_served_model_not_the_refused_one(spans):
+    assert spans[3]["blessed"] == 1 and not spans[3]["decision"]["pushed"]  # blessed, then refused
+    served = os.path.join(spans["config"].serving_model_dir, spans[2]["versions"][1])
+    fourth = spans[4]
+    assert spans[3]["versions"] == spans[2]["versions"]  # span 3's model never served
+    assert fourth["baseline_source"] == served
+    assert fourth["decision"]["warm_start"]["base_model"].startswith(fourth["baseline"])
+    assert fourth["decision"]["has_baseline"] is True
+    # The served model did not change since span 3: ServingBaseline's artifact came from the cache.
+    assert fourth["baseline"] == spans[3]["baseline"] and fourth["states"]["Trainer"] == "COMPLETE"
