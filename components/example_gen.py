@@ -70,12 +70,24 @@ class SpanError(ValueError):
 # Reading rows: one function for the executor and the preflight checks.
 
 
-def read_rows(path: str, file_format: FileFormat) -> Iterator[List[str]]:
-    """Every row of `path` as cleaned values (`FileFormat.clean`), the header row included when the
-    format has one. Standard CSV quoting; a blank line is an empty row."""
+def read_numbered_rows(path: str, file_format: FileFormat) -> Iterator[Tuple[int, List[str]]]:
+    """(line number in the file, cleaned values (`FileFormat.clean`)) of every row of `path`, the
+    header row included when the format has one; the format's `skip_rows` first lines and its
+    `comment` lines left out. Standard CSV quoting; a blank line is an empty row."""
     with open_text(path) as f:
-        for fields in csv.reader(f, delimiter=file_format.separator):
-            yield [file_format.clean(v) for v in fields]
+        reader = csv.reader(f, delimiter=file_format.separator)
+        for fields in reader:
+            line = reader.line_num
+            if line <= file_format.skip_rows:
+                continue
+            if file_format.comment and fields and fields[0].lstrip().startswith(file_format.comment):
+                continue
+            yield line, [file_format.clean(v) for v in fields]
+
+
+def read_rows(path: str, file_format: FileFormat) -> Iterator[List[str]]:
+    """The values of `read_numbered_rows`, without the line numbers."""
+    return (fields for _, fields in read_numbered_rows(path, file_format))
 
 
 def column_names(path: str, spec: DatasetSpec) -> List[str]:
@@ -274,11 +286,11 @@ class _ReadRowBatches(beam.DoFn):
 
     def process(self, path: str) -> Iterable[List[List[bytes]]]:
         width = len(column_names(path, self._spec))
-        rows = read_rows(path, self._spec.format)
+        rows = read_numbered_rows(path, self._spec.format)
         if self._spec.format.header:
             next(rows, None)
         batch = []
-        for line, fields in enumerate(rows, start=2 if self._spec.format.header else 1):
+        for line, fields in rows:
             if not fields or fields == [""]:
                 continue
             if len(fields) != width:

@@ -21,7 +21,7 @@ SchemaGen's, inferred from the data's statistics, and says so.
 import json
 import logging
 import os
-from typing import Dict, List
+from typing import Dict, List, Mapping, Sequence
 
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
@@ -30,9 +30,12 @@ from tfx.types import standard_artifacts
 from tfx.dsl.io import fileio
 from tfx.utils import io_utils
 
+from components.drift import STATISTICS_FILE, read_statistics
 from components.spec import ColumnKind, DatasetSpec
 
 SCHEMA_FILE = "schema.pbtxt"  # the file name ImportSchemaGen and SchemaGen write
+FILLED_FILE = "missing_filled.json"  # beside it: the columns an inferred schema lets the default policy fill
+TRAIN_SPLIT = "train"
 
 _COMPATIBLE = {
     ColumnKind.NUMERIC: (schema_pb2.INT, schema_pb2.FLOAT),
@@ -74,8 +77,9 @@ def check_schema(schema: schema_pb2.Schema, spec: DatasetSpec, where: str) -> No
             )
 
 
-def derive_schema(schema: schema_pb2.Schema, spec: DatasetSpec) -> schema_pb2.Schema:
-    """A copy of `schema` with the spec's columns made variable-length, and absent where the spec allows."""
+def derive_schema(schema: schema_pb2.Schema, spec: DatasetSpec, relaxed: Sequence[str] = ()) -> schema_pb2.Schema:
+    """A copy of `schema` with the spec's columns made variable-length, and absent where the spec
+    allows (and for the `relaxed` columns: those `default_fills` fills)."""
     derived = schema_pb2.Schema()
     derived.CopyFrom(schema)
     columns = {c.name: c for c in spec.columns}
@@ -87,7 +91,7 @@ def derive_schema(schema: schema_pb2.Schema, spec: DatasetSpec) -> schema_pb2.Sc
         # CsvExampleGen writes an empty cell as the feature with no value: without a shape, only
         # value_count tells TFDV that a value must be there.
         feature.value_count.max = 1
-        if column.missing.allows_absence:
+        if column.missing.allows_absence or column.name in relaxed:
             feature.presence.min_fraction = 0.0
             feature.presence.min_count = 0
             feature.value_count.min = 0
@@ -100,15 +104,57 @@ def relaxed_columns(spec: DatasetSpec) -> List[str]:
     return [c.name for c in spec.columns if c.missing.allows_absence]
 
 
+def missing_fractions(statistics_uri: str, split: str = TRAIN_SPLIT) -> Dict[str, float]:
+    """Per feature, the fraction of `split`'s examples without a value (absent, or an empty cell:
+    CsvExampleGen writes the feature with no value), from a StatisticsGen artifact."""
+    path = os.path.join(statistics_uri, f"Split-{split}", STATISTICS_FILE)
+    (dataset,) = read_statistics(path).datasets
+    fractions = {}
+    for feature in dataset.features:
+        stats = feature.num_stats if feature.HasField("num_stats") else feature.string_stats
+        common = stats.common_stats
+        count = dataset.num_examples
+        if count:
+            # Single-valued columns: each example holds 0 or 1 value.
+            fractions[feature.path.step[0]] = 1.0 - min(common.tot_num_values, count) / count
+    return fractions
+
+
+def default_fills(spec: DatasetSpec, fractions: Mapping[str, float]) -> List[dict]:
+    """The columns with missing values that the spec says nothing about (no `missing:` line), label
+    columns aside: with an inferred schema they get the default policy instead of an anomaly.
+    For each: the fraction missing, what fills it, and the spec line that makes it explicit."""
+    labels = set(spec.label_columns)
+    filled = []
+    for column in spec.columns:
+        fraction = fractions.get(column.name, 0.0)
+        if column.name in labels or column.missing.declared or column.kind is ColumnKind.IGNORE or fraction <= 0:
+            continue
+        numeric = column.kind is ColumnKind.NUMERIC
+        filled.append({
+            "column": column.name, "fraction_missing": round(fraction, 6),
+            "filled_with": "the train split's mean" if numeric else "'' (the out-of-vocabulary bucket)",
+            "spec_line": "missing: mean" if numeric else "missing: {constant: ''}",
+        })
+    return filled
+
+
 @component
 def SpecSchema(  # noqa: N802 (TFX component names are classes)
     schema: OutputArtifact[standard_artifacts.Schema],
     schema_file: Parameter[str],
     spec_json: Parameter[str],
     inferred: InputArtifact[standard_artifacts.Schema] = None,
+    statistics: InputArtifact[standard_artifacts.ExampleStatistics] = None,
 ) -> None:
     """The curated schema at `schema_file` (or, when it is empty, SchemaGen's `inferred` one),
-    checked against the spec and adjusted to it."""
+    checked against the spec and adjusted to it.
+
+    With an inferred schema, the missing values the data already holds are no anomaly: each such
+    column the spec says nothing about gets the default policy (numeric: the train mean;
+    categorical: the out-of-vocabulary bucket), is logged, and is listed in `FILLED_FILE`
+    beside the schema with its fraction and the spec line that makes the choice explicit. A
+    curated schema keeps them anomalies unless the spec declares a policy."""
     spec = DatasetSpec.from_dict(json.loads(spec_json), where="SpecSchema spec_json")
     if schema_file:
         source = f"schema file {schema_file!r}"
@@ -122,7 +168,14 @@ def SpecSchema(  # noqa: N802 (TFX component names are classes)
         raise SchemaMismatch("SpecSchema: neither a schema file nor an inferred schema; pass --schema or let the "
                              "pipeline infer one (PipelineConfig.schema_path=None).")
     check_schema(base, spec, source)
-    derived = derive_schema(base, spec)
+    filled = default_fills(spec, missing_fractions(statistics.uri)) if not schema_file and statistics else []
+    for fill in filled:
+        logging.warning("SpecSchema: %s is empty in %.1f%% of the train rows; filled with %s (the spec's default; "
+                        "write `%s` for column %s to make it explicit).", fill["column"],
+                        100 * fill["fraction_missing"], fill["filled_with"], fill["spec_line"], fill["column"])
+    derived = derive_schema(base, spec, [f["column"] for f in filled])
     io_utils.write_pbtxt_file(os.path.join(schema.uri, SCHEMA_FILE), derived)
+    with fileio.open(os.path.join(schema.uri, FILLED_FILE), "w") as f:
+        json.dump(filled, f, indent=2, sort_keys=True)
     logging.info("SpecSchema: %s checked against spec %r; may be absent: %s.", source, spec.name,
                  relaxed_columns(spec) or "no column")

@@ -178,12 +178,17 @@ class FileFormat:
       strip: characters removed from both ends of every value (``" ."`` for the UCI census
         files: a space after each comma, a "." after each label).
       missing_values: values that mean "missing" (read as an empty cell), e.g. ``["?"]``.
+      skip_rows: lines at the top of every file that are no data (a banner, a licence), before the
+        header if there is one.
+      comment: a line whose first field starts with this character is skipped (e.g. ``"#"``).
     """
 
     header: bool = True
     separator: str = ","
     strip: str = ""
     missing_values: Tuple[str, ...] = ()
+    skip_rows: int = 0
+    comment: str = ""
 
     def __post_init__(self):
         if not isinstance(self.header, bool):
@@ -199,6 +204,12 @@ class FileFormat:
         if isinstance(values, str) or not isinstance(values, Sequence) or not all(isinstance(v, str) for v in values):
             raise SpecError(f"format missing_values: received {values!r}, expected a list of strings, e.g. ['?'].")
         object.__setattr__(self, "missing_values", tuple(values))
+        if isinstance(self.skip_rows, bool) or not isinstance(self.skip_rows, int) or self.skip_rows < 0:
+            raise SpecError(f"format skip_rows: received {self.skip_rows!r}, expected a number of lines >= 0.")
+        if not isinstance(self.comment, str) or len(self.comment) > 1 or (self.comment and (
+                self.comment == self.separator or self.comment in "\"\r\n")):
+            raise SpecError(f"format comment: received {self.comment!r}, expected one character that starts a "
+                            "comment line, such as '#' (not the separator, a quote or a newline), or none.")
 
     def clean(self, value: str) -> str:
         """`value` as the pipeline reads it: stripped, and empty when it is a missing-value marker."""
@@ -207,7 +218,7 @@ class FileFormat:
 
     def to_dict(self) -> dict:
         return {"header": self.header, "separator": self.separator, "strip": self.strip,
-                "missing_values": list(self.missing_values)}
+                "missing_values": list(self.missing_values), "skip_rows": self.skip_rows, "comment": self.comment}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -237,9 +237,15 @@ def build(output_dir: str) -> str:
                        [[f, *(v for s in stats for v in (f"{stats[s]['features'][f]['missing']:.1%}",
                                                          stats[s]["features"][f]["summary"]))] for f in features],
                        "feature-table")
+        filled = decision.get("filled_missing", [])
+        if filled:  # an inferred schema: the data's own missing values were filled by the default policy
+            body += _table(["column", "train rows missing", "filled with", "spec line that makes it explicit"],
+                           [[f["column"], f"{f['fraction_missing']:.1%}", f["filled_with"], f["spec_line"]]
+                            for f in filled], "filled-table")
         anomalies = decision.get("anomalies", [])
-        body += (_table(["feature", "split", "types", "description"],
-                        [[a["feature"], a["split"], ", ".join(a["types"]), a["description"]] for a in anomalies],
+        body += (_table(["feature", "split", "types", "description", "fix"],
+                        [[a["feature"], a["split"], ", ".join(a["types"]), a["description"],
+                          report.anomaly_fix(a, spec)] for a in anomalies],
                         "anomaly-table") if anomalies else "<p id='anomalies'>No anomaly against the schema.</p>")
         drift, spans = decision.get("drift", []), decision.get("spans", [])
         if drift:

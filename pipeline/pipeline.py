@@ -72,7 +72,8 @@ def data_stage(config: PipelineConfig) -> DataStage:
         ).with_id(SCHEMA_GEN_COMPONENT)
     schema_gen = SpecSchema(
         schema_file=config.schema_path or "", spec_json=spec.to_json(),
-        **({"inferred": inferred.outputs["schema"]} if inferred else {}),
+        **({"inferred": inferred.outputs["schema"], "statistics": statistics_gen.outputs["statistics"]}
+           if inferred else {}),
     ).with_id(SCHEMA_COMPONENT)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]

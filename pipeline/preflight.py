@@ -48,14 +48,14 @@ class SplitSummary:
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-def _rows(path: str, spec: DatasetSpec) -> Iterator[List[str]]:
+def _rows(path: str, spec: DatasetSpec) -> Iterator[Tuple[int, List[str]]]:
     if path.endswith(".gz"):
         with fileio.open(path, "rb") as f:
             if f.read(2) != _GZIP_MAGIC:
                 raise PreflightError(f"{path}: named .gz but is not gzip-compressed; rename it without .gz, "
                                      "or compress it with gzip.")
     try:
-        yield from example_gen.read_rows(path, spec.format)
+        yield from example_gen.read_numbered_rows(path, spec.format)
     except UnicodeDecodeError as e:
         raise PreflightError(f"{path}: not UTF-8 text ({e}); is it a CSV file?") from None
     except (OSError, EOFError) as e:
@@ -78,20 +78,20 @@ def _one_column(path: str, line: int, fields: Sequence[str], spec: DatasetSpec, 
     )
 
 
-def _check_header(path: str, header: Sequence[str], spec: DatasetSpec) -> None:
+def _check_header(path: str, line: int, header: Sequence[str], spec: DatasetSpec) -> None:
     expected = list(spec.column_names)
     if list(header) == expected:
         return
-    _one_column(path, 1, header, spec, "header")
+    _one_column(path, line, header, spec, "header")
     missing = [c for c in expected if c not in header]
     extra = [c for c in header if c not in expected]
     if missing or extra:
         raise PreflightError(
-            f"{path}:1: the header does not name the spec's columns: missing {missing}, not in the spec "
+            f"{path}:{line}: the header does not name the spec's columns: missing {missing}, not in the spec "
             f"{extra}; the columns found are {list(header)}. Fix the header or the spec's columns."
         )
     raise PreflightError(
-        f"{path}:1: the header lists the spec's columns in another order ({list(header)}); "
+        f"{path}:{line}: the header lists the spec's columns in another order ({list(header)}); "
         "list them in the spec in file order."
     )
 
@@ -128,14 +128,14 @@ def check_split_files(split: str, files: Sequence[str], spec: DatasetSpec,
         if headerless:
             header = list(spec.column_names)
         else:
-            header = next(reader, None)
+            header_line, header = next(reader, (None, None))
             if header is None:
                 raise PreflightError(f"{path}: no header row; the first line must name the columns.")
-            _check_header(path, header, spec)
+            _check_header(path, header_line, header, spec)
         numeric = [(i, name) for i, name in enumerate(header) if columns[name].kind is ColumnKind.NUMERIC]
         required = [(i, name) for i, name in enumerate(header)
                     if columns[name].missing.policy is MissingPolicy.ERROR]
-        for line, fields in enumerate(reader, start=1 if headerless else 2):
+        for line, fields in reader:
             if not fields or fields == [""]:
                 continue
             if len(fields) != len(header):

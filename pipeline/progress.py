@@ -20,7 +20,7 @@ from tfx.dsl.io import fileio
 
 from components import object_store
 from components.names import TRAINING_PROGRESS
-from components.names import DRIFT_COMPONENT
+from components.names import DRIFT_COMPONENT, SCHEMA_COMPONENT
 from pipeline import report
 
 _STARTED = ("node %s is running.", "Component %s is running.")
@@ -63,6 +63,11 @@ def key_figure(config, store, node: str, trainer_progress: Optional[str]) -> str
         moved = read_drift(uri, span, previous)
         return (f"span {span} against span {previous}: "
                 + (f"DRIFT in {', '.join(d.feature for d in moved)}" if moved else "no drift"))
+    if node == SCHEMA_COMPONENT:
+        filled = report.filled_columns(report.latest_output_uri(store, name, node, "Schema"))
+        return ("filled by default: " + ", ".join(
+            f"{f['column']} {100 * f['fraction_missing']:.1f}% with {f['filled_with']} ({f['spec_line']})"
+            for f in filled)) if filled else ""
     if node == "Trainer":
         return trainer_progress or ""
     if node == "Evaluator":

@@ -18,7 +18,8 @@ from components.eval_config import (
     AUC_KEY, AUC_PR_KEY, BASELINE, CALIBRATION_KEY, CANDIDATE, EXAMPLE_COUNT_KEY, MEAN_LABEL_KEY, MSE_KEY,
 )
 from components.serving_check import RESULT_FILE as SERVING_CHECK_FILE
-from components.names import WARM_START_FILE
+from components.names import SCHEMA_COMPONENT, WARM_START_FILE
+from components.schema import FILLED_FILE
 from components.spec import DatasetSpec
 from pipeline.pipeline import create_pipeline
 
@@ -185,6 +186,7 @@ class RunOutputs:
     pushed: bool
     pushed_destination: Optional[str]
     model_run: Optional[str] = None  # the Trainer's ModelRun (warm_start.json)
+    schema: Optional[str] = None  # SpecSchema's Schema (the columns an inferred schema lets the default fill)
 
 
 def decide(config, store) -> dict:
@@ -198,8 +200,38 @@ def decide(config, store) -> dict:
         pushed=pushed,
         pushed_destination=_custom(store, pushed_uri, "pushed_destination") if pushed else None,
         model_run=latest_output_uri(store, name, "Trainer", "ModelRun"),
+        schema=latest_output_uri(store, name, SCHEMA_COMPONENT, "Schema"),
     )
     return decide_from(name, config.spec, config.serving_model_dir, outputs)
+
+
+def filled_columns(schema_uri: Optional[str]) -> List[dict]:
+    """The columns SpecSchema let the default policy fill (an inferred schema; see components.schema)."""
+    path = os.path.join(schema_uri, FILLED_FILE) if schema_uri else None
+    if not path or not fileio.exists(path):
+        return []
+    with fileio.open(path) as f:
+        return json.load(f)
+
+
+# Anomaly types that mean "this column has no value in some rows".
+_MISSING_VALUE_TYPES = {"FEATURE_TYPE_LOW_NUMBER_VALUES", "FEATURE_TYPE_LOW_FRACTION_PRESENT",
+                        "FEATURE_TYPE_NOT_PRESENT", "SCHEMA_MISSING_COLUMN"}
+
+
+def anomaly_fix(anomaly: dict, spec: DatasetSpec) -> str:
+    """What to change so that `anomaly` no longer stops the push: a spec line, the data, or
+    `--allow-anomaly TYPE` (the spec's allowed_anomalies)."""
+    feature, types = anomaly["feature"], list(anomaly.get("types") or [])
+    columns = {c.name: c for c in spec.columns}
+    if set(types) & _MISSING_VALUE_TYPES and feature in columns:
+        if feature in spec.label_columns:
+            return f"remove the rows without a {feature} label from the data (a label is never imputed)"
+        numeric = columns[feature].kind.value == "numeric"
+        return (f"declare how to fill it: `missing: {'mean' if numeric else '{constant: VALUE}'}` for column "
+                f"{feature} in the spec")
+    allow = " ".join(f"--allow-anomaly {t}" for t in types) or "--allow-anomaly TYPE"
+    return f"fix the data, or accept it with {allow} (the spec's allowed_anomalies)"
 
 
 def warm_start_summary(model_run: Optional[str]) -> Optional[dict]:
@@ -261,7 +293,7 @@ def decide_from(name: str, spec: DatasetSpec, serving_model_dir: str, outputs: R
     anomalies = serving_result.get("anomalies", [])
     if anomalies:
         why.append("data anomalies: " + "; ".join(
-            f"{a['feature']} in {a['split']}: {a['short_description']}" for a in anomalies))
+            f"{a['feature']} in {a['split']}: {a['short_description']} ({anomaly_fix(a, spec)})" for a in anomalies))
     drift = serving_result.get("drift", [])
     if drift:
         why.append("data drift: " + "; ".join(
@@ -287,6 +319,7 @@ def decide_from(name: str, spec: DatasetSpec, serving_model_dir: str, outputs: R
         "drift": drift,
         "spans": serving_result.get("spans", []),
         "warm_start": warm_start_summary(outputs.model_run),
+        "filled_missing": filled_columns(outputs.schema),
     }
 
 

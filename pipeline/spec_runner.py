@@ -600,5 +600,6 @@ def decision(runner: SpecRunner) -> dict:
         pushed=pushed,
         pushed_destination=pushed_model.get("pushed_destination") if pushed else None,
         model_run=runner.outputs["Trainer"]["model_run"][0]["uri"],
+        schema=runner.outputs["SpecSchema"]["schema"][0]["uri"],
     )
     return report.decide_from(spec.pipeline_info.name, dataset_spec, serving_model_dir, outputs)

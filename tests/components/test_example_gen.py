@@ -200,3 +200,20 @@ def test_batched_encoding_writes_what_csv_example_gen_writes():
     assert got[1].features.feature["word"].HasField("bytes_list")  # an empty cell: no value, typed list
     assert not got[1].features.feature["word"].bytes_list.value
     assert got[3].features.feature["x"].float_list.value == [1000.0]
+
+
+def test_banner_and_comment_lines_are_skipped_and_rows_keep_their_file_line_numbers(tmp_path):
+    from components.example_gen import read_numbered_rows
+    from components.spec import FileFormat, SpecError
+
+    path = tmp_path / "export.csv"
+    path.write_text("Export of 2026-12-01, do not edit\n(c) the shop\nage;color\n# a comment\n31;red\n"
+                    "  # an indented comment\n\n40;?\n")
+    rows = list(read_numbered_rows(str(path), FileFormat(separator=";", skip_rows=2, comment="#",
+                                                         missing_values=("?",))))
+    assert rows == [(3, ["age", "color"]), (5, ["31", "red"]), (7, []), (8, ["40", ""])]
+    with pytest.raises(SpecError, match=r"format skip_rows: received -1, expected a number of lines >= 0"):
+        FileFormat(skip_rows=-1)
+    with pytest.raises(SpecError, match=r"format comment: received ';', expected one character .* \(not the "
+                                        r"separator"):
+        FileFormat(separator=";", comment=";")

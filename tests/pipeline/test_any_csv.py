@@ -43,13 +43,20 @@ def _dataset(root: str, seed: int = 0) -> dict:
     os.makedirs(root)
     for part, rows in enumerate(np.array_split(np.arange(ROWS), 2)):
         with open(os.path.join(root, f"export-{part}.txt"), "w") as f:
+            f.write(f"Shop export part {part}; generated for the test\n")  # a banner line: `skip_rows: 1`
+            f.write("# columns: recency;basket;tenure;region;visits;clicked;bought;spend\n")  # `comment: '#'`
             for i in rows:
-                x0 = "?" if i % 50 == 0 else f"{x[i, 0]:.5f}"  # 2 % missing, imputed with the mean
-                f.write(f"{x0};{x[i, 1]:.5f};{x[i, 2]:.5f};{REGIONS[region[i]]};{visits[i]};"
+                x0 = "?" if i % 50 == 0 else f"{x[i, 0]:.5f}"  # 2 % missing, declared: the mean
+                # Missing and declared nowhere (the spec has no `missing:` for them): 4 % of the regions,
+                # 1 % of the tenures. The inferred schema lets the default policy fill them.
+                where = "?" if i % 25 == 3 else REGIONS[region[i]]
+                tenure = "?" if i % 100 == 7 else f"{x[i, 2]:.5f}"
+                f.write(f"{x0};{x[i, 1]:.5f};{tenure};{where};{visits[i]};"
                         f"{'yes' if clicked[i] else 'no'}.;{'yes' if bought[i] else 'no'}.;{spend[i]:.4f}\n")
     return {
         "name": "shop",
-        "format": {"header": False, "separator": ";", "strip": ".", "missing_values": ["?"]},
+        "format": {"header": False, "separator": ";", "strip": ".", "missing_values": ["?"], "skip_rows": 1,
+                   "comment": "#"},
         "split": {"ratios": {"train": 8, "eval": 1, "test": 1}},
         "columns": [
             {"name": "recency", "kind": "numeric", "missing": "mean"},
@@ -138,9 +145,25 @@ def test_artifacts_and_the_pushed_model_are_in_the_bucket_and_nothing_local(shop
 def test_the_run_says_the_schema_is_inferred_and_pushes(shop):
     out = shop["done"].stdout
     assert "schema inferred from the data (SchemaGen)" in out, out
-    assert "input checked ({'data': 3000})" in out, out
+    assert "input checked ({'data': 3000})" in out, out  # the banner and comment lines are no rows
     decision = shop["decision"]
     assert decision["pushed"], decision["reasons"]
+
+
+def test_missing_values_the_spec_says_nothing_about_are_filled_named_and_no_anomaly(shop):
+    decision = shop["decision"]
+    assert decision["anomalies"] == []
+    filled = {f["column"]: f for f in decision["filled_missing"]}
+    assert sorted(filled) == ["region", "tenure"]  # recency declares `missing: mean`; labels are never filled
+    # About 4 % and 1 % of the rows (8/10 of them are train rows), as written above.
+    np.testing.assert_allclose(filled["region"]["fraction_missing"], 0.04, atol=0.012)
+    np.testing.assert_allclose(filled["tenure"]["fraction_missing"], 0.01, atol=0.006)
+    assert filled["region"]["spec_line"] == "missing: {constant: ''}"
+    assert filled["tenure"]["spec_line"] == "missing: mean"
+    # The console's SpecSchema line names each filled column.
+    (line,) = [ln for ln in shop["done"].stdout.splitlines() if ln.strip().startswith("SpecSchema") and "complete" in ln]
+    assert "filled by default: region " in line and "(missing: {constant: ''})" in line, line
+    assert ", tenure " in line and "(missing: mean)" in line, line
 
 
 def test_every_task_is_reported_and_passes(shop):

@@ -308,7 +308,9 @@ def test_the_decision_lists_each_anomaly_and_the_undefined_auc(census_spec, tmp_
     (serving / RESULT_FILE).write_text(json.dumps({"ok": False, "num_examples": 16, "failures": {},
                                                       "anomalies": [anomaly]}))
     decision = report.decide_from("p", census_spec, "/serving", report.RunOutputs(None, str(serving), False, None))
-    assert decision["reasons"] == ["data anomalies: sex in test: Unexpected string values"]
+    assert decision["reasons"] == ["data anomalies: sex in test: Unexpected string values (fix the data, or accept "
+                                   "it with --allow-anomaly ENUM_TYPE_UNEXPECTED_STRING_VALUES (the spec's "
+                                   "allowed_anomalies))"]
     assert decision["anomalies"] == [anomaly]
 
     one_class = report.SliceMetrics("Overall", {"never_married": None}, {"never_married": 600.0},

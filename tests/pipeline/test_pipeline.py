@@ -66,7 +66,7 @@ def test_spans_split_warm_start_and_inferred_schema_change_the_graph(census_spec
                                        warm_start=True))
     by_id = {c.id: c for c in pipeline.components}
     upstream = {c.id: sorted(u.id for u in c.upstream_nodes) for c in pipeline.components}
-    assert upstream["SchemaGen"] == ["StatisticsGen"] and upstream["SpecSchema"] == ["SchemaGen"]
+    assert upstream["SchemaGen"] == ["StatisticsGen"] and upstream["SpecSchema"] == ["SchemaGen", "StatisticsGen"]
     assert upstream["Trainer"] == ["ServingBaseline", "SpecSchema", "Transform"]
     gen = by_id["CsvExampleGen"].exec_properties
     inputs = json_format.Parse(gen["input_config"], example_gen_pb2.Input())

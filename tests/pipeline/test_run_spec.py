@@ -222,8 +222,11 @@ def test_the_anomalies_of_span_2_stop_the_push(runs):
         ("age", "train", ["FEATURE_TYPE_LOW_NUMBER_VALUES"]), ("sex", "test", ["ENUM_TYPE_UNEXPECTED_STRING_VALUES"])]
     assert "Unknown" in decision["anomalies"][1]["description"]
     assert decision["drift"] == []  # the same rows as span 1: nothing drifted
-    assert decision["reasons"] == [f"data anomalies: age in train: {decision['anomalies'][0]['short_description']}; "
-                                   "sex in test: Unexpected string values"]
+    # Each anomaly names its fix: the spec line for a missing value, --allow-anomaly for the rest.
+    assert decision["reasons"] == [
+        f"data anomalies: age in train: {decision['anomalies'][0]['short_description']} (declare how to fill it: "
+        "`missing: mean` for column age in the spec); sex in test: Unexpected string values (fix the data, or "
+        "accept it with --allow-anomaly ENUM_TYPE_UNEXPECTED_STRING_VALUES (the spec's allowed_anomalies))"]
     assert _metadata(runner, "ServingCheck", "blessing")["blessed"] == 0
 
 
