@@ -34,7 +34,9 @@ from components.drift import STATISTICS_FILE, read_statistics
 from components.spec import ColumnKind, DatasetSpec
 
 SCHEMA_FILE = "schema.pbtxt"  # the file name ImportSchemaGen and SchemaGen write
-FILLED_FILE = "missing_filled.json"  # beside it: the columns an inferred schema lets the default policy fill
+# Custom property of SpecSchema's Schema (JSON): the columns an inferred schema lets the default policy
+# fill (the schema folder itself must hold schema.pbtxt alone: TFX reads "the only file" in it).
+FILLED_PROPERTY = "filled_missing"
 TRAIN_SPLIT = "train"
 
 _COMPATIBLE = {
@@ -152,8 +154,8 @@ def SpecSchema(  # noqa: N802 (TFX component names are classes)
 
     With an inferred schema, the missing values the data already holds are no anomaly: each such
     column the spec says nothing about gets the default policy (numeric: the train mean;
-    categorical: the out-of-vocabulary bucket), is logged, and is listed in `FILLED_FILE`
-    beside the schema with its fraction and the spec line that makes the choice explicit. A
+    categorical: the out-of-vocabulary bucket), is logged, and is listed in the schema artifact's
+    `FILLED_PROPERTY` with its fraction and the spec line that makes the choice explicit. A
     curated schema keeps them anomalies unless the spec declares a policy."""
     spec = DatasetSpec.from_dict(json.loads(spec_json), where="SpecSchema spec_json")
     if schema_file:
@@ -175,7 +177,6 @@ def SpecSchema(  # noqa: N802 (TFX component names are classes)
                         100 * fill["fraction_missing"], fill["filled_with"], fill["spec_line"], fill["column"])
     derived = derive_schema(base, spec, [f["column"] for f in filled])
     io_utils.write_pbtxt_file(os.path.join(schema.uri, SCHEMA_FILE), derived)
-    with fileio.open(os.path.join(schema.uri, FILLED_FILE), "w") as f:
-        json.dump(filled, f, indent=2, sort_keys=True)
+    schema.set_string_custom_property(FILLED_PROPERTY, json.dumps(filled, sort_keys=True))
     logging.info("SpecSchema: %s checked against spec %r; may be absent: %s.", source, spec.name,
                  relaxed_columns(spec) or "no column")

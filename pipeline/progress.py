@@ -64,7 +64,7 @@ def key_figure(config, store, node: str, trainer_progress: Optional[str]) -> str
         return (f"span {span} against span {previous}: "
                 + (f"DRIFT in {', '.join(d.feature for d in moved)}" if moved else "no drift"))
     if node == SCHEMA_COMPONENT:
-        filled = report.filled_columns(report.latest_output_uri(store, name, node, "Schema"))
+        filled = report.filled_columns(store, name)
         return ("filled by default: " + ", ".join(
             f"{f['column']} {100 * f['fraction_missing']:.1f}% with {f['filled_with']} ({f['spec_line']})"
             for f in filled)) if filled else ""

@@ -19,7 +19,7 @@ from components.eval_config import (
 )
 from components.serving_check import RESULT_FILE as SERVING_CHECK_FILE
 from components.names import SCHEMA_COMPONENT, WARM_START_FILE
-from components.schema import FILLED_FILE
+from components.schema import FILLED_PROPERTY
 from components.spec import DatasetSpec
 from pipeline.pipeline import create_pipeline
 
@@ -186,7 +186,7 @@ class RunOutputs:
     pushed: bool
     pushed_destination: Optional[str]
     model_run: Optional[str] = None  # the Trainer's ModelRun (warm_start.json)
-    schema: Optional[str] = None  # SpecSchema's Schema (the columns an inferred schema lets the default fill)
+    filled_missing: Optional[str] = None  # SpecSchema's FILLED_PROPERTY (JSON): the columns filled by default
 
 
 def decide(config, store) -> dict:
@@ -200,18 +200,16 @@ def decide(config, store) -> dict:
         pushed=pushed,
         pushed_destination=_custom(store, pushed_uri, "pushed_destination") if pushed else None,
         model_run=latest_output_uri(store, name, "Trainer", "ModelRun"),
-        schema=latest_output_uri(store, name, SCHEMA_COMPONENT, "Schema"),
+        filled_missing=_custom(store, latest_output_uri(store, name, SCHEMA_COMPONENT, "Schema"), FILLED_PROPERTY),
     )
     return decide_from(name, config.spec, config.serving_model_dir, outputs)
 
 
-def filled_columns(schema_uri: Optional[str]) -> List[dict]:
-    """The columns SpecSchema let the default policy fill (an inferred schema; see components.schema)."""
-    path = os.path.join(schema_uri, FILLED_FILE) if schema_uri else None
-    if not path or not fileio.exists(path):
-        return []
-    with fileio.open(path) as f:
-        return json.load(f)
+def filled_columns(store, pipeline_name: str) -> List[dict]:
+    """The columns SpecSchema let the default policy fill in the latest run (an inferred schema; see
+    components.schema)."""
+    uri = latest_output_uri(store, pipeline_name, SCHEMA_COMPONENT, "Schema")
+    return json.loads(_custom(store, uri, FILLED_PROPERTY) or "[]") if uri else []
 
 
 # Anomaly types that mean "this column has no value in some rows".
@@ -319,7 +317,7 @@ def decide_from(name: str, spec: DatasetSpec, serving_model_dir: str, outputs: R
         "drift": drift,
         "spans": serving_result.get("spans", []),
         "warm_start": warm_start_summary(outputs.model_run),
-        "filled_missing": filled_columns(outputs.schema),
+        "filled_missing": json.loads(outputs.filled_missing or "[]"),
     }
 
 

@@ -584,6 +584,7 @@ def _constant(spec: pipeline_spec_pb2.PipelineSpec, task: str, parameter: str) -
 def decision(runner: SpecRunner) -> dict:
     """The push decision of a finished `run_spec` (the same JSON as a local run's decision.json)."""
     from components.names import SPEC_KEY
+    from components.schema import FILLED_PROPERTY
     from components.spec import DatasetSpec
     from pipeline import report
 
@@ -600,6 +601,6 @@ def decision(runner: SpecRunner) -> dict:
         pushed=pushed,
         pushed_destination=pushed_model.get("pushed_destination") if pushed else None,
         model_run=runner.outputs["Trainer"]["model_run"][0]["uri"],
-        schema=runner.outputs["SpecSchema"]["schema"][0]["uri"],
+        filled_missing=runner.outputs["SpecSchema"]["schema"][0].get("metadata", {}).get(FILLED_PROPERTY),
     )
     return report.decide_from(spec.pipeline_info.name, dataset_spec, serving_model_dir, outputs)

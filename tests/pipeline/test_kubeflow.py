@@ -462,3 +462,16 @@ def test_compile_command_refuses_a_minio_data_root_naming_the_option_and_the_fix
     assert result.exit_code == 2
     assert "--data-root" in result.output and "no TensorFlow filesystem implements minio://" in result.output
     assert "s3://mlpipeline/data" in result.output
+
+
+def test_the_image_installs_the_s3_extra_and_its_build_context_leaves_out_environments_and_outputs():
+    import os
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    with open(os.path.join(root, "Dockerfile")) as f:
+        dockerfile = f.read()
+    assert "pip install --no-cache-dir --constraint constraints.txt '/pipeline[s3]'" in dockerfile
+    with open(os.path.join(root, ".dockerignore")) as f:
+        ignored = {line.strip() for line in f if line.strip() and not line.startswith("#")}
+    # `COPY .` would otherwise take the virtualenv, the history, the outputs and the test data.
+    assert {".git", ".venv", "mmoe_output", "run-spec", "data"} <= ignored
