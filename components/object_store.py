@@ -115,6 +115,7 @@ def exit_now(status: int) -> None:
     if not _enabled:
         sys.exit(status)
     logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in {sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__}:  # replaced ones too (pytest, click)
+        if stream is not None:
+            stream.flush()
     os._exit(status)  # noqa: SLF001 (see the docstring)

@@ -200,7 +200,7 @@ def decide(config, store) -> dict:
         pushed=pushed,
         pushed_destination=_custom(store, pushed_uri, "pushed_destination") if pushed else None,
         model_run=latest_output_uri(store, name, "Trainer", "ModelRun"),
-        filled_missing=_custom(store, latest_output_uri(store, name, SCHEMA_COMPONENT, "Schema"), FILLED_PROPERTY),
+        filled_missing=json.dumps(filled_columns(store, name)),
     )
     return decide_from(name, config.spec, config.serving_model_dir, outputs)
 

@@ -46,6 +46,7 @@ def pytest_sessionfinish(session, exitstatus):
     _EXIT_STATUS["status"] = int(exitstatus)
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's own unconfigure hooks (capture, terminal)
 def pytest_unconfigure(config):
     """Once s3:// was used, leave with os._exit: tensorflow-io 0.37's S3 filesystem aborts the
     interpreter's shutdown (exit 134, tensorflow/io#2039) after pytest has reported."""
