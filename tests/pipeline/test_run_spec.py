@@ -13,7 +13,9 @@ twice, as a schedule would on a data root of spans (``span-{SPAN}``, warm start 
    start: one step keeps the served model's quality, so the Evaluator blesses it) and the
    Evaluator the pushed model; SpanDrift compares span 2 with span 1; the curated schema (age
    required, sex's domain) makes both an anomaly, each of which stops the push on its own
-   (ServingCheck does not bless); nothing is pushed, the serving directory is unchanged.
+   (ServingCheck does not bless); nothing is pushed, the serving directory is unchanged;
+3. span 3 (clean) after that blessed-but-refused model: its baseline and warm-start base are the
+   model in serving, run 1's, not run 2's.
 
 And the proof that the emulation is strict: the same package with TFX's own entrypoint dies where
 the backend kills it (ExampleGen on executor-logs; StatisticsGen on tensorflow/tfx#7768).
@@ -104,12 +106,14 @@ def prepared(tmp_path_factory, small_spec, s3_server):
 def runs(prepared, small_spec, s3_server):
     out, bucket = prepared["out"], prepared["bucket"]
     results = {}
-    for name, steps in (("first", 300), ("worse", 1)):
+    for name, steps in (("first", 300), ("worse", 1), ("after", 1)):
         if name == "worse":  # span 2 arrives
             broken_root = os.path.join(out, "data", "span-2")
             assert with_values(prepared["local"].root, broken_root, "train", "age", "", EMPTY_AGE_FRACTION) > 10
             assert with_values(broken_root, broken_root, "test", "sex", "Unknown", UNKNOWN_SEX_FRACTION) > 10
             s3_server.upload_tree(broken_root, BUCKET, "data/span-2")
+        if name == "after":  # span 3: clean again (span 1's rows)
+            s3_server.upload_tree(prepared["local"].root, BUCKET, "data/span-3")
         package = _compile(out, small_spec, bucket, steps)
         runner = spec_runner.run_spec(package, os.path.join(out, "work"), run_id=name)
         results[name] = {"package": package, "runner": runner, "decision": spec_runner.decision(runner),
@@ -290,3 +294,15 @@ def test_the_emulation_is_strict_tfx_entrypoint_dies_at_statistics_gen_as_in_tfx
                                                      r"AttributeError: 'NoneType' object has no attribute 'get'"):
         runner.run(parallelism=1)
     assert "CsvExampleGen" in runner.results and "StatisticsGen" not in runner.results
+
+
+def test_after_a_blessed_but_refused_model_the_baseline_is_still_the_served_one(runs):
+    worse, after = runs["worse"]["runner"], runs["after"]["runner"]
+    assert _metadata(worse, "Evaluator", "blessing")["blessed"] == 1  # blessed by the Evaluator ...
+    assert _metadata(worse, "ServingCheck", "blessing")["blessed"] == 0  # ... refused by ServingCheck
+    served = runs["first"]["decision"]["pushed_destination"]
+    assert _metadata(after, "ServingBaseline", "baseline")[SOURCE_PROPERTY] == served
+    started = runs["after"]["decision"]["warm_start"]
+    assert started["base_model"].startswith(after.outputs["ServingBaseline"]["baseline"][0]["uri"])
+    assert runs["after"]["decision"]["has_baseline"] is True
+    assert runs["worse"]["versions"] == runs["first"]["versions"]  # run 2's model never served
