@@ -44,7 +44,7 @@ $(VENV)/.installed: setup.py pyproject.toml constraints.txt
 	@echo "Using $(PY310)"
 	$(PY310) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade "pip>=23,<25" setuptools wheel
-	$(BIN)/pip install --quiet --constraint constraints.txt --editable '.[test,s3]'
+	$(BIN)/pip install --quiet --constraint constraints.txt --editable '.[test,s3,bench]'
 	@touch $@
 
 install: $(VENV)/.installed

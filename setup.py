@@ -28,6 +28,8 @@ setup(
         # s3:// URIs (MinIO on Kubeflow, AWS): tensorflow-io registers s3:// with TensorFlow (hence TFX
         # fileio), apache-beam[aws] with Beam. See components/object_store.py.
         "s3": ["tensorflow-io==0.37.1", "apache-beam[aws]==2.59.0"],
+        # The benchmarks' boosted-tree reference (bench/paper.py), not the pipeline.
+        "bench": ["lightgbm==4.7.0"],
     },
     entry_points={"console_scripts": ["mmoe-pipeline=pipeline.cli:entrypoint"]},
 )

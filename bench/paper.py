@@ -21,6 +21,12 @@ export: `bench/trainer_rate.py`).
 
     python bench/paper.py --data census-income.test.gz --output-dir /tmp/paper
     python bench/paper.py --groups 1 --variants mmoe,shared_bottom --trials 2 --seeds 2 --steps 200
+    python bench/paper.py --data census-income.test.gz --groups 1 --variants "" --seeds 5   # LightGBM alone
+
+Beside the neural variants, the table holds the reference a tabular user would pick instead
+(`--boosted-trees`, on by default): one LightGBM model per task on the same split files (native
+categoricals, early stopping on the eval split's AUC, the same seeds); LightGBM comes with the
+project's ``bench`` extra, not with the pipeline.
 """
 
 import os
@@ -151,12 +157,69 @@ def run_variant(spec, variant: str, splits, vocab_sizes, steps: int, trials: int
     return {"trials": tried, "best": best["values"], "test_auc": runs}
 
 
+BOOSTED_TREES = "boosted_trees"  # the reference row: one LightGBM model per task
+LIGHTGBM = {"n_estimators": 5000, "learning_rate": 0.05, "num_leaves": 31, "subsample": 0.8, "subsample_freq": 1,
+            "colsample_bytree": 0.8, "verbose": -1}
+EARLY_STOPPING_ROUNDS = 100
+
+
+def split_frames(spec, data_root: str) -> dict:
+    """{split: (features DataFrame, {task: 0/1 labels})} from the pipeline's own split files, cleaned
+    as ExampleGen reads them (the spec's format); categorical features as pandas categories of the
+    train split's values (LightGBM's native categoricals), numeric ones with NaN where empty."""
+    import pandas as pd
+
+    from components.spec import SPLIT_NAMES, ColumnKind
+
+    raw = {s: pd.read_csv(os.path.join(data_root, s, "data.csv"), dtype=str, keep_default_na=False).apply(
+        lambda values: values.map(spec.format.clean)) for s in SPLIT_NAMES}
+    train = raw[SPLIT_NAMES[0]]
+    categories = {c.name: sorted(set(train[c.name]) - {""}) for c in spec.features if c.kind is ColumnKind.CATEGORICAL}
+    frames = {}
+    for split, frame in raw.items():
+        features = pd.DataFrame(index=frame.index)
+        for column in spec.features:
+            values = frame[column.name]
+            if column.kind is ColumnKind.NUMERIC:
+                features[column.name] = pd.to_numeric(values.replace("", np.nan))
+            else:
+                features[column.name] = pd.Categorical(values.replace("", np.nan), categories=categories[column.name])
+        labels = {t.name: frame[t.label_column].isin(t.positive_values).to_numpy(dtype=np.float32) for t in spec.tasks}
+        frames[split] = (features, labels)
+    return frames
+
+
+def boosted_trees(spec, data_root: str, seeds: int, seed: int) -> dict:
+    """The reference a tabular user would pick instead: one LightGBM model per task on the same split
+    files, early stopping on the eval split's AUC, `seeds` seeds (row and column subsampling); the
+    test AUC of each, in `run_variant`'s shape."""
+    import lightgbm as lgb
+
+    from components.spec import SPLIT_NAMES
+
+    frames = split_frames(spec, data_root)
+    (x_train, y_train), (x_eval, y_eval), (x_test, y_test) = (frames[s] for s in SPLIT_NAMES)
+    runs = []
+    for i in range(seeds):
+        scores = {}
+        for task in spec.tasks:
+            model = lgb.LGBMClassifier(**LIGHTGBM, random_state=seed + i)
+            model.fit(x_train, y_train[task.name], eval_set=[(x_eval, y_eval[task.name])], eval_metric="auc",
+                      callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)])
+            scores[task.name] = auc(y_test[task.name], model.predict_proba(x_test)[:, 1])
+            logging.warning("%s %s seed %d: %d trees, test AUC %.4f", BOOSTED_TREES, task.name, seed + i,
+                            model.best_iteration_, scores[task.name])
+        runs.append(scores)
+    return {"trials": [], "best": {"model": f"LightGBM {lgb.__version__}"}, "test_auc": runs}
+
+
 def table(group: str, results: Mapping[str, dict], tasks: List[str]) -> List[str]:
-    lines = [f"Group {group}", "", "| variant | " + " | ".join(f"{t} AUC mean (best)" for t in tasks) +
+    lines = [f"Group {group}", "", "| variant | " + " | ".join(f"{t} AUC mean (best; median)" for t in tasks) +
              " | tuned values |", "|---|" + "---|" * (len(tasks) + 1)]
     for variant, result in results.items():
         cells = [f"{statistics.mean(r[t] for r in result['test_auc']):.4f} "
-                 f"({max(r[t] for r in result['test_auc']):.4f})" for t in tasks]
+                 f"({max(r[t] for r in result['test_auc']):.4f}; median "
+                 f"{statistics.median(r[t] for r in result['test_auc']):.4f})" for t in tasks]
         tuned = ", ".join(f"{k}={v:.2g}" if isinstance(v, float) else f"{k}={v}"
                           for k, v in sorted(result["best"].items())) or "defaults"
         lines.append(f"| {variant} | " + " | ".join(cells) + f" | {tuned} |")
@@ -178,7 +241,9 @@ def table(group: str, results: Mapping[str, dict], tasks: List[str]) -> List[str
 @click.option("--objective", type=click.Choice(sorted(OBJECTIVES)), default="eval_loss", show_default=True,
               help="What picks the best trial: the eval loss of every task (as the pipeline's Tuner) or the "
                    "group's first task's eval AUC.")
-def main(data_paths, output_dir, groups, variants, trials, seeds, steps, seed, objective):
+@click.option("--boosted-trees/--no-boosted-trees", "boosted_trees_row", default=True, show_default=True,
+              help="Add the reference row: one LightGBM model per task on the same split (the bench extra).")
+def main(data_paths, output_dir, groups, variants, trials, seeds, steps, seed, objective, boosted_trees_row):
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     import schemas
     from replicas import transformed_census, ungated_spec
@@ -191,8 +256,12 @@ def main(data_paths, output_dir, groups, variants, trials, seeds, steps, seed, o
             raise click.BadParameter(f"unknown group {group!r}; choose from {sorted(GROUPS)}", param_hint="--groups")
         spec = ungated_spec(schemas.path("census", GROUPS[group]))
         config, store, counts = transformed_census(os.path.join(output_dir, f"group{group}"), data_paths, spec)
-        splits, vocab_sizes = load_splits(store, config.pipeline_name, spec)
-        results = {v: run_variant(spec, v, splits, vocab_sizes, steps, trials, seeds, seed, objective) for v in variants.split(",")}
+        neural = [v for v in variants.split(",") if v]
+        splits, vocab_sizes = load_splits(store, config.pipeline_name, spec) if neural else (None, None)
+        results = {v: run_variant(spec, v, splits, vocab_sizes, steps, trials, seeds, seed, objective)
+                   for v in neural}
+        if boosted_trees_row:
+            results[BOOSTED_TREES] = boosted_trees(spec, config.data_root, seeds, seed)
         tasks = [t.name for t in spec.tasks]
         everything[group] = {"counts": counts, "results": results}
         report_lines += table(group, results, tasks) + [""]
@@ -204,7 +273,7 @@ def main(data_paths, output_dir, groups, variants, trials, seeds, steps, seed, o
         main_task = tasks[0]
         if "mmoe" in results:
             means = {v: statistics.mean(r[main_task] for r in res["test_auc"]) for v, res in results.items()}
-            better = [v for v, m in means.items() if m > means["mmoe"]]
+            better = [v for v, m in means.items() if m > means["mmoe"]]  # the boosted trees included
             report_lines.append(f"{main_task}: MMoE {'at least as good as every other variant' if not better else 'beaten by ' + ', '.join(better)}")
         report_lines.append("")
     report_lines.append(f"{trials} trials by {objective} and {seeds} seeds per variant, {steps} default steps; "

@@ -22,6 +22,14 @@ START_TIMEOUT_S = 30
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test-key", "AWS_SECRET_ACCESS_KEY": "test-secret", "AWS_REGION": "us-east-1"}
 
 
+def _die_with_parent() -> None:
+    """In the server's process, before it starts: SIGTERM when the test process dies, even killed
+    (Linux prctl PR_SET_PDEATHSIG), so that no server outlives an interrupted run."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
@@ -39,7 +47,8 @@ class S3Server:
             raise RuntimeError("moto_server is not installed: `make install` installs the test extra (moto[server]).")
         self._log = open(log_path, "w")
         self.process = subprocess.Popen([executable, "-H", HOST, "-p", str(self.port)], stdout=self._log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+                                        stderr=subprocess.STDOUT, start_new_session=True,
+                                        preexec_fn=_die_with_parent)
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             try:

@@ -540,6 +540,28 @@ def test_the_paper_benchmark_tunes_and_scores_a_variant_on_this_run(runs, spec):
     assert len(bench.table("1", {"mmoe": result}, [t.name for t in spec.tasks])) == 5
 
 
+def test_the_boosted_tree_reference_trains_on_the_same_split_files(runs, spec):
+    """bench/paper.py's LightGBM row on this run's own split files, tiny: two seeds. Shape and the
+    data it reads, never a timing."""
+    from components.spec import SPLIT_NAMES
+    from tests.conftest import load_bench
+
+    bench = load_bench("paper")
+    frames = bench.split_frames(spec, runs["prepared"].root)
+    assert {s: len(frames[s][0]) for s in SPLIT_NAMES} == dict(zip(SPLIT_NAMES, (1600, 200, 200)))
+    features, labels = frames["train"]
+    assert list(features.columns) == [c.name for c in spec.features]  # labels and the weight are no features
+    assert str(features["education"].dtype) == "category" and features["age"].dtype.kind == "f"
+    positives = {t: float(v.mean()) for t, v in labels.items()}
+    assert 0.03 < positives["income"] < 0.12 and 0.3 < positives["never_married"] < 0.5, positives
+    result = bench.boosted_trees(spec, runs["prepared"].root, seeds=2, seed=3)
+    assert len(result["test_auc"]) == 2 and result["best"]["model"].startswith("LightGBM ")
+    assert all(0.7 < r[t.name] <= 1 for r in result["test_auc"] for t in spec.tasks), result["test_auc"]
+    (row,) = [line for line in bench.table("1", {"boosted_trees": result}, [t.name for t in spec.tasks])
+              if line.startswith("| boosted_trees |")]
+    assert row.count("median") == 2
+
+
 def test_the_trainer_rate_benchmark_reads_the_bare_fit_rate(runs, spec, caplog):
     """bench/trainer_rate.py's bare fit on this run's transformed data, tiny: its progress reports
     parse into a steady rate as the Trainer's do."""
