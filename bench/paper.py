@@ -204,7 +204,7 @@ def boosted_trees(spec, data_root: str, seeds: int, seed: int) -> dict:
         scores = {}
         for task in spec.tasks:
             model = lgb.LGBMClassifier(**LIGHTGBM, random_state=seed + i)
-            model.fit(x_train, y_train[task.name], eval_set=[(x_eval, y_eval[task.name])], eval_metric="auc",
+            model.fit(x_train, y_train[task.name], eval_X=(x_eval,), eval_y=(y_eval[task.name],), eval_metric="auc",
                       callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)])
             scores[task.name] = auc(y_test[task.name], model.predict_proba(x_test)[:, 1])
             logging.warning("%s %s seed %d: %d trees, test AUC %.4f", BOOSTED_TREES, task.name, seed + i,
@@ -276,8 +276,9 @@ def main(data_paths, output_dir, groups, variants, trials, seeds, steps, seed, o
             better = [v for v, m in means.items() if m > means["mmoe"]]  # the boosted trees included
             report_lines.append(f"{main_task}: MMoE {'at least as good as every other variant' if not better else 'beaten by ' + ', '.join(better)}")
         report_lines.append("")
-    report_lines.append(f"{trials} trials by {objective} and {seeds} seeds per variant, {steps} default steps; "
-                        f"{time.monotonic() - started:.0f} s in all")
+    report_lines.append((f"{trials} trials by {objective} and {seeds} seeds per variant, {steps} default steps"
+                         if any(variants.split(",")) else f"{seeds} seeds, boosted trees only")
+                        + f"; {time.monotonic() - started:.0f} s in all")
     click.echo("\n".join(report_lines))
     os.makedirs(output_dir, exist_ok=True)
     with open(os.path.join(output_dir, "paper.json"), "w") as f:
