@@ -14,6 +14,7 @@ import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 from tfx.dsl.io import fileio
 
+from components.drift import STATISTICS_FILE
 from components.eval_config import (
     AUC_KEY, AUC_PR_KEY, BASELINE, CALIBRATION_KEY, CANDIDATE, EXAMPLE_COUNT_KEY, MEAN_LABEL_KEY, MSE_KEY,
 )
@@ -24,7 +25,6 @@ from components.spec import DatasetSpec
 from pipeline.pipeline import create_pipeline
 
 NODE_CONTEXT = "node"
-STATISTICS_FILE = "FeatureStats.pb"  # what StatisticsGen writes under each Split-<name>/
 
 
 def open_store(metadata_path: str) -> mlmd.MetadataStore:

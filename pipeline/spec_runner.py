@@ -109,14 +109,18 @@ def topological_order(spec: pipeline_spec_pb2.PipelineSpec) -> List[str]:
     return order
 
 
+def pipeline_root_of(pipeline_root: Optional[str], launcher_default_root: Optional[str] = None) -> str:
+    """driver/driver.go RootDAG (driver/root_dag.go on master): the runtime config's root, else
+    config/env.go DefaultPipelineRoot (the namespace's kfp-launcher ConfigMap, else
+    minio://mlpipeline/v2/artifacts)."""
+    return pipeline_root or launcher_default_root or spec_check.DEFAULT_BACKEND_ROOT
+
+
 def run_root(pipeline_root: Optional[str], pipeline_name: str, run_id: str,
              launcher_default_root: Optional[str] = None) -> str:
-    """The run's root as the backend builds it: driver/driver.go RootDAG (driver/root_dag.go on master)
-    takes the runtime config's root, else config/env.go DefaultPipelineRoot (the namespace's kfp-launcher
-    ConfigMap, else minio://mlpipeline/v2/artifacts); metadata/client.go GetPipeline appends
-    PIPELINE/RUN_ID with GenerateOutputURI (no path.Join: it keeps the scheme's //)."""
-    root = pipeline_root or launcher_default_root or spec_check.DEFAULT_BACKEND_ROOT
-    return generate_output_uri(root, [pipeline_name, run_id])
+    """The run's root as the backend builds it: `pipeline_root_of`, then metadata/client.go GetPipeline
+    appends PIPELINE/RUN_ID with GenerateOutputURI (no path.Join: it keeps the scheme's //)."""
+    return generate_output_uri(pipeline_root_of(pipeline_root, launcher_default_root), [pipeline_name, run_id])
 
 
 def generate_output_uri(root: str, parts: List[str]) -> str:
@@ -360,7 +364,7 @@ class SpecRunner:
         self.spec = spec
         self.deployment = spec_check.deployment_config(spec)
         self.run_id = run_id or f"run-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-        self.pipeline_root = pipeline_root or launcher_default_root or spec_check.DEFAULT_BACKEND_ROOT
+        self.pipeline_root = pipeline_root_of(pipeline_root, launcher_default_root)
         self.run_root = run_root(pipeline_root, spec.pipeline_info.name, self.run_id, launcher_default_root)
         self.work_dir = os.path.join(work_dir, self.run_id)
         self.env = dict(os.environ if env is None else env)
