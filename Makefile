@@ -16,7 +16,7 @@ CANDIDATES := $(PYTHON) python3.10 $(wildcard $(PYENV_ROOT)/versions/3.10*/bin/p
 PY310 := $(firstword $(foreach p,$(CANDIDATES),$(if $(shell $(p) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null && echo ok),$(p))))
 BIN := $(VENV)/bin
 
-.PHONY: help install run data test test-unit test-slow test-full bench bench-replicas bench-serving bench-synthetic bench-drift bench-paper bench-trainer-rate bench-pipeline-time clean
+.PHONY: help install run data test test-unit test-slow test-full bench bench-replicas bench-serving bench-synthetic bench-drift bench-paper bench-trainer-rate bench-pipeline-time bench-scale clean
 help:
 	@echo "make install     create $(VENV) (Python 3.10) and install the project with pinned dependencies"
 	@echo "make run         run the whole pipeline locally (DATA=path to the UCI files; default: embedded sample)"
@@ -33,6 +33,7 @@ help:
 	@echo "make bench-paper     the paper's census experiment: every variant tuned, 5 seeds (DATA=census file)"
 	@echo "make bench-trainer-rate  the Trainer's steady examples/s against a bare Keras fit (DATA=census file)"
 	@echo "make bench-pipeline-time the whole pipeline, BASELINE commit against HEAD, side by side (DATA=census file)"
+	@echo "make bench-scale     each component's seconds and peak memory at 100k, 1M, 3M rows (DATA=census file)"
 	@echo "make clean       remove $(VENV), $(OUTPUT) and build files"
 
 $(VENV)/.installed: setup.py pyproject.toml constraints.txt
@@ -94,3 +95,6 @@ bench-pipeline-time: install
 
 clean:
 	rm -rf $(VENV) $(OUTPUT) build *.egg-info .pytest_cache mmoe_pipeline.json mmoe_pipeline.yaml
+
+bench-scale: install
+	$(BIN)/python bench/scale.py --data $(DATA) $(ARGS)

@@ -41,6 +41,7 @@ import apache_beam as beam
 import pyarrow as pa
 import tensorflow as tf
 from google.protobuf import any_pb2, json_format, struct_pb2
+from tfx.components.example_gen import base_example_gen_executor
 from tfx.components.example_gen import utils as example_gen_utils
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.components.example_gen.component import FileBasedExampleGen
@@ -306,10 +307,17 @@ class _ReadRowBatches(beam.DoFn):
             yield batch
 
 
+class _DistinctCells(beam.DoFn):
+    """A batch of rows -> each column's distinct cells in it (what typing a column needs)."""
+
+    def process(self, batch: List[List[bytes]]) -> Iterable[List[List[bytes]]]:
+        yield [sorted(set(column)) for column in zip(*batch)]
+
+
 class _InferColumnTypes(beam.CombineFn):
-    """tfx_bsl's ``ColumnTypeInferrer`` (CsvExampleGen's typing) over row batches. A column's type
-    depends only on its set of values, so each batch feeds the inferrer its distinct values per
-    column (padded with empty cells, which type nothing) instead of every row."""
+    """tfx_bsl's ``ColumnTypeInferrer`` (CsvExampleGen's typing) over each batch's distinct cells
+    per column (`_DistinctCells`; padded with empty cells, which type nothing): a column's type
+    depends only on its set of values."""
 
     def __init__(self, names: List[str]):
         self._inferrer = csv_decoder.ColumnTypeInferrer(names, skip_blank_lines=True)
@@ -317,8 +325,7 @@ class _InferColumnTypes(beam.CombineFn):
     def create_accumulator(self):
         return self._inferrer.create_accumulator()
 
-    def add_input(self, accumulator, batch: List[List[bytes]]):
-        distinct = [sorted(set(column)) for column in zip(*batch)]
+    def add_input(self, accumulator, distinct: List[List[bytes]]):
         for row in itertools.zip_longest(*distinct, fillvalue=b""):
             accumulator = self._inferrer.add_input(accumulator, list(row))
         return accumulator
@@ -354,15 +361,20 @@ def encode_batch(batch: List[List[bytes]], column_infos: List[csv_decoder.Column
 
 
 class _EncodeBatch(beam.DoFn):
-    """A batch of rows -> serialized tf.Examples (tf.train.Example objects when `as_protos`: TFX's
-    output split by a feature reads the feature from the proto)."""
-
-    def __init__(self, as_protos: bool):
-        self._as_protos = as_protos
+    """A batch of rows -> serialized tf.Examples."""
 
     def process(self, batch, column_infos):
-        for record in encode_batch(batch, column_infos):
-            yield tf.train.Example.FromString(record) if self._as_protos else record
+        yield from encode_batch(batch, column_infos)
+
+
+def partition_record(record: bytes, num_partitions: int, buckets: List[int],
+                     split_config: example_gen_pb2.SplitConfig) -> int:
+    """The output split of a serialized tf.Example: TFX's own partition function on the parsed
+    proto, so every row lands where ``CsvExampleGen`` puts it (its key is the proto's
+    deterministic serialization or one feature's), while the C++-encoded bytes are written as they
+    are instead of being serialized again."""
+    return base_example_gen_executor._PartitionFn(  # noqa: SLF001 (the same split as TFX's, by construction)
+        tf.train.Example.FromString(record), num_partitions, buckets, split_config)
 
 
 @beam.ptransform_fn
@@ -387,16 +399,15 @@ def SpecCsvToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],  
         if column_names(path, spec) != names:
             raise ValueError(f"{path}: its columns {column_names(path, spec)} differ from {files[0]}'s {names}.")
     logging.info("ExampleGen: reading %d file(s) for %s.", len(files), split_pattern)
-    # With an output split, TFX hashes each record into a split: the proto (as CsvExampleGen
-    # gives it) keeps the rows in the splits CsvExampleGen would put them in.
-    output_config = example_gen_pb2.Output()
-    proto_utils.json_to_proto(exec_properties.get(standard_component_specs.OUTPUT_CONFIG_KEY) or "{}",
-                              output_config)
-    batches = pipeline | "Files" >> beam.Create(files) | "Rows" >> beam.ParDo(_ReadRowBatches(spec))
-    column_infos = beam.pvalue.AsSingleton(batches | "InferColumnTypes" >> beam.CombineGlobally(
-        _InferColumnTypes(names)))
-    return batches | "ToTFExample" >> beam.ParDo(_EncodeBatch(bool(output_config.split_config.splits)),
-                                                 column_infos)
+    # Two passes over the files, neither holding them: the first types the columns (each batch's
+    # distinct cells), the second encodes the rows with the types as a side input. One pass
+    # would make Beam keep every row until the types are known.
+    paths = pipeline | "Files" >> beam.Create(files)
+    column_infos = beam.pvalue.AsSingleton(
+        paths | "RowsToType" >> beam.ParDo(_ReadRowBatches(spec)) | "DistinctCells" >> beam.ParDo(_DistinctCells())
+        | "InferColumnTypes" >> beam.CombineGlobally(_InferColumnTypes(names)))
+    return (paths | "Rows" >> beam.ParDo(_ReadRowBatches(spec))
+            | "ToTFExample" >> beam.ParDo(_EncodeBatch(), column_infos))
 
 
 class Executor(BaseExampleGenExecutor):
@@ -404,6 +415,21 @@ class Executor(BaseExampleGenExecutor):
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:  # noqa: N802 (TFX API)
         return SpecCsvToExample
+
+    def GenerateExamplesByBeam(self, pipeline, exec_properties):  # noqa: N802 (TFX API)
+        """TFX's splitting, with serialized records in and out (`partition_record`)."""
+        output_config = example_gen_pb2.Output()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], output_config)
+        if not output_config.split_config.splits:
+            return super().GenerateExamplesByBeam(pipeline, exec_properties)
+        input_config = example_gen_pb2.Input()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
+        buckets = list(itertools.accumulate(split.hash_buckets for split in output_config.split_config.splits))
+        splits = (pipeline | "InputToRecord" >> SpecCsvToExample(exec_properties, input_config.splits[0].pattern)
+                  | "SplitData" >> beam.Partition(partition_record, len(buckets), buckets,
+                                                  output_config.split_config))
+        names = example_gen_utils.generate_output_split_names(input_config, output_config)
+        return dict(zip(names, splits))
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:  # noqa: N802 (TFX API)
         spec, span_folder, num_spans = read_custom_config(exec_properties)

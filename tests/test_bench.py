@@ -59,3 +59,34 @@ def test_the_pipeline_time_benchmark_checks_out_each_commit_and_removes_it():
             pass
     listed = subprocess.run(git + ["worktree", "list"], capture_output=True, text=True, check=True).stdout
     assert listed == listed_before  # every worktree it made is gone
+
+
+def test_the_scale_benchmark_makes_deterministic_data_and_measures_a_tiny_run(tmp_path):
+    """Data roots of N rows (whole shuffled copies, then a part), the same for the same seed; one
+    tiny pipeline run measured: its components' seconds and the process tree's peak memory."""
+    bench = load_bench("scale")
+    source = tmp_path / "source.csv"
+    source.write_text("".join(f"{i}, row\n" for i in range(7)) + "\n")
+    root = bench.make_data_root(str(source), 17, str(tmp_path / "a"), seed=3)
+    lines = open(os.path.join(root, bench.DATA_NAME)).read().splitlines()
+    assert len(lines) == 17
+    assert sorted(lines[:7]) == sorted(lines[7:14]) == [f"{i}, row" for i in range(7)]
+    assert len(set(lines[14:])) == 3
+    again = bench.make_data_root(str(source), 17, str(tmp_path / "b"), seed=3)
+    assert open(os.path.join(again, bench.DATA_NAME)).read().splitlines() == lines
+
+    measured = bench.run_measured(
+        ["python", "-c", "import time; b = bytearray(300_000_000); b[::4096] = b'x' * len(b[::4096]); "
+         "time.sleep(1.5)"], dict(os.environ), str(tmp_path), str(tmp_path / "m.log"), sample_s=0.1)
+    assert measured["exit"] == 0 and measured["peak_gb"] >= 0.3
+
+
+    from components import names
+    from components.census import SAMPLE_PATH
+
+    data = bench.make_data_root(SAMPLE_PATH, 600, str(tmp_path / "data-600"))
+    run = bench.run_pipeline(ROOT, data, str(tmp_path / "out-600"), ["--train-steps", "5", "--eval-steps", "2"])
+    assert {names.EXAMPLE_GEN_COMPONENT, "StatisticsGen", "Transform", "Trainer", "Evaluator"} <= set(run["components"])
+    assert run["peak_gb"] > 0.2 and run["pipeline_s"] > 0
+    text = bench.table({"new": {600: run}}, [600])
+    assert text.splitlines()[0] == "| component | new 600 |" and "| peak memory (GB) |" in text

@@ -5,6 +5,7 @@ import os
 import apache_beam as beam
 import pytest
 import tensorflow as tf
+from tfx.proto import example_gen_pb2
 from apache_beam.testing.util import assert_that, equal_to
 from tfx.components.example_gen import utils as example_gen_utils
 from tfx.types import standard_artifacts, standard_component_specs
@@ -187,9 +188,10 @@ def test_batched_encoding_writes_what_csv_example_gen_writes():
         accumulator = inferrer.add_input(accumulator, row)
     expected_infos = inferrer.extract_output(accumulator)
     combine = example_gen._InferColumnTypes(names)  # noqa: SLF001
+    distinct = example_gen._DistinctCells()  # noqa: SLF001
     batched = combine.extract_output(combine.merge_accumulators(
-        [combine.add_input(combine.create_accumulator(), rows[:2]),
-         combine.add_input(combine.create_accumulator(), rows[2:])]))
+        [combine.add_input(combine.create_accumulator(), next(distinct.process(rows[:2]))),
+         combine.add_input(combine.create_accumulator(), next(distinct.process(rows[2:])))]))
     assert [(i.name, i.type) for i in batched] == [(i.name, i.type) for i in expected_infos]
     assert [i.type.name for i in batched] == ["INT", "FLOAT", "STRING", "STRING", "UNKNOWN", "STRING"]
 
@@ -217,3 +219,32 @@ def test_banner_and_comment_lines_are_skipped_and_rows_keep_their_file_line_numb
     with pytest.raises(SpecError, match=r"format comment: received ';', expected one character .* \(not the "
                                         r"separator"):
         FileFormat(separator=";", comment=";")
+
+
+def test_the_split_of_encoded_records_is_tfx_own_split_of_their_protos():
+    """Records stay serialized (C++ bytes) through the split, yet each lands in the split TFX's
+    partition function gives the parsed proto: the deterministic serialization, or the key feature."""
+    from tfx.components.example_gen import base_example_gen_executor as base
+
+    names = ["id", "plan", "x"]
+    rows = [[str(i).encode(), f"p{i % 7}".encode(), str(i * 0.5).encode()] for i in range(300)]
+    combine = example_gen._InferColumnTypes(names)  # noqa: SLF001
+    infos = combine.extract_output(combine.add_input(
+        combine.create_accumulator(), next(example_gen._DistinctCells().process(rows))))  # noqa: SLF001
+    records = example_gen.encode_batch(rows, infos)
+    for key in ("", "plan"):
+        config = example_gen_pb2.SplitConfig(splits=[
+            example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=8),
+            example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=1),
+            example_gen_pb2.SplitConfig.Split(name="test", hash_buckets=1)])
+        if key:
+            config.partition_feature_name = key
+        ours = [example_gen.partition_record(r, 3, [8, 9, 10], config) for r in records]
+        theirs = [base._PartitionFn(tf.train.Example.FromString(r), 3, [8, 9, 10], config)  # noqa: SLF001
+                  for r in records]
+        assert ours == theirs
+        if key:  # one split per key value
+            assert all(len({s for s, row in zip(ours, rows) if row[1] == p}) == 1 for p in {r[1] for r in rows})
+        else:
+            counts = [ours.count(i) for i in range(3)]
+            assert 200 < counts[0] < 280 and counts[1] > 10 and counts[2] > 10, counts
