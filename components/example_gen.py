@@ -43,6 +43,7 @@ import tensorflow as tf
 from google.protobuf import any_pb2, json_format, struct_pb2
 from tfx.components.example_gen import base_example_gen_executor
 from tfx.components.example_gen import utils as example_gen_utils
+from tfx.components.example_gen import write_split
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
@@ -274,6 +275,11 @@ def next_span(input_base: str, span_folder: str = DEFAULT_SPAN_FOLDER) -> int:
 
 _PATTERNS_KEY = "_spec_csv_patterns"  # exec_properties: split pattern -> the patterns of every chosen span
 _SPEC_KEY = "_spec_csv_spec"
+_OUTPUT_URI_KEY = "_spec_csv_output_uri"
+
+
+def examples_uri(output_dict) -> str:
+    return artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY]).uri
 
 
 ROWS_PER_BATCH = 2048  # rows typed and encoded together (one Arrow record batch, C++ encoding)
@@ -421,7 +427,7 @@ class Executor(BaseExampleGenExecutor):
         output_config = example_gen_pb2.Output()
         proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], output_config)
         if not output_config.split_config.splits:
-            return super().GenerateExamplesByBeam(pipeline, exec_properties)
+            return self._write(super().GenerateExamplesByBeam(pipeline, exec_properties), exec_properties)
         input_config = example_gen_pb2.Input()
         proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
         buckets = list(itertools.accumulate(split.hash_buckets for split in output_config.split_config.splits))
@@ -429,7 +435,20 @@ class Executor(BaseExampleGenExecutor):
                   | "SplitData" >> beam.Partition(partition_record, len(buckets), buckets,
                                                   output_config.split_config))
         names = example_gen_utils.generate_output_split_names(input_config, output_config)
-        return dict(zip(names, splits))
+        return self._write(dict(zip(names, splits)), exec_properties)
+
+    @staticmethod
+    def _write(splits, exec_properties) -> dict:
+        """Writes each split as TFX's ``write_split.WriteSplit`` does, file name and compression alike,
+        without its ``Reshuffle``: on Beam's in-process runner that is a group-by-key held in memory,
+        every record of the split resident at once (docs/BENCHMARKS.md, "Scale"). The Trainer reshuffles
+        the rows every epoch. Returns no split, so TFX's ``Do`` writes nothing more."""
+        for name, records in splits.items():
+            uri = os.path.join(exec_properties[_OUTPUT_URI_KEY], f"Split-{name}")
+            _ = (records | f"Count[{name}]" >> beam.ParDo(write_split.MaybeSerialize())
+                 | f"WriteSplit[{name}]" >> beam.io.WriteToTFRecord(
+                     os.path.join(uri, write_split.DEFAULT_FILE_NAME), file_name_suffix=".gz"))
+        return {}
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:  # noqa: N802 (TFX API)
         spec, span_folder, num_spans = read_custom_config(exec_properties)
@@ -446,6 +465,7 @@ class Executor(BaseExampleGenExecutor):
                             "did a span folder appear during the run? Run again.")
         exec_properties = dict(exec_properties)
         exec_properties[_SPEC_KEY] = spec
+        exec_properties[_OUTPUT_URI_KEY] = examples_uri(output_dict)
         exec_properties[_PATTERNS_KEY] = {
             split.pattern: selection.patterns[split.name] for split in config.splits
         }
