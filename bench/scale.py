@@ -16,6 +16,7 @@ import gzip
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import threading
@@ -153,7 +154,7 @@ def main(source, sizes, baseline, commit, work_dir, seed, sample_s, pipeline_arg
         for n in counts:
             for name, (tag, code_root) in versions.items():
                 output = os.path.join(work_dir, f"{tag}-{n}")
-                subprocess.run(["rm", "-rf", output], check=True)
+                shutil.rmtree(output, ignore_errors=True)
                 result = run_pipeline(code_root, roots[n], output, pipeline_args.split(), sample_s)
                 results[name][n] = result
                 click.echo(f"{name} {n:,} rows: pipeline {result['pipeline_s']} s, peak {result['peak_gb']} GB",

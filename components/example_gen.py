@@ -275,11 +275,7 @@ def next_span(input_base: str, span_folder: str = DEFAULT_SPAN_FOLDER) -> int:
 
 _PATTERNS_KEY = "_spec_csv_patterns"  # exec_properties: split pattern -> the patterns of every chosen span
 _SPEC_KEY = "_spec_csv_spec"
-_OUTPUT_URI_KEY = "_spec_csv_output_uri"
-
-
-def examples_uri(output_dict) -> str:
-    return artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY]).uri
+_OUTPUT_KEY = "_spec_csv_output"  # the output Examples artifacts, where `Executor._write` writes the splits
 
 
 ROWS_PER_BATCH = 2048  # rows typed and encoded together (one Arrow record batch, C++ encoding)
@@ -444,7 +440,7 @@ class Executor(BaseExampleGenExecutor):
         every record of the split resident at once (docs/BENCHMARKS.md, "Scale"). The Trainer reshuffles
         the rows every epoch. Returns no split, so TFX's ``Do`` writes nothing more."""
         for name, records in splits.items():
-            uri = os.path.join(exec_properties[_OUTPUT_URI_KEY], f"Split-{name}")
+            uri = artifact_utils.get_split_uri(exec_properties[_OUTPUT_KEY], name)
             _ = (records | f"Count[{name}]" >> beam.ParDo(write_split.MaybeSerialize())
                  | f"WriteSplit[{name}]" >> beam.io.WriteToTFRecord(
                      os.path.join(uri, write_split.DEFAULT_FILE_NAME), file_name_suffix=".gz"))
@@ -465,7 +461,7 @@ class Executor(BaseExampleGenExecutor):
                             "did a span folder appear during the run? Run again.")
         exec_properties = dict(exec_properties)
         exec_properties[_SPEC_KEY] = spec
-        exec_properties[_OUTPUT_URI_KEY] = examples_uri(output_dict)
+        exec_properties[_OUTPUT_KEY] = output_dict[standard_component_specs.EXAMPLES_KEY]
         exec_properties[_PATTERNS_KEY] = {
             split.pattern: selection.patterns[split.name] for split in config.splits
         }

@@ -3,6 +3,7 @@
 import json
 import os
 import subprocess
+import sys
 
 import click
 import pytest
@@ -76,7 +77,7 @@ def test_the_scale_benchmark_makes_deterministic_data_and_measures_a_tiny_run(tm
     assert open(os.path.join(again, bench.DATA_NAME)).read().splitlines() == lines
 
     measured = bench.run_measured(
-        ["python", "-c", "import time; b = bytearray(300_000_000); b[::4096] = b'x' * len(b[::4096]); "
+        [sys.executable, "-c", "import time; b = bytearray(300_000_000); b[::4096] = b'x' * len(b[::4096]); "
          "time.sleep(1.5)"], dict(os.environ), str(tmp_path), str(tmp_path / "m.log"), sample_s=0.1)
     assert measured["exit"] == 0 and measured["peak_gb"] >= 0.3
 
