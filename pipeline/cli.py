@@ -182,6 +182,28 @@ def image_schema(spec_path: Optional[str]) -> Optional[str]:
         "schemas/<dataset>/ and rebuild the image, or pass --schema with its path inside the image.")
 
 
+def _beam_args_option(f):
+    return click.option(
+        "--beam-args", "beam_args", multiple=True, metavar="'--NAME=VALUE ...'",
+        help="Beam options of every Beam component (ExampleGen, StatisticsGen, Transform, Evaluator, ...), "
+             "shell-quoted, repeatable, e.g. '--runner=PortableRunner --job_endpoint=HOST:PORT "
+             "--environment_type=LOOPBACK'.")(f)
+
+
+def _beam_args(values: Sequence[str], workers: int = 1, local: bool = False) -> Tuple[str, ...]:
+    """The Beam arguments of --beam-args, with --beam-workers' direct running options for a local run."""
+    from pipeline import beam_options
+
+    try:
+        args = beam_options.parse_beam_args(values)
+        if not local:
+            return args
+        beam_options.check_local(args)
+        return beam_options.worker_args(workers, args)
+    except beam_options.BeamArgsError as e:
+        raise click.BadParameter(str(e), param_hint="--beam-args") from None
+
+
 def _span_options(f):
     return click.option("--num-spans", type=click.IntRange(min=1), default=1, show_default=True,
                         help="Read the newest N spans of the data root into one run.")(f)
@@ -220,6 +242,14 @@ def _trainer_options(f):
                      default=None, help="YAML of TrainerConfig fields (experts, units, learning rate, "
                                         "loss_weighting, prediction_inputs, distribution, ...); flags override it."),
         click.option("--train-steps", type=click.IntRange(min=1), default=DEFAULT_TRAIN_STEPS, show_default=True),
+        click.option("--train-epochs", type=click.IntRange(min=1), default=None,
+                     help="Train this many passes over the train split instead of --train-steps (steps per epoch: "
+                          "its rows // the batch) [default: the --trainer-config file's train_epochs, else "
+                          "--train-steps]."),
+        click.option("--early-stopping-patience", type=click.IntRange(min=1), default=None, metavar="EPOCHS",
+                     help="Stop once the eval split's loss has not improved for this many epochs and keep the best "
+                          "epoch's weights (recorded in the decision) [default: the --trainer-config file's, else "
+                          "never]."),
         click.option("--eval-steps", type=click.IntRange(min=1), default=DEFAULT_EVAL_STEPS, show_default=True),
         click.option("--spec", "spec_path", type=click.Path(exists=True, dir_okay=False), default=None,
                      help="Dataset spec YAML [default: census group 1]."),
@@ -267,12 +297,17 @@ def _trainer_options(f):
 @click.option("--warm-start/--no-warm-start", default=False, show_default=True,
               help="Start the Trainer from the weights of the last blessed model (weights whose shape changed, "
                    "e.g. a grown vocabulary, start fresh).")
+@click.option("--beam-workers", type=click.IntRange(min=1), default=None,
+              help="SDK worker processes of each Beam component (Beam's multi_processing direct running) "
+                   "[default: 1]; 1 runs the bundles in this process.")
+@_beam_args_option
 @_span_options
 @_trainer_options
 @click.pass_context
 def run(ctx, data_paths, splits_dir, pipeline_root, serving_model_dir, output_dir, orchestrator, max_rows, seed,
-        skip_checksum, warm_start, num_spans, variant, trainer_config_path, train_steps, eval_steps, spec_path,
-        schema_path, allow_anomalies, tune, tune_budget_s, tune_trials, hyperparameters_uri) -> None:
+        skip_checksum, warm_start, beam_workers, beam_args, num_spans, variant, trainer_config_path, train_steps,
+        train_epochs, early_stopping_patience, eval_steps, spec_path, schema_path, allow_anomalies, tune,
+        tune_budget_s, tune_trials, hyperparameters_uri) -> None:
     """Prepare the data and run the whole pipeline on this machine.
 
     The console shows one line per component as it starts and ends, the Trainer's progress and
@@ -286,6 +321,7 @@ def run(ctx, data_paths, splits_dir, pipeline_root, serving_model_dir, output_di
 
     spec = spec_with(spec_path, allow_anomalies)
     output_dir = os.path.abspath(output_dir)
+    beam_args = _beam_args(beam_args, beam_workers or 1, local=True)
     for option, uri in (("--data-root", splits_dir), ("--pipeline-root", pipeline_root),
                         ("--serving-model-dir", serving_model_dir)):
         try:
@@ -317,8 +353,10 @@ def run(ctx, data_paths, splits_dir, pipeline_root, serving_model_dir, output_di
     logging.info("Preflight: spec, schema and data agree; rows per input split %s.", counts)
     config = local_runner.local_config(
         output_dir, data_root, spec, schema_path, pipeline_root=pipeline_root, serving_model_dir=serving_model_dir,
-        trainer=trainer_config(trainer_config_path, variant=variant, seed=seed), train_steps=train_steps,
+        trainer=trainer_config(trainer_config_path, variant=variant, seed=seed, train_epochs=train_epochs,
+                               early_stopping_patience=early_stopping_patience), train_steps=train_steps,
         eval_steps=eval_steps, span_folder=span_folder, num_spans=num_spans, warm_start=warm_start,
+        beam_pipeline_args=beam_args,
         **tuning_settings(tune, tune_budget_s, tune_trials,
                           os.path.abspath(hyperparameters_uri) if hyperparameters_uri else None),
     )
@@ -451,6 +489,7 @@ def _kubeflow_options(f):
         click.option("--s3-secret", default="", metavar="NAME",
                      help="kfp, s3:// roots: Kubernetes secret whose accesskey/secretkey become AWS_ACCESS_KEY_ID/"
                           "AWS_SECRET_ACCESS_KEY in every task, e.g. mlpipeline-minio-artifact."),
+        _beam_args_option,
         _span_options,
     ]
     for option in reversed(options):
@@ -460,8 +499,8 @@ def _kubeflow_options(f):
 
 def _compile(target, pipeline_root, data_root, span_folder, warm_start, serving_model_dir, image, output, gpus,
              gpu_type, gpu_node_selector, workers, namespace, vertex_project, vertex_region, machine_type,
-             tfjob_timeout_s, s3_endpoint, s3_secret, num_spans, variant, trainer_config_path, train_steps,
-             eval_steps, spec_path, schema_path, allow_anomalies, tune, tune_budget_s, tune_trials,
+             tfjob_timeout_s, s3_endpoint, s3_secret, beam_args, num_spans, variant, trainer_config_path, train_steps,
+             train_epochs, early_stopping_patience, eval_steps, spec_path, schema_path, allow_anomalies, tune, tune_budget_s, tune_trials,
              hyperparameters_uri) -> str:
     from components import object_store
     from pipeline import kubeflow_v2_runner as kfp_runner
@@ -477,6 +516,9 @@ def _compile(target, pipeline_root, data_root, span_folder, warm_start, serving_
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--s3-endpoint") from None
     target = Target(target)
+    from pipeline import beam_options
+
+    beam_args = beam_options.with_worker_image(_beam_args(beam_args), image)
     spec = spec_with(spec_path, allow_anomalies)
     resources = (
         dataclasses.replace(DEFAULT_GPU, accelerator_type=gpu_type or DEFAULT_GPU_TYPE[target], accelerator_count=gpus)
@@ -492,10 +534,12 @@ def _compile(target, pipeline_root, data_root, span_folder, warm_start, serving_
     try:
         config = kfp_runner.kubeflow_config(
             pipeline_root, data_root, spec, schema_path or image_schema(spec_path),
-            serving_model_dir, target=target, trainer=trainer_config(trainer_config_path, variant=variant),
+            serving_model_dir, target=target,
+            trainer=trainer_config(trainer_config_path, variant=variant, train_epochs=train_epochs,
+                                   early_stopping_patience=early_stopping_patience),
             train_steps=train_steps, eval_steps=eval_steps, trainer_resources=resources,
             trainer_workers=trainer_workers, span_folder=span_folder, num_spans=num_spans, warm_start=warm_start,
-            **tuning_settings(tune, tune_budget_s, tune_trials, hyperparameters_uri),
+            beam_pipeline_args=beam_args, **tuning_settings(tune, tune_budget_s, tune_trials, hyperparameters_uri),
         )
         output = output or f"mmoe_pipeline{kfp_runner.SUFFIXES[target][0]}"
         return kfp_runner.compile_pipeline(config, image, output, target,

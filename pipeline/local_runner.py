@@ -16,14 +16,12 @@ from tfx import v1 as tfx
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
 from components.spec import DatasetSpec
-from pipeline import report
+from pipeline import beam_options, report
 from pipeline.config import Orchestrator, PipelineConfig
 from pipeline.pipeline import create_pipeline
 
-# No Beam arguments: Beam's default DirectRunner runs in-process, fetches nothing, and TFX
-# skips packaging a copy of itself for remote workers (which it does for any non-empty
-# argument list). Pass e.g. ("--direct_running_mode=multi_processing",
-# "--direct_num_workers=0") to use every core on large data.
+# No Beam arguments: Beam's DirectRunner runs each component's bundles in this process. The CLI's
+# --beam-workers and --beam-args add options (pipeline.beam_options).
 DEFAULT_BEAM_ARGS: tuple = ()
 DECISION_FILE = "decision.json"
 METADATA_FILE = "metadata.sqlite"
@@ -105,7 +103,8 @@ def run(config: PipelineConfig, orchestrator: Orchestrator = Orchestrator.BEAM, 
                      config.pipeline_name, orchestrator.value, config.pipeline_root)
         started = time.time()
         try:
-            runner.run(create_pipeline(config))
+            with beam_options.local_execution():
+                runner.run(create_pipeline(config))
         except Exception as e:
             node = failed_component(config, started) if config.metadata_path else None
             logging.exception("Pipeline %s failed in %s.", config.pipeline_name, node or "an unknown component")

@@ -19,7 +19,7 @@ from components.eval_config import (
     AUC_KEY, AUC_PR_KEY, BASELINE, CALIBRATION_KEY, CANDIDATE, EXAMPLE_COUNT_KEY, MEAN_LABEL_KEY, MSE_KEY,
 )
 from components.serving_check import RESULT_FILE as SERVING_CHECK_FILE
-from components.names import SCHEMA_COMPONENT, WARM_START_FILE
+from components.names import SCHEMA_COMPONENT, TRAINER_CONFIG_FILE, WARM_START_FILE
 from components.schema import FILLED_PROPERTY
 from components.spec import DatasetSpec
 from pipeline.pipeline import create_pipeline
@@ -245,6 +245,16 @@ def warm_start_summary(model_run: Optional[str]) -> Optional[dict]:
             "cold_initial_loss": started.get("cold_initial_loss")}
 
 
+def training_summary(model_run: Optional[str]) -> Optional[dict]:
+    """How the Trainer trained (the ``training`` entry of its trainer_config.json): epochs and steps run,
+    the best epoch by eval loss, whether early stopping ended it; None when it did not say."""
+    path = os.path.join(model_run, TRAINER_CONFIG_FILE) if model_run else None
+    if not path or not fileio.exists(path):
+        return None
+    with fileio.open(path) as f:
+        return json.load(f).get("training")
+
+
 def _failure_text(failure: dict, metrics: Optional[SliceMetrics], task) -> str:
     """One threshold failure in words; an AUC on a one-class slice says it is undefined, not 0."""
     mean_label = metrics.mean_label.get(task.output_name) if metrics else None
@@ -317,6 +327,7 @@ def decide_from(name: str, spec: DatasetSpec, serving_model_dir: str, outputs: R
         "drift": drift,
         "spans": serving_result.get("spans", []),
         "warm_start": warm_start_summary(outputs.model_run),
+        "training": training_summary(outputs.model_run),
         "filled_missing": json.loads(outputs.filled_missing or "[]"),
     }
 
@@ -361,6 +372,11 @@ def format_decision(decision: dict) -> List[str]:
         lines.append(f"Warm start: {started['weights_loaded']} weights from {started['base_model']} "
                      f"({len(started['reinitialised'])} re-initialised); initial loss {started['initial_loss']:.4f}, "
                      f"a cold start's {started['cold_initial_loss']:.4f}")
+    training = decision.get("training")
+    if training and training.get("stopped_early"):
+        lines.append(f"Training: stopped early after epoch {training['epochs_run']} of {training['epochs']} "
+                     f"(eval loss best at epoch {training['best_epoch']}: {training['best_eval_loss']:.4f}; "
+                     "its weights kept)")
     if decision["pushed"]:
         lines.append(f"PUSHED to {decision['pushed_destination']}")
     else:

@@ -60,6 +60,12 @@ class TrainerConfig:
       batch_size: examples per replica per training step (the global batch is this
         times the replicas in sync).
       epochs: train_steps are spread over this many epochs (progress and TensorBoard points).
+      train_epochs: 0: train `train_steps` steps; N: N passes over the train split instead (steps per
+        epoch: the split's rows // the global batch; `train_steps` and `epochs` are then unused).
+      early_stopping_patience: 0: never; N: stop once the eval split's loss has not improved for N
+        epochs in a row and keep the weights of its best epoch.
+      in_memory_max_mb: the train split is held in memory (gathered by shuffled row indices) when
+        its files are at most this many MiB in all, else streamed from disk; 0 always streams.
       loss_weighting: see `LossWeighting`.
       prediction_inputs: ``{consumer_task: producer_task}``: the consumer's tower
         also reads the producer's prediction, through a stop-gradient.
@@ -79,6 +85,9 @@ class TrainerConfig:
     optimizer: OptimizerName = OptimizerName.ADAM
     batch_size: int = 256
     epochs: int = 1
+    train_epochs: int = 0
+    early_stopping_patience: int = 0
+    in_memory_max_mb: int = 128
     loss_weighting: LossWeighting = LossWeighting.FIXED
     prediction_inputs: Tuple[Tuple[str, str], ...] = ()
     seed: int = 42
@@ -118,6 +127,10 @@ class TrainerConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"TrainerConfig.{name}: received {value!r}, expected a positive integer.")
+        for name in ("train_epochs", "early_stopping_patience", "in_memory_max_mb"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"TrainerConfig.{name}: received {value!r}, expected an integer >= 0.")
         for units in self.tower_units:
             if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
                 raise ValueError(

@@ -39,9 +39,9 @@ def vocabulary_sizes(tf_transform_output: tft.TFTransformOutput, spec: DatasetSp
 # A train split whose files (gzipped TFRecords) add up to at most this is parsed once into
 # memory and batched by shuffled row indices instead of parsed again for every batch of every
 # epoch (with the per-step sync gone too, the Trainer went from 0.59 to 0.80 of a bare fit's
-# rate: bench/trainer_rate.py, docs/BENCHMARKS.md). Larger splits, and every multi-worker job
-# (sharded by file), stream from disk. The Tuner reads it once for all its trials.
-IN_MEMORY_MAX_BYTES = 128 << 20
+# rate: bench/trainer_rate.py, docs/BENCHMARKS.md). Larger splits (TrainerConfig.in_memory_max_mb),
+# and every multi-worker job (sharded by file), stream from disk. The Tuner reads it once for all
+# its trials.
 
 
 def _split_features_and_labels(spec: DatasetSpec):
@@ -95,19 +95,52 @@ def in_memory_batches(features: Mapping[str, Any], labels: Mapping[str, Any], ba
 
 def held_in_memory(file_pattern: List[str], data_accessor: tfx.components.DataAccessor,
                    tf_transform_output: tft.TFTransformOutput, spec: DatasetSpec,
-                   max_bytes: int = IN_MEMORY_MAX_BYTES) -> Optional[Dict[str, tf.Tensor]]:
+                   max_bytes: int = TrainerConfig.in_memory_max_mb << 20) -> Optional[Dict[str, tf.Tensor]]:
     """The split's columns in memory (`load_in_memory`) when its files are at most `max_bytes` in
     all; None (stream it) when they are larger or a column is not dense."""
     size = sum(tf.io.gfile.stat(f).length for f in _files(file_pattern))
     if size > max_bytes:
-        logging.info("Train split streamed from disk: %.1f MB of files, more than %.0f MB.", size / 2**20,
-                     max_bytes / 2**20)
+        logging.info("Train split streamed from disk: %.1f MB of files, more than the in-memory budget of %.0f MB "
+                     "(in_memory_max_mb).", size / 2**20, max_bytes / 2**20)
         return None
     columns = load_in_memory(file_pattern, data_accessor, tf_transform_output, spec)
     if columns is not None:
         logging.info("Train split in memory: %d rows (%.1f MB of files); reshuffled every epoch.",
                      int(next(iter(columns.values())).shape[0]), size / 2**20)
     return columns
+
+
+def count_records(file_pattern: List[str]) -> int:
+    """The number of examples in the split's (GZIP) TFRecord files, read through once."""
+    files = _files(file_pattern)
+    if not files:
+        raise ValueError(f"no files match {file_pattern}: the split is empty.")
+    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP", num_parallel_reads=tf.data.AUTOTUNE)
+    return int(dataset.batch(65536).reduce(tf.constant(0, tf.int64), lambda n, b: n + tf.shape(b, tf.int64)[0]))
+
+
+def schedule(config: TrainerConfig, train_steps: int, train_rows: Optional[int], global_batch: int) -> Tuple[int, int]:
+    """(epochs, steps per epoch): `train_steps` spread over `config.epochs`, or with `train_epochs`
+    that many passes over `train_rows` rows (at least one step each)."""
+    if not config.train_epochs:
+        return config.epochs, max(1, train_steps // config.epochs)
+    if not train_rows:
+        raise ValueError(f"train_epochs={config.train_epochs}: the train split has no rows to count epochs over.")
+    return config.train_epochs, max(1, train_rows // global_batch)
+
+
+def training_record(history: Mapping[str, List[float]], epochs: int, steps_per_epoch: int,
+                    train_rows: Optional[int], patience: int) -> Dict[str, Any]:
+    """What the fit did, from Keras's history: epochs run, the best epoch by eval loss, whether early
+    stopping ended it."""
+    val_loss = [float(v) for v in history.get("val_loss", [])]
+    best = int(np.argmin(val_loss)) if val_loss else len(history.get("loss", [])) - 1
+    run = len(history.get("loss", []))
+    return {"epochs": epochs, "steps_per_epoch": steps_per_epoch, "train_rows": train_rows, "epochs_run": run,
+            "steps_run": run * steps_per_epoch, "early_stopping_patience": patience,
+            "stopped_early": bool(patience) and run < epochs,
+            "best_epoch": best + 1 if run else None, "best_eval_loss": val_loss[best] if val_loss else None,
+            "eval_loss": val_loss}
 
 
 def make_dataset(
@@ -395,9 +428,18 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     global_batch = config.batch_size * strategy.num_replicas_in_sync
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
 
+    columns = None
+    if role.num_workers == 1 and config.in_memory_max_mb:
+        columns = held_in_memory(fn_args.train_files, fn_args.data_accessor, tf_transform_output, spec,
+                                 config.in_memory_max_mb << 20)
+    train_rows = None
+    if config.train_epochs:
+        train_rows = (int(next(iter(columns.values())).shape[0]) if columns is not None
+                      else count_records(fn_args.train_files))
+    epochs, steps_per_epoch = schedule(config, train_steps, train_rows, global_batch)
     train = make_dataset(fn_args.train_files, fn_args.data_accessor, tf_transform_output, spec, global_batch,
                          config.seed, auto_shard_policy(len(_files(fn_args.train_files)), role.num_workers),
-                         in_memory_max_bytes=IN_MEMORY_MAX_BYTES if role.num_workers == 1 else 0)
+                         columns=columns)
     evaluation = make_dataset(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, spec, global_batch,
                               config.seed, auto_shard_policy(len(_files(fn_args.eval_files)), role.num_workers))
     with strategy.scope():  # the model's variables and every optimizer (one per variable group)
@@ -409,35 +451,44 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         started.update(cold_initial_loss=cold_loss, initial_loss=initial_loss(model, evaluation, fn_args.eval_steps))
         logging.info("Warm start: initial eval loss %.4f (a cold start: %.4f).", started["initial_loss"],
                      started["cold_initial_loss"])
-    steps_per_epoch = max(1, train_steps // config.epochs)
     model_run_dir = fn_args.model_run_dir if role.is_chief else worker_temp_dir(fn_args.model_run_dir, role)
     serving_dir = fn_args.serving_model_dir if role.is_chief else worker_temp_dir(fn_args.serving_model_dir, role)
     logging.info(
-        "Training %s for %d epochs x %d steps of %d examples (%d per replica x %d replicas)%s.",
-        model.name, config.epochs, steps_per_epoch, global_batch, config.batch_size,
+        "Training %s for %d epochs x %d steps of %d examples (%d per replica x %d replicas)%s%s.",
+        model.name, epochs, steps_per_epoch, global_batch, config.batch_size,
         strategy.num_replicas_in_sync,
+        f" ({config.train_epochs} passes over {train_rows} rows)" if config.train_epochs else "",
         "" if role.num_workers == 1 else f" as {role.task_type} {role.task_id} of {role.num_workers} workers",
     )
-    model.fit(
+    callbacks = [
+        RaiseOnNaN(),
+        LogProgress(steps_per_epoch, global_batch),
+        LogUncertaintyWeights(),
+        TrainingCurves(model_run_dir, max(1, steps_per_epoch // TENSORBOARD_POINTS)),
+    ]
+    if config.early_stopping_patience:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config.early_stopping_patience, restore_best_weights=True, verbose=0))
+    history = model.fit(
         train,
-        epochs=config.epochs,
+        epochs=epochs,
         steps_per_epoch=steps_per_epoch,
         validation_data=evaluation,
         validation_steps=fn_args.eval_steps,
-        callbacks=[
-            RaiseOnNaN(),
-            LogProgress(steps_per_epoch, global_batch),
-            LogUncertaintyWeights(),
-            TrainingCurves(model_run_dir, max(1, steps_per_epoch // TENSORBOARD_POINTS)),
-        ],
+        callbacks=callbacks,
         verbose=0,  # LogProgress logs the progress and each epoch's metrics
     )
+    training = training_record(history.history, epochs, steps_per_epoch, train_rows, config.early_stopping_patience)
+    if training["stopped_early"]:
+        logging.info("Early stopping after epoch %d of %d: the eval loss was best at epoch %d (%.4f); its weights "
+                     "are kept.", training["epochs_run"], epochs, training["best_epoch"], training["best_eval_loss"])
     if role.is_chief:
         write_gate_statistics(model, spec, config, evaluation, fn_args.eval_steps, model_run_dir)
         with tf.io.gfile.GFile(os.path.join(model_run_dir, WARM_START_FILE), "w") as f:
             json.dump(started, f, indent=2)
         with tf.io.gfile.GFile(os.path.join(model_run_dir, TRAINER_CONFIG_FILE), "w") as f:
-            json.dump({"trainer": config.to_dict(), "train_steps": train_steps, "hyperparameters": tuned,
+            json.dump({"trainer": config.to_dict(), "train_steps": train_steps, "training": training,
+                       "hyperparameters": tuned,
                        "learning_rates": {t.name: t.learning_rate for t in spec.tasks}}, f, indent=2)
     export(model, tf_transform_output, spec, serving_dir)  # collective: every worker saves
     if role.is_chief:

@@ -109,8 +109,10 @@ class PipelineTuner(kt.engine.base_tuner.BaseTuner):
         first trial for every trial; None: it is streamed. Trials change no feature or label."""
         from trainer.run import held_in_memory
 
+        if not self.config.in_memory_max_mb:
+            return None
         return held_in_memory(self.fn_args.train_files, self.fn_args.data_accessor, self.transform_output,
-                              self.spec)
+                              self.spec, self.config.in_memory_max_mb << 20)
 
     def run_trial(self, trial, *args, **kwargs) -> Dict[str, float]:
         from trainer.model import build_model

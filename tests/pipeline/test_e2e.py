@@ -414,7 +414,7 @@ def test_the_terminal_shows_one_line_per_component_start_and_end_and_the_log_hol
         log = f.read()
     for expected in ("INFO absl: node Transform is running.", "INFO absl: node Pusher is finished.",
                      "Running launcher for node_info", "education:Children", "Preflight: spec, schema and data",
-                     # the 1,600 train rows are parsed once and held in memory (trainer.run.IN_MEMORY_MAX_BYTES)
+                     # the 1,600 train rows are parsed once and held in memory (TrainerConfig.in_memory_max_mb)
                      "Train split in memory: 1600 rows"):
         assert expected in log, expected
     assert len(log.splitlines()) > 20 * len(lines)

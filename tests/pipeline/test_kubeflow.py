@@ -475,3 +475,49 @@ def test_the_image_installs_the_s3_extra_and_its_build_context_leaves_out_enviro
         ignored = {line.strip() for line in f if line.strip() and not line.startswith("#")}
     # `COPY .` would otherwise take the virtualenv, the history, the outputs and the test data.
     assert {".git", ".venv", "mmoe_output", "run-spec", "data"} <= ignored
+
+
+DATAFLOW = "--runner=DataflowRunner --project=my-project --region=us-central1 --temp_location=gs://b/tmp"
+
+
+def _container_args(path):
+    spec, *_ = _docs(path)
+    return {label: executor["container"]["args"] for label, executor in spec["deploymentSpec"]["executors"].items()}
+
+
+def test_compile_carries_the_beam_args_to_every_beam_task_with_the_image_for_its_workers(tmp_path):
+    output = str(tmp_path / "beam.yaml")
+    result = CliRunner().invoke(cli.main, [
+        "compile", "--pipeline-root", "gs://b/root", "--data-root", "gs://b/data", "--serving-model-dir",
+        "gs://b/serving", "--image", IMAGE, "--output", output, "--beam-args", DATAFLOW,
+        "--beam-args", "--max_num_workers=8"])
+    assert result.exit_code == 0, result.output
+    assert spec_check.check_package(output) == []
+    expected = [*DATAFLOW.split(), "--max_num_workers=8", f"--sdk_container_image={IMAGE}"]
+    args = _container_args(output)
+    # TFX's compiler gives the pipeline's Beam arguments to every task (step_builder.py); TFX's entrypoint
+    # hands them to the executor, and only a BaseBeamExecutor uses them.
+    assert sorted(args) == sorted(f"{task}_executor" for task in KFP_TASKS)
+    for label in args:
+        assert args[label][-len(expected):] == expected, label
+
+
+def test_a_portable_runner_gets_the_image_as_its_docker_environment_unless_told_otherwise(tmp_path):
+    from pipeline import beam_options
+
+    flink = ("--runner=PortableRunner", "--job_endpoint=flink-jobserver:8099")
+    assert beam_options.with_worker_image(flink, IMAGE) == (
+        *flink, f"--sdk_container_image={IMAGE}", "--environment_type=DOCKER", f"--environment_config={IMAGE}")
+    external = (*flink, "--environment_type=EXTERNAL", "--environment_config=localhost:50000")
+    assert beam_options.with_worker_image(external, IMAGE) == (*external, f"--sdk_container_image={IMAGE}")
+    own = ("--runner=DataflowRunner", "--sdk_container_image=other/image:2")
+    assert beam_options.with_worker_image(own, IMAGE) == own
+    assert beam_options.with_worker_image(("--direct_num_workers=2",), IMAGE) == ("--direct_num_workers=2",)
+
+
+def test_compile_refuses_a_beam_arg_that_is_not_an_option():
+    result = CliRunner().invoke(cli.main, [
+        "compile", "--pipeline-root", "gs://b/root", "--data-root", "gs://b/data", "--serving-model-dir",
+        "gs://b/serving", "--image", IMAGE, "--beam-args", "--runner=DataflowRunner us-central1"])
+    assert result.exit_code == 2
+    assert "--beam-args: received 'us-central1'; Beam options are --name=value" in result.output
