@@ -16,6 +16,7 @@ import gzip
 import json
 import os
 import random
+import shlex
 import shutil
 import subprocess
 import sys
@@ -132,6 +133,18 @@ def table(results: Dict[str, Dict[int, dict]], sizes: Sequence[int]) -> str:
     return "\n".join(lines)
 
 
+def parse_variants(values: Sequence[str]) -> Dict[str, List[str]]:
+    """{name: run arguments} of ``NAME=ARGS`` values; {"": []} (one unnamed variant) when there are none."""
+    variants: Dict[str, List[str]] = {}
+    for value in values:
+        name, sep, args = value.partition("=")
+        if not sep or not name.isidentifier() or name in variants:
+            raise click.BadParameter(f"received {value!r}; expected NAME=ARGS with a new identifier NAME, e.g. "
+                                     "'w2=--beam-workers 2'.", param_hint="--variant")
+        variants[name] = shlex.split(args)
+    return variants or {"": []}
+
+
 @click.command()
 @click.option("--data", "source", required=True, type=click.Path(exists=True, dir_okay=False),
               help="The census file whose rows the data roots are made of (census-income.test[.gz]).")
@@ -144,18 +157,24 @@ def table(results: Dict[str, Dict[int, dict]], sizes: Sequence[int]) -> str:
 @click.option("--seed", type=int, default=0, show_default=True, help="Shuffles the rows of each data root.")
 @click.option("--sample-s", type=click.FloatRange(min=0.05), default=0.5, show_default=True)
 @click.option("--pipeline-args", default="", help="More `mmoe-pipeline run` arguments, e.g. '--train-steps 500'.")
-def main(source, sizes, baseline, commit, work_dir, seed, sample_s, pipeline_args):
+@click.option("--variant", "variants", multiple=True, metavar="NAME=ARGS",
+              help="Run arguments compared side by side with each code version, e.g. 'w2=--beam-workers 2'; "
+                   "repeatable (each adds to --pipeline-args).")
+def main(source, sizes, baseline, commit, work_dir, seed, sample_s, pipeline_args, variants):
     counts = [int(s) for s in sizes.split(",") if s.strip()]
     work_dir = os.path.abspath(work_dir)
     roots = {n: make_data_root(source, n, os.path.join(work_dir, f"data-{n}"), seed) for n in counts}
     revisions = {"base": baseline, "new": commit} if baseline else {"new": commit}
+    extra = parse_variants(variants)
     with worktrees(revisions) as versions:
-        results: Dict[str, Dict[int, dict]] = {name: {} for name in versions}
+        runs = {f"{name}{'/' + v if v else ''}": (f"{tag}{'-' + v if v else ''}", code_root, args)
+                for name, (tag, code_root) in versions.items() for v, args in extra.items()}
+        results: Dict[str, Dict[int, dict]] = {name: {} for name in runs}
         for n in counts:
-            for name, (tag, code_root) in versions.items():
+            for name, (tag, code_root, args) in runs.items():
                 output = os.path.join(work_dir, f"{tag}-{n}")
                 shutil.rmtree(output, ignore_errors=True)
-                result = run_pipeline(code_root, roots[n], output, pipeline_args.split(), sample_s)
+                result = run_pipeline(code_root, roots[n], output, [*shlex.split(pipeline_args), *args], sample_s)
                 results[name][n] = result
                 click.echo(f"{name} {n:,} rows: pipeline {result['pipeline_s']} s, peak {result['peak_gb']} GB",
                            err=True)

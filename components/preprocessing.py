@@ -30,8 +30,9 @@ to load than TF2 ``tf.function``s), so it is plain graph code that works in eith
 from __future__ import annotations
 
 import collections
+import logging
 import os
-from typing import Any, Dict, Iterable, List, Mapping
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 import apache_beam as beam
 import numpy as np
@@ -145,20 +146,34 @@ class _CountTokens(beam.CombineFn):
         return accumulator
 
 
+def bounded(tokens: List[bytes], counts: Mapping[bytes, int], max_vocabulary: Optional[int],
+            min_frequency: int) -> List[bytes]:
+    """`tokens` (in vocabulary order) seen at least `min_frequency` times, the first `max_vocabulary` of
+    them (as ``tft.vocabulary``'s ``frequency_threshold`` and ``top_k``)."""
+    kept = [t for t in tokens if counts[t] >= min_frequency]
+    return kept if max_vocabulary is None else kept[:max_vocabulary]
+
+
 class Vocabularies(tft_beam.experimental.PTransformAnalyzer):
     """The vocabulary file of every column in one pass over the data (`tft.experimental.ptransform_analyzer`):
-    the i-th output is the path of a text file named ``filenames[i]``, in TFT's order (`vocabulary_order`)."""
+    the i-th output is the path of a text file named ``filenames[i]``, in TFT's order (`vocabulary_order`),
+    bounded by the i-th of `bounds` ((max_vocabulary, min_frequency), see `bounded`)."""
 
-    def __init__(self, filenames: List[str]):
+    def __init__(self, filenames: List[str], bounds: Optional[List[Tuple[Optional[int], int]]] = None):
         super().__init__()
         self._filenames = list(filenames)
+        self._bounds = list(bounds) if bounds is not None else [(None, 1)] * len(self._filenames)
 
     def _write(self, counts) -> Iterable[beam.pvalue.TaggedOutput]:
         tf.io.gfile.makedirs(self.base_temp_dir)
-        for i, (filename, column_counts) in enumerate(zip(self._filenames, counts)):
+        for i, (filename, column_counts, (top, least)) in enumerate(zip(self._filenames, counts, self._bounds)):
             path = os.path.join(self.base_temp_dir, filename)
+            tokens = bounded(vocabulary_order(column_counts), column_counts, top, least)
+            if len(tokens) < len(column_counts):
+                logging.info("Vocabulary %s: %d of %d train tokens kept (max_vocabulary %s, min_frequency %d); the "
+                             "rest go to the OOV buckets.", filename, len(tokens), len(column_counts), top, least)
             with tf.io.gfile.GFile(path, "wb") as f:
-                f.write(b"".join(token + b"\n" for token in vocabulary_order(column_counts)))
+                f.write(b"".join(token + b"\n" for token in tokens))
             yield beam.pvalue.TaggedOutput(str(i), np.array(path))
 
     def expand(self, batches):
@@ -192,7 +207,8 @@ def preprocessing_fn(inputs: Dict[str, Any], custom_config: Mapping[str, Any]) -
     if categorical:
         files = tft.experimental.ptransform_analyzer(
             inputs=[imputed[c.name] for c in categorical],
-            ptransform=Vocabularies([c.vocabulary_name for c in categorical]),
+            ptransform=Vocabularies([c.vocabulary_name for c in categorical],
+                                    [(c.max_vocabulary, c.min_frequency) for c in categorical]),
             output_dtypes=[tf.string] * len(categorical),
             output_shapes=[[]] * len(categorical),
             output_asset_default_values=[PLACEHOLDER_VOCABULARY] * len(categorical),

@@ -284,6 +284,10 @@ class Column:
     num_oov_buckets: int = 1
     missing: Any = None  # raw: None, "mean", "median", "error" or {constant: V}; see `Missing`
     drift: Any = None  # Jensen-Shannon divergence threshold against the previous span; None: the spec's; "off"
+    # Categorical: the vocabulary keeps the `max_vocabulary` most frequent train tokens (None: all) seen at
+    # least `min_frequency` times; every other token goes to the OOV buckets.
+    max_vocabulary: Optional[int] = None
+    min_frequency: int = 1
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -297,6 +301,15 @@ class Column:
                 f"column {self.name!r} num_oov_buckets: received {self.num_oov_buckets!r}, "
                 "expected an integer >= 1."
             )
+        for name, value, low in (("max_vocabulary", self.max_vocabulary, 1), ("min_frequency", self.min_frequency, 1)):
+            if value is None and name == "max_vocabulary":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise SpecError(f"column {self.name!r} {name}: received {value!r}, expected an integer >= {low}"
+                                + (" or nothing (every token)." if name == "max_vocabulary" else "."))
+        if self.kind is not ColumnKind.CATEGORICAL and (self.max_vocabulary is not None or self.min_frequency != 1):
+            raise SpecError(f"column {self.name!r}: max_vocabulary and min_frequency bound a categorical column's "
+                            f"vocabulary; this column is {self.kind.value}. Remove them or make it categorical.")
         if not isinstance(self.missing, Missing):
             object.__setattr__(self, "missing", Missing.parse(self.missing, self.kind, f"column {self.name!r} missing"))
         if self.drift is False or self.drift == DRIFT_OFF:
@@ -545,7 +558,9 @@ class DatasetSpec:
             "columns": [
                 {"name": c.name, "kind": c.kind.value, "num_oov_buckets": c.num_oov_buckets,
                  **({"missing": c.missing.to_raw()} if c.missing.declared else {}),
-                 **({"drift": c.drift} if c.drift is not None else {})}
+                 **({"drift": c.drift} if c.drift is not None else {}),
+                 **({"max_vocabulary": c.max_vocabulary} if c.max_vocabulary is not None else {}),
+                 **({"min_frequency": c.min_frequency} if c.min_frequency != 1 else {})}
                 for c in self.columns
             ],
             "tasks": [

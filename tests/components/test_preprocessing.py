@@ -87,27 +87,28 @@ def test_missing_spec_in_custom_config_says_how_to_fix():
         spec_from_custom_config({"other": 1}, "Transform")
 
 
-def test_one_pass_vocabularies_give_tfts_files_and_ids(tmp_path):
-    """`Vocabularies` (every column in one Beam pass) against TFT's `compute_and_apply_vocabulary`:
-    the same file, line for line (count then token descending; no empty or line-break token), and
-    the same ids (OOV buckets included) on the analysed rows and on unseen ones."""
-    from components.preprocessing import PLACEHOLDER_VOCABULARY, Vocabularies, vocabulary_order
+WORDS = [b"b", b"a", b"a", b"b", b"c", b"", b"x\ny", b"", b"d", b"c", b"a"]
+CODES = [b"1", b"2", b"2", b"1", b"3", b"3", b"3", b"1", b"2", b"2", b"1"]
 
-    assert vocabulary_order({b"b": 2, b"a": 2, b"c": 5, b"": 9, b"x\ny": 7, b"d": 1}) == [b"c", b"b", b"a", b"d"]
-    words = [b"b", b"a", b"a", b"b", b"c", b"", b"x\ny", b"", b"d", b"c", b"a"]
-    codes = [b"1", b"2", b"2", b"1", b"3", b"3", b"3", b"1", b"2", b"2", b"1"]
+
+def _vocabularies(tmp_path, top_k=None, frequency_threshold=1) -> dict:
+    """Vocabulary files, ids of the analysed rows and of unseen ones, from `Vocabularies` ("ours") and
+    from TFT's `compute_and_apply_vocabulary` with the same `top_k` and `frequency_threshold`."""
+    from components.preprocessing import PLACEHOLDER_VOCABULARY, Vocabularies
+
     spec = tf.io.FixedLenFeature([1], tf.string)
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec({"w": spec, "k": spec}))
-    rows = [{"w": [w], "k": [k]} for w, k in zip(words, codes)]
+    rows = [{"w": [w], "k": [k]} for w, k in zip(WORDS, CODES)]
 
     def ours(inputs):
         paths = tft.experimental.ptransform_analyzer(
-            [inputs["w"], inputs["k"]], Vocabularies(["w_vocab", "k_vocab"]), [tf.string] * 2, [[]] * 2,
-            output_asset_default_values=[PLACEHOLDER_VOCABULARY] * 2)
+            [inputs["w"], inputs["k"]], Vocabularies(["w_vocab", "k_vocab"], [(top_k, frequency_threshold)] * 2),
+            [tf.string] * 2, [[]] * 2, output_asset_default_values=[PLACEHOLDER_VOCABULARY] * 2)
         return {n: tft.apply_vocabulary(inputs[n], p, num_oov_buckets=2) for n, p in zip("wk", paths)}
 
     def tfts(inputs):
-        return {n: tft.compute_and_apply_vocabulary(inputs[n], num_oov_buckets=2, vocab_filename=f"{n}_vocab")
+        return {n: tft.compute_and_apply_vocabulary(inputs[n], num_oov_buckets=2, vocab_filename=f"{n}_vocab",
+                                                    top_k=top_k, frequency_threshold=frequency_threshold)
                 for n in "wk"}
 
     results = {}
@@ -124,6 +125,27 @@ def test_one_pass_vocabularies_give_tfts_files_and_ids(tmp_path):
             "ids": [[int(np.ravel(r[n])[0]) for r in data] for n in "wk"],
             "unseen": [unseen[n].numpy().ravel().tolist() for n in "wk"],
         }
+    return results
+
+
+def test_one_pass_vocabularies_give_tfts_files_and_ids(tmp_path):
+    """`Vocabularies` (every column in one Beam pass) against TFT's `compute_and_apply_vocabulary`:
+    the same file, line for line (count then token descending; no empty or line-break token), and
+    the same ids (OOV buckets included) on the analysed rows and on unseen ones."""
+    from components.preprocessing import vocabulary_order
+
+    assert vocabulary_order({b"b": 2, b"a": 2, b"c": 5, b"": 9, b"x\ny": 7, b"d": 1}) == [b"c", b"b", b"a", b"d"]
+    results = _vocabularies(tmp_path)
     assert results["ours"] == results["tft"]
     assert results["ours"]["files"][0] == [b"a", b"c", b"b", b"d"]  # a: 3; c, b: 2 (c > b); d: 1
     assert results["ours"]["ids"][0][:3] == [2, 0, 0] and min(results["ours"]["ids"][0][5:8]) >= 4  # '', 'x\ny': OOV
+
+
+def test_bounded_vocabularies_keep_what_tfts_top_k_and_frequency_threshold_keep(tmp_path):
+    """max_vocabulary and min_frequency as TFT's top_k and frequency_threshold: w counts a: 3, b: 2, c: 2,
+    d: 1; at least 2 and the top 2 keep a and c (c > b on a tie); b and d go to the OOV buckets."""
+    results = _vocabularies(tmp_path, top_k=2, frequency_threshold=2)
+    assert results["ours"] == results["tft"]
+    assert results["ours"]["files"] == [[b"a", b"c"], [b"2", b"1"]]  # k: 1 and 2 four times each (2 > 1), 3 three
+    w = results["ours"]["ids"][0]
+    assert w[1:3] == [0, 0] and w[4] == 1 and w[0] == w[3] in (2, 3)  # a, c in the vocabulary; b in an OOV bucket

@@ -125,3 +125,25 @@ def test_missing_spec_file_says_so(tmp_path):
     with pytest.raises(SpecError, match=r"does not exist"):
         load_spec(str(tmp_path / "missing.yaml"))
 
+
+
+def test_vocabulary_bounds_are_checked_and_kept_through_custom_config(census_spec):
+    import dataclasses
+
+    from components.spec import Column, DatasetSpec, SpecError
+
+    with pytest.raises(SpecError, match=r"column 'age': max_vocabulary and min_frequency bound a categorical "
+                                        r"column's vocabulary; this column is numeric"):
+        Column("age", "numeric", min_frequency=5)
+    with pytest.raises(SpecError, match=r"column 'c' max_vocabulary: received 0, expected an integer >= 1 or "
+                                        r"nothing"):
+        Column("c", "categorical", max_vocabulary=0)
+    with pytest.raises(SpecError, match=r"column 'c' min_frequency: received 'often', expected an integer >= 1"):
+        Column("c", "categorical", min_frequency="often")
+    columns = tuple(dataclasses.replace(c, max_vocabulary=20, min_frequency=3) if c.name == "education" else c
+                    for c in census_spec.columns)
+    bounded = dataclasses.replace(census_spec, columns=columns)
+    again = DatasetSpec.from_dict(bounded.to_dict())
+    education = next(c for c in again.columns if c.name == "education")
+    assert (education.max_vocabulary, education.min_frequency) == (20, 3)
+    assert "max_vocabulary" not in next(c for c in bounded.to_dict()["columns"] if c["name"] == "age")
