@@ -47,6 +47,18 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+# Below this many input rows a local run's Beam components run in-process: each SDK worker process
+# imports TensorFlow and TFX again for every component, which on the 20,000-row sample made ExampleGen,
+# StatisticsGen and Transform 1.5-3x slower with 2 workers; at 300,000 rows 2 workers took 0.54-0.8x
+# their time (docs/BENCHMARKS.md, "Scale").
+AUTO_WORKERS_MIN_ROWS = 100_000
+
+
+def auto_workers(rows: int, cores: Optional[int] = None) -> int:
+    """`--beam-workers`' default: every core for `rows` >= `AUTO_WORKERS_MIN_ROWS` input rows, else 1."""
+    return (cores or default_workers()) if rows >= AUTO_WORKERS_MIN_ROWS else 1
+
+
 def parse_beam_args(values: Iterable[str], option: str = "--beam-args") -> Tuple[str, ...]:
     """Beam's ``--name=value`` arguments from `values` (each a shell-quoted string of one or more)."""
     args: List[str] = []

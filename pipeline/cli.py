@@ -190,16 +190,15 @@ def _beam_args_option(f):
              "--environment_type=LOOPBACK'.")(f)
 
 
-def _beam_args(values: Sequence[str], workers: int = 1, local: bool = False) -> Tuple[str, ...]:
-    """The Beam arguments of --beam-args, with --beam-workers' direct running options for a local run."""
+def _beam_args(values: Sequence[str], local: bool = False) -> Tuple[str, ...]:
+    """The Beam arguments of --beam-args; for a local run, checked to work here (`check_local`)."""
     from pipeline import beam_options
 
     try:
         args = beam_options.parse_beam_args(values)
-        if not local:
-            return args
-        beam_options.check_local(args)
-        return beam_options.worker_args(workers, args)
+        if local:
+            beam_options.check_local(args)
+        return args
     except beam_options.BeamArgsError as e:
         raise click.BadParameter(str(e), param_hint="--beam-args") from None
 
@@ -299,7 +298,8 @@ def _trainer_options(f):
                    "e.g. a grown vocabulary, start fresh).")
 @click.option("--beam-workers", type=click.IntRange(min=1), default=None,
               help="SDK worker processes of each Beam component (Beam's multi_processing direct running) "
-                   "[default: 1]; 1 runs the bundles in this process.")
+                   "[default: every core from 100,000 input rows on, else 1]; 1 runs the bundles in this "
+                   "process.")
 @_beam_args_option
 @_span_options
 @_trainer_options
@@ -321,7 +321,7 @@ def run(ctx, data_paths, splits_dir, pipeline_root, serving_model_dir, output_di
 
     spec = spec_with(spec_path, allow_anomalies)
     output_dir = os.path.abspath(output_dir)
-    beam_args = _beam_args(beam_args, beam_workers or 1, local=True)
+    beam_args = _beam_args(beam_args, local=True)  # checked before anything is written
     for option, uri in (("--data-root", splits_dir), ("--pipeline-root", pipeline_root),
                         ("--serving-model-dir", serving_model_dir)):
         try:
@@ -351,6 +351,12 @@ def run(ctx, data_paths, splits_dir, pipeline_root, serving_model_dir, output_di
     selection, summaries = preflight.check_inputs(spec, schema_path, data_root, span_folder, num_spans)
     counts = {s: summary.rows for s, summary in summaries.items()}
     logging.info("Preflight: spec, schema and data agree; rows per input split %s.", counts)
+    from pipeline import beam_options
+
+    workers = beam_workers or beam_options.auto_workers(sum(counts.values()))
+    beam_args = beam_options.worker_args(workers, beam_args)
+    logging.info("Beam components: %d worker process(es)%s; Beam arguments %s.", workers,
+                 "" if beam_workers else " (--beam-workers default for this data)", list(beam_args))
     config = local_runner.local_config(
         output_dir, data_root, spec, schema_path, pipeline_root=pipeline_root, serving_model_dir=serving_model_dir,
         trainer=trainer_config(trainer_config_path, variant=variant, seed=seed, train_epochs=train_epochs,

@@ -84,3 +84,9 @@ def test_run_refuses_bad_beam_args_before_anything_runs(tmp_path):
     assert not (tmp_path / "out").exists()
     result = CliRunner().invoke(cli.main, ["run", "--output-dir", str(tmp_path / "out"), "--beam-args", "'--a=1"])
     assert result.exit_code == 2 and "cannot split \"'--a=1\" like a shell" in result.output
+
+
+def test_the_default_worker_count_uses_every_core_on_large_data_only():
+    assert beam_options.auto_workers(99_999, cores=8) == 1
+    assert beam_options.auto_workers(100_000, cores=8) == 8
+    assert beam_options.auto_workers(10 ** 6, cores=1) == 1

@@ -415,7 +415,10 @@ def test_the_terminal_shows_one_line_per_component_start_and_end_and_the_log_hol
     for expected in ("INFO absl: node Transform is running.", "INFO absl: node Pusher is finished.",
                      "Running launcher for node_info", "education:Children", "Preflight: spec, schema and data",
                      # the 1,600 train rows are parsed once and held in memory (TrainerConfig.in_memory_max_mb)
-                     "Train split in memory: 1600 rows"):
+                     "Train split in memory: 1600 rows",
+                     # 2,000 input rows: in-process Beam (pipeline.beam_options.AUTO_WORKERS_MIN_ROWS)
+                     "Beam components: 1 worker process(es) (--beam-workers default for this data); Beam "
+                     "arguments []."):
         assert expected in log, expected
     assert len(log.splitlines()) > 20 * len(lines)
 
