@@ -506,8 +506,8 @@ def _kubeflow_options(f):
 def _compile(target, pipeline_root, data_root, span_folder, warm_start, serving_model_dir, image, output, gpus,
              gpu_type, gpu_node_selector, workers, namespace, vertex_project, vertex_region, machine_type,
              tfjob_timeout_s, s3_endpoint, s3_secret, beam_args, num_spans, variant, trainer_config_path, train_steps,
-             train_epochs, early_stopping_patience, eval_steps, spec_path, schema_path, allow_anomalies, tune, tune_budget_s, tune_trials,
-             hyperparameters_uri) -> str:
+             train_epochs, early_stopping_patience, eval_steps, spec_path, schema_path, allow_anomalies, tune,
+             tune_budget_s, tune_trials, hyperparameters_uri) -> str:
     from components import object_store
     from pipeline import kubeflow_v2_runner as kfp_runner
 
