@@ -81,9 +81,9 @@ def _options(args: Sequence[str]) -> dict:
     return PipelineOptions(list(args)).get_all_options(drop_default=True)
 
 
-def runner_of(args: Sequence[str]) -> Optional[str]:
-    """The runner the options name (``--runner``), None for Beam's default (the direct runner)."""
-    runner = _options(args).get("runner")
+def _runner(options: dict) -> Optional[str]:
+    """The runner `options` name (``--runner``), None for Beam's default (the direct runner)."""
+    runner = options.get("runner")
     if runner is None:
         return None
     return runner if isinstance(runner, str) else type(runner).__name__
@@ -96,7 +96,7 @@ def worker_args(workers: int, args: Sequence[str] = ()) -> Tuple[str, ...]:
     if workers < 1:
         raise BeamArgsError(f"--beam-workers: received {workers}; expected 1 or more processes.")
     options = _options(args)
-    if workers == 1 or runner_of(args) not in (None, *DIRECT_RUNNERS) \
+    if workers == 1 or _runner(options) not in (None, *DIRECT_RUNNERS) \
             or {"direct_running_mode", "direct_num_workers"} & set(options):
         return tuple(args)
     return (*args, "--direct_running_mode=multi_processing", f"--direct_num_workers={workers}")
@@ -105,10 +105,10 @@ def worker_args(workers: int, args: Sequence[str] = ()) -> Tuple[str, ...]:
 def check_local(args: Sequence[str]) -> None:
     """Refuses, for a local run, a remote runner whose workers would not have this project: a local
     run does not package it (see the module docstring)."""
-    runner = runner_of(args)
+    options = _options(args)
+    runner = _runner(options)
     if runner in (None, *DIRECT_RUNNERS):
         return
-    options = _options(args)
     if options.get("environment_type") in ("LOOPBACK", "EXTERNAL", "PROCESS") or options.get("environment_config") \
             or any(options.get(flag) for flag in DEPENDENCY_FLAGS):
         return
@@ -126,10 +126,10 @@ def with_worker_image(args: Sequence[str], image: str) -> Tuple[str, ...]:
     ``--sdk_container_image`` is Dataflow's worker image, and with it TFX does not stage a package
     of TFX alone (which lacks this project); a portable runner (Flink, Spark) with a Docker
     environment takes the image as ``--environment_config``."""
-    runner = runner_of(args)
+    options = _options(args)
+    runner = _runner(options)
     if runner in (None, *DIRECT_RUNNERS):
         return tuple(args)
-    options = _options(args)
     added: List[str] = []
     if not any(options.get(flag) for flag in DEPENDENCY_FLAGS):
         added.append(f"--sdk_container_image={image}")

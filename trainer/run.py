@@ -151,16 +151,13 @@ def make_dataset(
     batch_size: int,
     seed: int,
     shard_policy: tf.data.experimental.AutoShardPolicy = tf.data.experimental.AutoShardPolicy.OFF,
-    in_memory_max_bytes: int = 0,
     columns: Optional[Mapping[str, tf.Tensor]] = None,
 ) -> tf.data.Dataset:
     """Repeating batches (`batch_size`: the global batch) of (transformed features, {task: label}),
     sharded across workers by `shard_policy`. From `columns` when given (the split already in
-    memory, see `held_in_memory`); with `in_memory_max_bytes`, files up to that size in all are
-    held in memory; either way every epoch reshuffles the rows."""
+    memory, see `held_in_memory`), else streamed from the files; either way every epoch reshuffles
+    the rows."""
     split = _split_features_and_labels(spec)
-    if columns is None and in_memory_max_bytes:
-        columns = held_in_memory(file_pattern, data_accessor, tf_transform_output, spec, in_memory_max_bytes)
     if columns is not None:
         return in_memory_batches(*split(columns), batch_size, seed)
     dataset = data_accessor.tf_dataset_factory(
