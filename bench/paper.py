@@ -87,7 +87,7 @@ def load_splits(store, pipeline_name: str, spec) -> Tuple[dict, Dict[str, int]]:
                           transform=output.transform_features_layer())  # as the exported model applies it
     splits = {}
     for split, values in columns.items():
-        features = {c.transformed_name: values[c.transformed_name].reshape(-1, 1) for c in spec.features}
+        features = {k: values[k].reshape(-1, 1) for k in spec.feature_keys}
         labels = {t.output_name: values[t.label_key].reshape(-1, 1).astype(np.float32) for t in spec.tasks}
         splits[split] = (features, labels)
     return splits, vocabulary_sizes(output, spec)
@@ -117,6 +117,14 @@ def train_and_score(spec, config, steps: int, splits, vocab_sizes) -> Dict[str, 
     result = {"eval_loss": float(eval_loss), "main_auc": main_auc}
     result.update({t.name: auc(test_labels[t.output_name], predictions[t.output_name]) for t in spec.tasks})
     return result
+
+
+def with_buckets(spec, buckets):
+    """`spec` with every numeric column's `buckets` set to `buckets` (None: no bucket feature)."""
+    from components.spec import ColumnKind
+
+    return dataclasses.replace(spec, columns=tuple(
+        dataclasses.replace(c, buckets=buckets) if c.kind is ColumnKind.NUMERIC else c for c in spec.columns))
 
 
 def draws(spec, steps: int, trials: int, seed: int) -> List[dict]:
@@ -241,9 +249,13 @@ def table(group: str, results: Mapping[str, dict], tasks: List[str]) -> List[str
 @click.option("--objective", type=click.Choice(sorted(OBJECTIVES)), default="eval_loss", show_default=True,
               help="What picks the best trial: the eval loss of every task (as the pipeline's Tuner) or the "
                    "group's first task's eval AUC.")
+@click.option("--numeric-buckets", type=click.IntRange(min=0), default=None,
+              help="Every numeric column's quantile buckets (`buckets` in the spec; 0: none, the z-score alone); "
+                   "default: the spec's.")
 @click.option("--boosted-trees/--no-boosted-trees", "boosted_trees_row", default=True, show_default=True,
               help="Add the reference row: one LightGBM model per task on the same split (the bench extra).")
-def main(data_paths, output_dir, groups, variants, trials, seeds, steps, seed, objective, boosted_trees_row):
+def main(data_paths, output_dir, groups, variants, trials, seeds, steps, seed, objective, numeric_buckets,
+         boosted_trees_row):
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     import schemas
     from replicas import transformed_census, ungated_spec
@@ -255,6 +267,8 @@ def main(data_paths, output_dir, groups, variants, trials, seeds, steps, seed, o
         if group not in GROUPS:
             raise click.BadParameter(f"unknown group {group!r}; choose from {sorted(GROUPS)}", param_hint="--groups")
         spec = ungated_spec(schemas.path("census", GROUPS[group]))
+        if numeric_buckets is not None:
+            spec = with_buckets(spec, numeric_buckets or None)
         config, store, counts = transformed_census(os.path.join(output_dir, f"group{group}"), data_paths, spec)
         neural = [v for v in variants.split(",") if v]
         splits, vocab_sizes = load_splits(store, config.pipeline_name, spec) if neural else (None, None)

@@ -51,7 +51,7 @@ def bare_fit(examples_uri: str, transform_uri: str, steps: int, spec=None) -> No
     output = tft.TFTransformOutput(transform_uri)
     columns = read_columns(sorted(glob.glob(os.path.join(examples_uri, f"Split-{SPLIT_NAMES[0]}", "*"))),
                            output.transformed_feature_spec())
-    features = {c.transformed_name: columns[c.transformed_name] for c in spec.features}
+    features = {k: columns[k] for k in spec.feature_keys}
     labels = {t.output_name: columns[t.label_key] for t in spec.tasks}
     logging.info("bare fit: %d rows in memory", len(next(iter(labels.values()))))
     tf.keras.utils.set_random_seed(config.seed)

@@ -10,6 +10,11 @@
   train split (a filled value does not shrink the variance). Every analyzer reads the raw
   data, so tf.Transform needs one analysis pass (a fill followed by ``tft.scale_to_z_score``
   of the filled column took two: a second traced graph and pass over the data);
+* quantile buckets (numeric columns with ``buckets: N``): beside the z-score, the id (0 to N - 1) of the
+  value's bucket among N quantile buckets of the train split's present values (``tft.quantiles``, then
+  ``tft.apply_buckets`` on the filled value: one analysis pass), embedded by the model. Heavy-tailed
+  columns (wages, capital gains, dividends: mostly zero) become a few populated buckets the model can
+  tell apart, where a z-score squeezes nearly every row into one value;
 * categorical features: a vocabulary over the train split plus OOV buckets,
   mapped to integer ids (integer-coded columns are vocabularised as strings). Every
   column's vocabulary is counted in one Beam pass (`Vocabularies`) and written as TFT's
@@ -48,6 +53,8 @@ from components.spec import Column, ColumnKind, MissingPolicy, TaskType
 PLACEHOLDER_VOCABULARY = b"TEMPORARY_ASSET_VALUE"
 # Approximation error of the median (a fraction of the rank); TFT's quantiles are exact below it.
 MEDIAN_EPSILON = 0.001
+# Approximation error of the bucket boundaries (a fraction of the rank).
+BUCKET_EPSILON = 0.001
 
 
 def _dense(x, default):
@@ -109,6 +116,15 @@ def impute_and_z_score(x, column: Column):
     filled = impute(x, column, mean)
     centred = filled - mean
     return filled, tf.where(variance > 0, centred / tf.sqrt(tf.maximum(variance, 1e-30)), centred)
+
+
+def quantile_bucket(filled, x, column: Column) -> tf.Tensor:
+    """The [batch, 1] int64 id of `filled`'s bucket among `column.buckets` quantile buckets of the
+    train split's present values of `x` (duplicate boundaries of a mostly-constant column leave some
+    ids unused)."""
+    boundaries = tft.quantiles(tf.cast(_present_values(x), tf.float32), num_buckets=column.buckets,
+                               epsilon=BUCKET_EPSILON, name=f"{column.name}_quantiles")
+    return tf.cast(tft.apply_buckets(filled, boundaries), tf.int64)
 
 
 def vocabulary_order(counts: Mapping[bytes, int]) -> List[bytes]:
@@ -201,6 +217,8 @@ def preprocessing_fn(inputs: Dict[str, Any], custom_config: Mapping[str, Any]) -
     for column in spec.features:
         if column.kind is ColumnKind.NUMERIC:
             imputed[column.name], outputs[column.transformed_name] = impute_and_z_score(inputs[column.name], column)
+            if column.buckets is not None:
+                outputs[column.bucket_name] = quantile_bucket(imputed[column.name], inputs[column.name], column)
         else:
             imputed[column.name] = impute(inputs[column.name], column)
             categorical.append(column)

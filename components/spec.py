@@ -76,6 +76,7 @@ class TaskType(str, enum.Enum):
 
 
 _FEATURE_SUFFIX = "_xf"
+_BUCKET_SUFFIX = "_bucket"
 _LABEL_SUFFIX = "_label"
 _VOCAB_SUFFIX = "_vocab"
 
@@ -288,6 +289,9 @@ class Column:
     # least `min_frequency` times; every other token goes to the OOV buckets.
     max_vocabulary: Optional[int] = None
     min_frequency: int = 1
+    # Numeric: also its quantile bucket (`buckets` buckets of the train split's values) as an embedded
+    # feature beside the z-score; None: the z-score alone.
+    buckets: Optional[int] = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -310,6 +314,13 @@ class Column:
         if self.kind is not ColumnKind.CATEGORICAL and (self.max_vocabulary is not None or self.min_frequency != 1):
             raise SpecError(f"column {self.name!r}: max_vocabulary and min_frequency bound a categorical column's "
                             f"vocabulary; this column is {self.kind.value}. Remove them or make it categorical.")
+        if self.buckets is not None:
+            if isinstance(self.buckets, bool) or not isinstance(self.buckets, int) or self.buckets < 2:
+                raise SpecError(f"column {self.name!r} buckets: received {self.buckets!r}, expected an integer >= 2 "
+                                "(quantile buckets of the train split) or nothing (the z-score alone).")
+            if self.kind is not ColumnKind.NUMERIC:
+                raise SpecError(f"column {self.name!r}: buckets are quantile buckets of a numeric column; this column "
+                                f"is {self.kind.value}. Remove `buckets` or make it numeric.")
         if not isinstance(self.missing, Missing):
             object.__setattr__(self, "missing", Missing.parse(self.missing, self.kind, f"column {self.name!r} missing"))
         if self.drift is False or self.drift == DRIFT_OFF:
@@ -321,6 +332,17 @@ class Column:
     def transformed_name(self) -> str:
         """Key of this feature in the Transform output and the model's inputs."""
         return self.name + _FEATURE_SUFFIX
+
+    @property
+    def bucket_name(self) -> Optional[str]:
+        """Key of this numeric feature's quantile bucket id in the Transform output and the model's
+        inputs; None without `buckets`."""
+        return None if self.buckets is None else self.name + _BUCKET_SUFFIX + _FEATURE_SUFFIX
+
+    @property
+    def feature_keys(self) -> Tuple[str, ...]:
+        """Every Transform output key the model reads for this column."""
+        return (self.transformed_name,) + ((self.bucket_name,) if self.buckets is not None else ())
 
     @property
     def vocabulary_name(self) -> str:
@@ -496,6 +518,8 @@ class DatasetSpec:
                     f"{sl.column!r} is {columns[sl.column].kind.value}; slice on its values instead."
                 )
         _no_duplicates([sl.key for sl in self.slices], f"spec {self.name!r} slices")
+        _no_duplicates([k for c in self.columns for k in c.feature_keys], f"spec {self.name!r} feature keys "
+                       "(a column's transformed name, or a bucketed column's '_bucket' key)")
         object.__setattr__(self, "allowed_anomalies", tuple(self.allowed_anomalies))
         known = anomaly_type_names()
         for name in self.allowed_anomalies:
@@ -538,6 +562,11 @@ class DatasetSpec:
         )
 
     @property
+    def feature_keys(self) -> Tuple[str, ...]:
+        """The model's input keys, in feature order: each feature's `Column.feature_keys`."""
+        return tuple(k for c in self.features for k in c.feature_keys)
+
+    @property
     def column_names(self) -> Tuple[str, ...]:
         return tuple(c.name for c in self.columns)
 
@@ -560,7 +589,8 @@ class DatasetSpec:
                  **({"missing": c.missing.to_raw()} if c.missing.declared else {}),
                  **({"drift": c.drift} if c.drift is not None else {}),
                  **({"max_vocabulary": c.max_vocabulary} if c.max_vocabulary is not None else {}),
-                 **({"min_frequency": c.min_frequency} if c.min_frequency != 1 else {})}
+                 **({"min_frequency": c.min_frequency} if c.min_frequency != 1 else {}),
+                 **({"buckets": c.buckets} if c.buckets is not None else {})}
                 for c in self.columns
             ],
             "tasks": [

@@ -11,24 +11,50 @@ import pytest
 from tests.conftest import ROOT, load_bench
 
 
-def test_the_synthetic_experiment_reports_every_variant_and_correlation(tmp_path):
+def test_the_synthetic_experiment_grid_searches_the_rate_and_pairs_models_by_seed(tmp_path):
+    """Shape of a tiny run: the grid seed tries every rate, the kept rate is the one of lowest validation
+    loss, the other seed runs at it alone; curves every 2 steps; the paired difference is the mean of the
+    per-seed differences of the kept runs."""
     bench = load_bench("synthetic")
     variants = (bench.Variant.MMOE, bench.Variant.SHARED_BOTTOM)
-    result = bench.run_experiment(seeds=2, steps=3, train_rows=200, test_rows=50, dim=8, variants=variants,
-                                  correlations=(0.5, 1.0))
-    assert len(result["runs"]) == 2 * 2 * 2
-    assert set(result["summary"]) == {"0.5", "1.0"}
-    for by_variant in result["summary"].values():
-        assert set(by_variant) == {"mmoe", "shared_bottom"}
-        for cell in by_variant.values():
-            assert cell["seeds"] == 2 and cell["mean_mse"] > 0 and cell["std_mse"] >= 0
-    run = result["runs"][0]
-    assert run["mean"] == (run["task_y1"] + run["task_y2"]) / 2
-    assert len(bench.table(result).splitlines()) == 3
+    rates = (1e-3, 1e-2)
+    result = bench.run_experiment(seeds=2, grid_seeds=1, steps=4, every=2, train_rows=200, test_rows=50, dim=8,
+                                  bottom_units=5, variants=variants, correlations=(0.5,), learning_rates=rates)
+    assert len(result["runs"]) == 1 * 2 * 2 + 1 * 2
+    for correlation in ("0.5",):
+        for variant in ("mmoe", "shared_bottom"):
+            grid = {r["learning_rate"]: r["validation"] for r in result["runs"]
+                    if str(r["correlation"]) == correlation and r["variant"] == variant and r["seed"] == 0}
+            assert result["best_rate"][correlation][variant] == min(grid, key=grid.get)
+            kept = [r for r in result["runs"] if str(r["correlation"]) == correlation and r["variant"] == variant
+                    and r["best"]]
+            assert [r["seed"] for r in kept] == [0, 1] and {r["learning_rate"] for r in kept} == {min(grid, key=grid.get)}
+            assert all(r["steps"] == [2, 4] and r["test"] == r["test_curve"][-1] for r in kept)
+        tests = {(r["variant"], r["seed"]): r["test"] for r in result["runs"]
+                 if str(r["correlation"]) == correlation and r["best"]}
+        diff = result["summary"][correlation]["mmoe"]["minus_shared_bottom"]
+        expected = [tests["mmoe", s] - tests["shared_bottom", s] for s in (0, 1)]
+        assert diff["mean"] == pytest.approx(sum(expected) / 2) and diff["n"] == 2
+        assert diff["better_share"] == sum(d < 0 for d in expected) / 2
+    assert len(bench.table(result).splitlines()) == 2 + 2
     bench.plot(result, str(tmp_path / "synthetic.png"))
     with open(tmp_path / "synthetic.png", "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
-    json.dumps(result)  # what --json writes
+
+
+def test_the_synthetic_loss_is_the_mse_over_the_label_variance():
+    """A model whose weights are all zero predicts 0: its normalised loss is mean(y^2) / var(y) per task,
+    averaged, computed here by hand."""
+    import numpy as np
+
+    bench = load_bench("synthetic")
+    spec = bench._spec(3, 1e-3)
+    model = bench.build_model(spec, bench.model_config(bench.Variant.SHARED_BOTTOM, 1e-3, 0, 4, 8), vocab_sizes={})
+    model.set_weights([np.zeros_like(w) for w in model.get_weights()])
+    x = np.ones((4, 3), "float32")
+    y = np.array([[1, 2], [3, 2], [1, 6], [3, 6]], "float32")  # variances 1 and 4; mean squares 5 and 20
+    variance = y.var(axis=0)
+    assert bench.normalised_losses(model, spec, x, y, variance) == pytest.approx((5 / 1 + 20 / 4) / 2)
 
 
 def test_the_drift_noise_benchmark_measures_quiet_and_shifted_samples():

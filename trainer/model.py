@@ -145,26 +145,37 @@ class MultiTaskModel(keras.Model):
 
 def feature_inputs(spec: DatasetSpec) -> Dict[str, keras.Input]:
     """One Keras input per transformed feature, keyed (and named) by its transformed name."""
-    return {
-        c.transformed_name: keras.Input(
-            shape=(1,), name=c.transformed_name, dtype=tf.float32 if c.kind is ColumnKind.NUMERIC else tf.int64
-        )
-        for c in spec.features
-    }
+    inputs = {}
+    for c in spec.features:
+        for key in c.feature_keys:
+            dtype = tf.float32 if c.kind is ColumnKind.NUMERIC and key == c.transformed_name else tf.int64
+            inputs[key] = keras.Input(shape=(1,), name=key, dtype=dtype)
+    return inputs
 
 
 def embedding_layer_name(column) -> str:
-    """The Embedding layer of a categorical feature: one row per vocabulary entry, then its OOV buckets."""
+    """The Embedding layer of a categorical feature: one row per vocabulary entry, then its OOV buckets.
+    (A bucketed numeric column's: `bucket_embedding_layer_name`.)"""
     return f"embed_{column.name}"
 
 
+def bucket_embedding_layer_name(column) -> str:
+    """The Embedding layer of a numeric feature's quantile bucket: one row per bucket."""
+    return f"embed_{column.name}_bucket"
+
+
 def embed_features(inputs, spec: DatasetSpec, vocab_sizes: Mapping[str, int], embedding_dim: int):
-    """Numerics as they are, categoricals through an embedding; concatenated to [batch, d]."""
+    """Numerics as they are (and their quantile bucket through an embedding), categoricals through an
+    embedding; concatenated to [batch, d]."""
     parts = []
     for column in spec.features:
         x = inputs[column.transformed_name]
         if column.kind is ColumnKind.NUMERIC:
             parts.append(x)
+            if column.buckets is not None:
+                embedded = keras.layers.Embedding(column.buckets, embedding_dim,
+                                                  name=bucket_embedding_layer_name(column))(inputs[column.bucket_name])
+                parts.append(keras.layers.Flatten(name=f"flat_{column.name}_bucket")(embedded))
             continue
         if column.name not in vocab_sizes:
             raise ValueError(
@@ -195,7 +206,7 @@ def _task_inputs(x, spec: DatasetSpec, config: TrainerConfig) -> List[tf.Tensor]
             level = cgc(level, return_gates=True)[0] if last else cgc(level)
         return level
     if config.variant is Variant.SHARED_BOTTOM:
-        bottom = keras.layers.Dense(config.expert_units, activation="relu", name="shared_bottom")(x)
+        bottom = keras.layers.Dense(config.bottom_width, activation="relu", name="shared_bottom")(x)
         return [bottom] * n
     if config.variant is Variant.SINGLE_TASK:
         # Each task's bottom is the first layer of its own tower (its own variable group).
@@ -262,7 +273,7 @@ def build_model(spec: DatasetSpec, config: TrainerConfig, vocab_sizes: Mapping[s
             hidden = keras.layers.Concatenate(name=f"with_estimate_{name}")([hidden, estimate])
         units = config.tower_units
         if config.variant is Variant.SINGLE_TASK:
-            units = (config.expert_units, *units)
+            units = (config.bottom_width, *units)
         hidden = layers.Tower(units, name=tower_name(name))(hidden)
         outputs[name] = heads[name].output_layer()(hidden)
     model = MultiTaskModel(inputs=inputs, outputs={t.output_name: outputs[t.name] for t in spec.tasks},

@@ -46,7 +46,7 @@ def vocabulary_sizes(tf_transform_output: tft.TFTransformOutput, spec: DatasetSp
 
 def _split_features_and_labels(spec: DatasetSpec):
     def split(batch):
-        features = {c.transformed_name: batch[c.transformed_name] for c in spec.features}
+        features = {k: batch[k] for k in spec.feature_keys}
         labels = {t.output_name: batch[t.label_key] for t in spec.tasks}
         return features, labels
 
@@ -62,7 +62,7 @@ def load_in_memory(file_pattern: List[str], data_accessor: tfx.components.DataAc
         tfxio.TensorFlowDatasetOptions(batch_size=8192, shuffle=False, num_epochs=1),
         tf_transform_output.transformed_metadata.schema,
     )
-    names = [c.transformed_name for c in spec.features] + [t.label_key for t in spec.tasks]
+    names = list(spec.feature_keys) + [t.label_key for t in spec.tasks]
     parts = {name: [] for name in names}
     for batch in dataset:
         for name in names:

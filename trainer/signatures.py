@@ -33,7 +33,7 @@ def make_signatures(model: keras.Model, tf_transform_output: tft.TFTransformOutp
     def serve(examples):
         raw = _parse(examples, tf_transform_output, feature_columns)
         transformed = model.tft_layer(raw)
-        outputs = model({c.transformed_name: transformed[c.transformed_name] for c in spec.features})
+        outputs = model({k: transformed[k] for k in spec.feature_keys})
         return {name: outputs[name] for name in spec.output_names}
 
     @tf.function(input_signature=input_signature, autograph=False)

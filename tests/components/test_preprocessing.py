@@ -149,3 +149,38 @@ def test_bounded_vocabularies_keep_what_tfts_top_k_and_frequency_threshold_keep(
     assert results["ours"]["files"] == [[b"a", b"c"], [b"2", b"1"]]  # k: 1 and 2 four times each (2 > 1), 3 three
     w = results["ours"]["ids"][0]
     assert w[1:3] == [0, 0] and w[4] == 1 and w[0] == w[3] in (2, 3)  # a, c in the vocabulary; b in an OOV bucket
+
+
+def test_quantile_buckets_split_the_train_values_evenly_and_serve_unseen_values(tmp_path):
+    """`buckets: 4` on 1..100: boundaries near the quartiles (TFT's sketch at epsilon 0.001 is exact on
+    100 values to within a rank), so the ids rise with the value and each bucket holds 25 rows (+-1); the
+    z-score beside them is unchanged; unseen values below and above the range serve as buckets 0 and 3,
+    a missing one as the mean's (50.5: bucket 1, which holds 26-50)."""
+    spec = DatasetSpec.from_dict({
+        "name": "bucketed",
+        "columns": [{"name": "age", "kind": "numeric", "buckets": 4}, {"name": "y", "kind": "categorical"}],
+        "tasks": [{"name": "t", "label_column": "y", "positive_values": ["1"]}],
+    })
+    feature_spec = {"age": tf.io.VarLenFeature(tf.float32), "y": tf.io.FixedLenFeature([1], tf.string)}
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(feature_spec))
+    rows = [{"age": [float(a)], "y": [b"1" if a % 2 else b"0"]} for a in range(1, 101)]
+    out = str(tmp_path / "out")
+    with tft_beam.Context(temp_dir=str(tmp_path / "tmp"), force_tf_compat_v1=TRANSFORM_TF_COMPAT_V1):
+        (data, _), transform_fn = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
+            lambda inputs: preprocessing_fn(inputs, {"spec": spec.to_dict()}))
+        _ = transform_fn | tft_beam.WriteTransformFn(out)
+    column = spec.features[0]
+    assert column.bucket_name == "age_bucket_xf" and spec.feature_keys == ("age_xf", "age_bucket_xf")
+    ids = [int(np.ravel(r[column.bucket_name])[0]) for r in data]
+    assert ids == sorted(ids) and set(ids) == {0, 1, 2, 3}
+    assert all(abs(ids.count(b) - 25) <= 1 for b in range(4)), [ids.count(b) for b in range(4)]
+    z = np.array([float(np.ravel(r["age_xf"])[0]) for r in data])
+    np.testing.assert_allclose(z, (np.arange(1, 101) - 50.5) / np.arange(1, 101).std(), rtol=1e-5)
+    layer = tft.TFTransformOutput(out).transform_features_layer()
+    served = layer({"age": tf.sparse.from_dense(tf.constant([[-5.0], [1000.0], [0.0]])),
+                    "y": tf.constant([[b"1"], [b"1"], [b"1"]])})
+    assert np.ravel(served["age_bucket_xf"]).tolist()[:2] == [0, 3]
+    missing = layer({"age": tf.sparse.SparseTensor(tf.zeros([0, 2], tf.int64), tf.zeros([0]), [1, 1]),
+                     "y": tf.constant([[b"1"]])})
+    assert np.ravel(missing["age_bucket_xf"]).tolist() == [1]
+    assert ids[25:50] == [1] * 25  # 26..50

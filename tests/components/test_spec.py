@@ -127,6 +127,27 @@ def test_missing_spec_file_says_so(tmp_path):
 
 
 
+def test_buckets_are_checked_and_kept_through_custom_config(census_spec):
+    import dataclasses
+
+    from components.spec import Column, DatasetSpec, SpecError
+
+    with pytest.raises(SpecError, match=r"column 'c': buckets are quantile buckets of a numeric column; this "
+                                        r"column is categorical"):
+        Column("c", "categorical", buckets=8)
+    with pytest.raises(SpecError, match=r"column 'age' buckets: received 1, expected an integer >= 2"):
+        Column("age", "numeric", buckets=1)
+    with pytest.raises(SpecError, match=r"feature keys .*'age_bucket_xf' appears twice"):
+        DatasetSpec.from_dict({"name": "clash", "columns": [
+            {"name": "age", "kind": "numeric", "buckets": 4}, {"name": "age_bucket", "kind": "numeric"},
+            {"name": "y", "kind": "categorical"}], "tasks": [{"name": "t", "label_column": "y", "positive_values": ["1"]}]})
+    columns = tuple(dataclasses.replace(c, buckets=16) if c.name == "age" else dataclasses.replace(c, buckets=None)
+                    for c in census_spec.columns)
+    again = DatasetSpec.from_dict(dataclasses.replace(census_spec, columns=columns).to_dict())
+    assert [k for k in again.feature_keys if "bucket" in k] == ["age_bucket_xf"]
+    assert next(c for c in again.columns if c.name == "age").buckets == 16
+
+
 def test_vocabulary_bounds_are_checked_and_kept_through_custom_config(census_spec):
     import dataclasses
 

@@ -247,3 +247,35 @@ def test_the_reported_loss_is_the_uncertainty_weighted_loss_that_is_optimised(we
     np.testing.assert_allclose(model.compute_loss(x, y, pred, weights).numpy(), expected, rtol=1e-5, atol=1e-6)
     trained = model.train_on_batch(x, y, sample_weight=weights, return_dict=True)
     np.testing.assert_allclose(trained["loss"], expected, rtol=1e-5, atol=1e-6)  # before the step's update
+
+
+def test_a_bucketed_numeric_feature_is_embedded_beside_its_z_score():
+    """x1 with 5 buckets: an input `x1_bucket_xf` and a 5 x embedding_dim table whose row is the bucket id's;
+    two rows that differ only in their bucket get different outputs."""
+    from trainer.model import bucket_embedding_layer_name
+
+    columns = [dict(c, buckets=5) if c["name"] == "x1" else c for c in SPEC.to_dict()["columns"]]
+    spec = DatasetSpec.from_dict({**SPEC.to_dict(), "columns": columns})
+    model = build_model(spec, TrainerConfig(num_experts=2, expert_units=4, embedding_dim=3), VOCAB)
+    table = model.get_layer(bucket_embedding_layer_name(spec.features[0]))
+    assert table.get_weights()[0].shape == (5, 3)
+    assert sorted(model.input) == ["color_xf", "x1_bucket_xf", "x1_xf", "x2_xf"]
+    x, _ = _batch(n=2)
+    x = dict(x, x1_xf=tf.zeros([2, 1]), x2_xf=tf.zeros([2, 1]), color_xf=tf.zeros([2, 1], tf.int64),
+             x1_bucket_xf=tf.constant([[0], [4]], tf.int64))
+    out = model(x)["task_a"].numpy().ravel()
+    assert abs(out[0] - out[1]) > 1e-6
+
+
+def test_bottom_units_set_the_shared_bottom_width_apart_from_the_experts():
+    """The paper's synthetic setting (section 5.1): a 113-unit shared bottom on 100 inputs holds
+    100 x 113 + 113 = 11,413 weights, whatever `expert_units`; 0 falls back to `expert_units`."""
+    spec = DatasetSpec.from_dict({"name": "wide", "columns": [{"name": f"x{i}", "kind": "numeric"} for i in range(100)]
+                                  + [{"name": "y", "kind": "numeric"}],
+                                  "tasks": [{"name": "t", "label_column": "y", "type": "regression"}]})
+    wide = build_model(spec, TrainerConfig(variant="shared_bottom", expert_units=16, bottom_units=113), {})
+    assert wide.get_layer("shared_bottom").count_params() == 11_413
+    narrow = build_model(spec, TrainerConfig(variant="shared_bottom", expert_units=16), {})
+    assert narrow.get_layer("shared_bottom").count_params() == 100 * 16 + 16
+    with pytest.raises(ValueError, match=r"TrainerConfig.bottom_units: received -1, expected an integer >= 0"):
+        TrainerConfig(bottom_units=-1)
