@@ -16,11 +16,12 @@ CANDIDATES := $(PYTHON) python3.10 $(wildcard $(PYENV_ROOT)/versions/3.10*/bin/p
 PY310 := $(firstword $(foreach p,$(CANDIDATES),$(if $(shell $(p) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null && echo ok),$(p))))
 BIN := $(VENV)/bin
 
-.PHONY: help install run data test test-unit test-slow test-full bench bench-replicas bench-serving bench-synthetic bench-drift bench-paper bench-trainer-rate bench-pipeline-time bench-scale clean
+.PHONY: help install run data lint test test-unit test-slow test-full bench bench-replicas bench-serving bench-synthetic bench-drift bench-paper bench-trainer-rate bench-pipeline-time bench-scale clean
 help:
 	@echo "make install     create $(VENV) (Python 3.10) and install the project with pinned dependencies"
 	@echo "make run         run the whole pipeline locally (DATA=path to the UCI files; default: embedded sample)"
 	@echo "make data        download the official UCI files into data/ and verify their checksums"
+	@echo "make lint        ruff (pinned in the test extra; settings in pyproject.toml [tool.ruff])"
 	@echo "make test        install, then run the test suite (unit tests + a small end-to-end pipeline)"
 	@echo "make test-unit   the tests that run no pipeline (under 2 minutes)"
 	@echo "make test-slow   a run killed during the Trainer and resumed; three spans: cold, warm, drifted (about 4 min)"
@@ -55,6 +56,9 @@ run: install
 
 data: install
 	$(BIN)/mmoe-pipeline download --dest data
+
+lint: install
+	$(BIN)/ruff check .
 
 test: install
 	$(BIN)/python -m pytest -m "not full and not slow" $(ARGS)

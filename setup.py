@@ -24,7 +24,7 @@ setup(
         "matplotlib>=3.8,<3.9",
     ],
     extras_require={
-        "test": ["pytest", "moto[server]"],
+        "test": ["pytest", "moto[server]", "ruff==0.17.6"],
         # s3:// URIs (MinIO on Kubeflow, AWS): tensorflow-io registers s3:// with TensorFlow (hence TFX
         # fileio), apache-beam[aws] with Beam. See components/object_store.py.
         "s3": ["tensorflow-io==0.37.1", "apache-beam[aws]==2.59.0"],

@@ -68,11 +68,12 @@ def load_splits(store, pipeline_name: str, spec) -> Tuple[dict, Dict[str, int]]:
     """{split: (features, labels)} in memory, and the vocabulary sizes: train and eval from
     Transform's output, test from ExampleGen's through the Transform graph."""
     import tensorflow_transform as tft
-    from replicas import read_columns
 
     from components.spec import SPLIT_NAMES
     from pipeline import report
     from trainer.run import vocabulary_sizes
+
+    from replicas import read_columns
 
     transformed = report.latest_output_uri(store, pipeline_name, "Transform", "Examples")
     raw = report.latest_output_uri(store, pipeline_name, "CsvExampleGen", "Examples")
@@ -258,6 +259,7 @@ def main(data_paths, output_dir, groups, variants, trials, seeds, steps, seed, o
          boosted_trees_row):
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     import schemas
+
     from replicas import transformed_census, ungated_spec
 
     output_dir = os.path.abspath(output_dir)
@@ -288,7 +290,8 @@ def main(data_paths, output_dir, groups, variants, trials, seeds, steps, seed, o
         if "mmoe" in results:
             means = {v: statistics.mean(r[main_task] for r in res["test_auc"]) for v, res in results.items()}
             better = [v for v, m in means.items() if m > means["mmoe"]]  # the boosted trees included
-            report_lines.append(f"{main_task}: MMoE {'at least as good as every other variant' if not better else 'beaten by ' + ', '.join(better)}")
+            verdict = "at least as good as every other variant" if not better else "beaten by " + ", ".join(better)
+            report_lines.append(f"{main_task}: MMoE {verdict}")
         report_lines.append("")
     report_lines.append((f"{trials} trials by {objective} and {seeds} seeds per variant, {steps} default steps"
                          if any(variants.split(",")) else f"{seeds} seeds, boosted trees only")

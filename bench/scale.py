@@ -22,13 +22,13 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import click
 import psutil
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pipeline_time import ROOT, parse_output, worktrees  # noqa: E402 (a sibling script)
+from pipeline_time import parse_output, worktrees  # noqa: E402 (a sibling script)
 
 SPEC = os.path.join("schemas", "census", "uci-group1.yaml")
 DATA_NAME = "census-income.test"  # a name the UCI spec's data root reads

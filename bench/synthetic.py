@@ -176,7 +176,7 @@ def run_experiment(seeds: int, steps: int, train_rows: int = 200_000, test_rows:
                     record(correlation, seed, variant, rate, one)
         best_rate[str(correlation)] = {}
         for variant in variants:
-            def validation(rate, variant=variant):
+            def validation(rate, variant=variant, correlation=correlation):
                 return statistics.mean(r["validation"] for r in runs if r["correlation"] == correlation
                                        and r["variant"] == variant.value and r["learning_rate"] == rate)
             rate = min(learning_rates, key=validation)

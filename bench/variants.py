@@ -34,8 +34,9 @@ import schemas  # noqa: E402
 from components import census  # noqa: E402
 from pipeline import local_runner, report  # noqa: E402
 from pipeline.cli import DEFAULT_SCHEMA, DEFAULT_SPEC, classify_inputs  # noqa: E402
-from replicas import ungated_spec  # noqa: E402
 from trainer.config import TrainerConfig, Variant  # noqa: E402
+
+from replicas import ungated_spec  # noqa: E402
 
 
 def compare(config, variants: List[str], repeats: int = 1, seed: int = 42) -> List[dict]:

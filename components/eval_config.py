@@ -14,8 +14,8 @@ from typing import List
 
 import tensorflow_model_analysis as tfma
 
-from components.spec import DatasetSpec, Task, TaskType
 from components.names import SERVING_SIGNATURE, TRANSFORM_SIGNATURE
+from components.spec import DatasetSpec, Task, TaskType
 
 # Metric classes and the keys TFMA reports them under, taken from TFMA itself.
 AUC = tfma.metrics.AUC

@@ -41,9 +41,8 @@ import apache_beam as beam
 import pyarrow as pa
 import tensorflow as tf
 from google.protobuf import any_pb2, json_format, struct_pb2
-from tfx.components.example_gen import base_example_gen_executor
+from tfx.components.example_gen import base_example_gen_executor, write_split
 from tfx.components.example_gen import utils as example_gen_utils
-from tfx.components.example_gen import write_split
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.components.example_gen.component import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec

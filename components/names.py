@@ -32,8 +32,8 @@ EXAMPLES_INPUT = "examples"  # the input name of both signatures
 
 # Files the Trainer writes beside its TensorBoard logs (model-run folder).
 GATE_STATS_FILE = "gate_stats.json"
-WARM_START_FILE = "warm_start.json"
-TRAINER_CONFIG_FILE = "trainer_config.json"  # the spec's tasks and the TrainerConfig the Trainer used (tuned)  # base model, weights loaded and re-initialised, initial losses
+WARM_START_FILE = "warm_start.json"  # base model, weights loaded and re-initialised, initial losses
+TRAINER_CONFIG_FILE = "trainer_config.json"  # the spec's tasks and the TrainerConfig the Trainer used (tuned)
 
 # The Trainer's progress log record (epoch, step, steps, loss, examples/s): the CLI's progress
 # line reads its arguments.

@@ -92,7 +92,7 @@ def list_dir(uri: str) -> List[str]:
     """The entry names in folder `uri` (no trailing slash), [] if there is none: an object store has
     no empty folders (TFX fileio raises NotFoundError for a prefix without objects, even after
     `fileio.makedirs`)."""
-    from tfx.dsl.io import filesystem, fileio
+    from tfx.dsl.io import fileio, filesystem
 
     try:
         return [name.rstrip("/") for name in fileio.listdir(uri)]

@@ -26,8 +26,8 @@ from typing import Dict, List, Mapping, Sequence
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
-from tfx.types import standard_artifacts
 from tfx.dsl.io import fileio
+from tfx.types import standard_artifacts
 from tfx.utils import io_utils
 
 from components.drift import STATISTICS_FILE, read_statistics

@@ -28,17 +28,17 @@ from typing import List, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
+from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
-from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import path_utils
 
 from components.drift import Drift, drift_of
 from components.example_gen import spans_of
-from components.spec import DatasetSpec, TaskType
 from components.names import EXAMPLES_INPUT, SERVING_SIGNATURE, SPANS_PROPERTY, encode_spans
+from components.spec import DatasetSpec, TaskType
 
 BLESSED_PROPERTY = "blessed"  # what the Pusher reads on an InfraBlessing
 RESULT_FILE = "serving_check.json"

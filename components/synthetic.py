@@ -24,7 +24,7 @@ import numpy as np
 import yaml
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from components.census import SPLITS, SINGLE_FILE_FRACTIONS
+from components.census import SINGLE_FILE_FRACTIONS, SPLITS
 from components.spec import DatasetSpec
 
 TASKS = ("y1", "y2")

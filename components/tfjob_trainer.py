@@ -37,7 +37,6 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils, standard_component_specs
 
 from components.names import DEFAULT_TFJOB_TIMEOUT_S
-
 from components.spec import build_dataclass
 
 TFJOB_CONFIG_KEY = "tfjob"

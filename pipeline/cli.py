@@ -30,8 +30,19 @@ from components import census  # noqa: E402
 from components.names import DEFAULT_SPAN_FOLDER  # noqa: E402
 from components.spec import load_spec  # noqa: E402
 from pipeline.config import (  # noqa: E402
-    DEFAULT_CRON, DEFAULT_EVAL_STEPS, DEFAULT_GPU, DEFAULT_GPU_TYPE, DEFAULT_PIPELINE_NAME, DEFAULT_SEED,
-    DEFAULT_TARGET, DEFAULT_TRAIN_STEPS, Orchestrator, ResourceRequest, Target, TrainerWorkers, TuningConfig,
+    DEFAULT_CRON,
+    DEFAULT_EVAL_STEPS,
+    DEFAULT_GPU,
+    DEFAULT_GPU_TYPE,
+    DEFAULT_PIPELINE_NAME,
+    DEFAULT_SEED,
+    DEFAULT_TARGET,
+    DEFAULT_TRAIN_STEPS,
+    Orchestrator,
+    ResourceRequest,
+    Target,
+    TrainerWorkers,
+    TuningConfig,
 )
 from trainer.config import TrainerConfig, Variant  # noqa: E402
 
@@ -313,11 +324,10 @@ def run(ctx, data_paths, splits_dir, pipeline_root, serving_model_dir, output_di
     The console shows one line per component as it starts and ends, the Trainer's progress and
     the decision; the full log (absl, Beam, TensorFlow) is in OUTPUT/logs/run-<time>.log, and on
     the console too with -v."""
-    from components import example_gen
-    from pipeline import local_runner, preflight, report
-
-    from components import object_store
     from tfx.dsl.io import fileio
+
+    from components import example_gen, object_store
+    from pipeline import local_runner, preflight, report
 
     spec = spec_with(spec_path, allow_anomalies)
     output_dir = os.path.abspath(output_dir)

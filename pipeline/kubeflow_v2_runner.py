@@ -43,11 +43,17 @@ from components import object_store, tfjob_trainer
 from components.names import DRIFT_COMPONENT, EXAMPLE_GEN_COMPONENT, SERVING_BASELINE_COMPONENT
 from pipeline import kfp_entrypoint, spec_check
 from pipeline.config import (
-    DEFAULT_CRON, DEFAULT_GPU, DEFAULT_GPU_TYPE, DEFAULT_PIPELINE_NAME, DEFAULT_TARGET,
-    PipelineConfig, Target, WorkerBackend,
+    DEFAULT_CRON,
+    DEFAULT_GPU,
+    DEFAULT_GPU_TYPE,
+    DEFAULT_PIPELINE_NAME,
+    DEFAULT_TARGET,
+    PipelineConfig,
+    Target,
+    WorkerBackend,
 )
-from trainer.config import Distribution, TrainerConfig
 from pipeline.pipeline import create_pipeline
+from trainer.config import Distribution, TrainerConfig
 
 IMAGE_PROJECT_DIR = "/pipeline"  # where the Dockerfile copies the project
 SUFFIXES = {Target.KFP: (".yaml", ".yml"), Target.VERTEX: (".json",)}

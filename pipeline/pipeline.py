@@ -23,13 +23,24 @@ from components import tfjob_trainer
 from components.drift import SpanDrift
 from components.eval_config import build_eval_config
 from components.names import (
-    DRIFT_COMPONENT, EXAMPLE_GEN_COMPONENT, HYPERPARAMETERS_IMPORTER, PREPROCESSING_FN, RUN_FN,
-    SCHEMA_COMPONENT, SCHEMA_GEN_COMPONENT, SERVING_BASELINE_COMPONENT, SPEC_KEY, TRAINER_CONFIG_KEY,
-    TRANSFORM_TF_COMPAT_V1, TUNER_COMPONENT, TUNER_FN, TUNING_KEY,
+    DRIFT_COMPONENT,
+    EXAMPLE_GEN_COMPONENT,
+    HYPERPARAMETERS_IMPORTER,
+    PREPROCESSING_FN,
+    RUN_FN,
+    SCHEMA_COMPONENT,
+    SCHEMA_GEN_COMPONENT,
+    SERVING_BASELINE_COMPONENT,
+    SPEC_KEY,
+    TRAINER_CONFIG_KEY,
+    TRANSFORM_TF_COMPAT_V1,
+    TUNER_COMPONENT,
+    TUNER_FN,
+    TUNING_KEY,
 )
-from components.spec import SPLIT_NAMES
 from components.schema import SpecSchema
 from components.serving_check import ServingCheck
+from components.spec import SPLIT_NAMES
 from pipeline.config import KFP_GPU_RESOURCE, PipelineConfig, ResourceRequest, WorkerBackend
 
 TRAIN, EVAL, TEST = SPLIT_NAMES

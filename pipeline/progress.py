@@ -19,8 +19,7 @@ from typing import Callable, Dict, Optional
 from tfx.dsl.io import fileio
 
 from components import object_store
-from components.names import TRAINING_PROGRESS
-from components.names import DRIFT_COMPONENT, SCHEMA_COMPONENT
+from components.names import DRIFT_COMPONENT, SCHEMA_COMPONENT, TRAINING_PROGRESS
 from pipeline import report
 
 _STARTED = ("node %s is running.", "Component %s is running.")

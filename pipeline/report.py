@@ -9,18 +9,25 @@ import os
 from typing import Dict, List, Optional
 
 import ml_metadata as mlmd
-from ml_metadata.proto import metadata_store_pb2
 import tensorflow_model_analysis as tfma
+from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 from tfx.dsl.io import fileio
 
 from components.drift import STATISTICS_FILE
 from components.eval_config import (
-    AUC_KEY, AUC_PR_KEY, BASELINE, CALIBRATION_KEY, CANDIDATE, EXAMPLE_COUNT_KEY, MEAN_LABEL_KEY, MSE_KEY,
+    AUC_KEY,
+    AUC_PR_KEY,
+    BASELINE,
+    CALIBRATION_KEY,
+    CANDIDATE,
+    EXAMPLE_COUNT_KEY,
+    MEAN_LABEL_KEY,
+    MSE_KEY,
 )
-from components.serving_check import RESULT_FILE as SERVING_CHECK_FILE
 from components.names import SCHEMA_COMPONENT, TRAINER_CONFIG_FILE, WARM_START_FILE
 from components.schema import FILLED_PROPERTY
+from components.serving_check import RESULT_FILE as SERVING_CHECK_FILE
 from components.spec import DatasetSpec
 from pipeline.pipeline import create_pipeline
 

@@ -202,7 +202,7 @@ def schedule(client: kfp.Client, host: str, package_path: str, cron: str, experi
         pipeline_root=spec.default_pipeline_root,
     ))
     for old_id in previous:
-        _call(host, f"delete the replaced recurring run {old_id}", lambda: client.delete_recurring_run(old_id))
+        _call(host, f"delete the replaced recurring run {old_id}", lambda old_id=old_id: client.delete_recurring_run(old_id))
         logging.warning("Replaced recurring run %s (%s) with %s.", old_id, job_name, run.recurring_run_id)
     logging.info("Scheduled %s (%s) in experiment %s: pipeline %s version %s.",
                  job_name, cron, experiment, pipeline_id, version_id)

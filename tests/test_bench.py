@@ -1,6 +1,5 @@
 """Tiny runs of the benchmark scripts, so they cannot rot: the shape of their results, never timings."""
 
-import json
 import os
 import subprocess
 import sys

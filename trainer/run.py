@@ -16,7 +16,11 @@ from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
 from components.names import (
-    GATE_STATS_FILE, TRAINER_CONFIG_FILE, TRAINER_CONFIG_KEY, TRAINING_PROGRESS, WARM_START_FILE,
+    GATE_STATS_FILE,
+    TRAINER_CONFIG_FILE,
+    TRAINER_CONFIG_KEY,
+    TRAINING_PROGRESS,
+    WARM_START_FILE,
     spec_from_custom_config,
 )
 from components.spec import ColumnKind, DatasetSpec
@@ -24,7 +28,6 @@ from trainer.config import TrainerConfig
 from trainer.distribute import WorkerRole, auto_shard_policy, make_strategy, worker_role
 from trainer.model import LogUncertaintyWeights, build_model, embedding_layer_name, gate_statistics
 from trainer.signatures import export
-
 
 
 def vocabulary_sizes(tf_transform_output: tft.TFTransformOutput, spec: DatasetSpec) -> Dict[str, int]:

@@ -17,7 +17,6 @@ from components.names import EXAMPLES_INPUT, SERVING_SIGNATURE, TRANSFORM_SIGNAT
 from components.spec import DatasetSpec
 
 
-
 def _parse(serialized, tf_transform_output: tft.TFTransformOutput, columns):
     raw_spec = tf_transform_output.raw_feature_spec()
     return tf.io.parse_example(serialized, {name: raw_spec[name] for name in columns})

@@ -5,9 +5,9 @@ import os
 import apache_beam as beam
 import pytest
 import tensorflow as tf
-from tfx.proto import example_gen_pb2
 from apache_beam.testing.util import assert_that, equal_to
 from tfx.components.example_gen import utils as example_gen_utils
+from tfx.proto import example_gen_pb2
 from tfx.types import standard_artifacts, standard_component_specs
 from tfx.utils import proto_utils
 

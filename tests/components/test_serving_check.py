@@ -1,4 +1,5 @@
 import logging
+
 import tensorflow as tf
 
 from components.serving_check import check_serving

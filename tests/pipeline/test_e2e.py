@@ -17,12 +17,12 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+from tfx import v1 as tfx  # noqa: E402
 
 from components.drift import PREVIOUS_SPAN_PROPERTY, SPAN_PROPERTY
+from components.names import SERVING_SIGNATURE, TRANSFORM_SIGNATURE
 from components.serving_check import ServingCheck
 from pipeline import report
-from components.names import SERVING_SIGNATURE, TRANSFORM_SIGNATURE
-from tfx import v1 as tfx  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 

@@ -48,8 +48,8 @@ def test_inputs_get_their_definition_type_and_executor_logs_is_left_out():
 
 
 def test_the_fixed_input_parses_into_the_tfx_artifact_class():
-    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils as utils
     from kfp.pipeline_spec import pipeline_spec_pb2
+    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils as utils
 
     _, args, _ = kfp_entrypoint.prepare_args(_argv())
     executor_input = json_format.Parse(args[args.index("--json_serialized_invocation_args") + 1],
@@ -75,7 +75,8 @@ def test_an_output_tfx_cannot_import_names_the_task_artifact_and_fix():
         {"uri": "s3://b/m", "type": {"schemaTitle": "system.Metrics"}}]}
     with pytest.raises(kfp_entrypoint.EntrypointError,
                        match=r"task StatisticsGen: output artifact 'metrics' has type .*system\.Metrics.*"
-                             r"no TFX artifact class \(ImportError: Could not import system\.Metrics\)\. Compile the package"):
+                             r"no TFX artifact class \(ImportError: Could not import system\.Metrics\)\. "
+                             r"Compile the package"):
         kfp_entrypoint.prepare_args(_argv(executor_input))
 
 

@@ -10,10 +10,9 @@ from click.testing import CliRunner
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from pipeline import cli
+from pipeline import cli, spec_check
 from pipeline import kubeflow_v2_runner as kfp_runner
 from pipeline import schedule as kfp_schedule
-from pipeline import spec_check
 from pipeline.config import ResourceRequest, Target, TrainerWorkers
 from tests.pipeline.kfp_api_server import KfpApiServer
 

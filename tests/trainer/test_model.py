@@ -126,7 +126,7 @@ def test_gate_statistics_average_over_the_dataset():
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
     stats = gate_statistics(model, SPEC, "mmoe", dataset, steps=10)
     assert stats["examples"] == 40
-    for task, s in stats["tasks"].items():
+    for s in stats["tasks"].values():
         assert len(s["mean_gate_weight"]) == 3
         assert sum(s["mean_gate_weight"]) == pytest.approx(1.0, abs=1e-5)
         assert 0.0 <= s["mean_entropy"] <= np.log(3) + 1e-6
@@ -181,7 +181,8 @@ def test_uncertainty_weighted_training_learns_log_variances():
     pred = model(x)
     bce = keras.losses.BinaryCrossentropy()
     np.testing.assert_allclose(
-        model.compute_loss(x, y, pred).numpy(), (bce(y["task_a"], pred["task_a"]) + bce(y["task_b"], pred["task_b"])).numpy(),
+        model.compute_loss(x, y, pred).numpy(),
+        (bce(y["task_a"], pred["task_a"]) + bce(y["task_b"], pred["task_b"])).numpy(),
         rtol=1e-5,
     )
     for _ in range(5):

@@ -3,10 +3,10 @@ import logging
 import pytest
 import tensorflow as tf
 
+from tests.trainer.test_model import SPEC, VOCAB, _batch
 from trainer.config import TrainerConfig
 from trainer.model import build_model
 from trainer.run import LogProgress, RaiseOnNaN
-from tests.trainer.test_model import SPEC, VOCAB, _batch
 
 
 def test_nan_loss_stops_training_with_a_clear_error():
