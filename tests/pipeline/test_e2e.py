@@ -603,3 +603,26 @@ def test_the_variants_benchmark_trains_a_variant_on_this_run_from_its_cache(runs
     lines = bench.table(rows, [t.name for t in spec.tasks])
     assert len(lines) == 3 and lines[2].startswith("| shared_bottom | ")
     assert lines[2].count("|") == len(spec.tasks) + 4
+
+
+def test_the_report_renders_in_a_real_browser(cli_run, tmp_path):
+    """Headless Chromium loads report.html: every section is in the rendered DOM, every image was decoded
+    (a width and height from the PNG), and the screenshot is the window's size and not blank. Without
+    chromium this is skipped on a workstation and fails in CI (`.ci/run` installs it)."""
+    import matplotlib.image
+
+    from tests.pipeline import browser
+
+    if browser.chromium() is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI: no chromium on PATH; .ci/run installs it with apt-get (Debian's chromium package).")
+        pytest.skip("no chromium on PATH (apt-get install -y chromium)")
+    report_path = next(line.split()[-1] for line in cli_run.stdout.splitlines() if line.startswith("Report:"))
+    rendered = browser.render(report_path, str(tmp_path), width=1280, height=3000)
+    assert rendered["sections"] == ["decision", "slices", "quality", "gates", "training", "data", "lineage"]
+    drawn = {i["section"] for i in rendered["images"]}
+    assert drawn == {"slices", "quality", "gates", "training"}
+    assert all(i["complete"] and i["width"] > 100 and i["height"] > 100 for i in rendered["images"]), rendered["images"]
+    pixels = matplotlib.image.imread(rendered["screenshot"])
+    assert pixels.shape[:2] == (3000, 1280)
+    assert pixels[..., :3].std() > 0.05  # text and plots, not a blank page
