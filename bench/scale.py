@@ -73,19 +73,50 @@ def tree_rss(process: psutil.Process) -> int:
     return total
 
 
+class Running:
+    """The components running now, from the console lines the log has received so far
+    (``  NAME started`` / ``  NAME complete ...``)."""
+
+    def __init__(self, log_path: str):
+        self._log = open(log_path)
+        self._partial = ""
+        self.now: List[str] = []
+
+    def update(self) -> List[str]:
+        self._partial += self._log.read()
+        *lines, self._partial = self._partial.split("\n")
+        for line in lines:
+            words = line.split()
+            if len(words) >= 2 and line.startswith("  ") and words[1] in ("started", "complete"):
+                if words[1] == "started" and words[0] not in self.now:
+                    self.now.append(words[0])
+                elif words[1] == "complete" and words[0] in self.now:
+                    self.now.remove(words[0])
+        return self.now
+
+    def close(self):
+        self._log.close()
+
+
 def run_measured(command: Sequence[str], env: Dict[str, str], cwd: str, log_path: str,
                  sample_s: float = 0.5) -> dict:
-    """Runs `command`; its exit code, wall seconds and the peak of `tree_rss` while it ran."""
+    """Runs `command`; its exit code, wall seconds, the peak of `tree_rss` while it ran and, per
+    component, the peak while that component was running (`Running`)."""
     started = time.monotonic()
     peak = [0]
+    by_component: Dict[str, int] = {}
     with open(log_path, "w") as log:
         child = subprocess.Popen(list(command), env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
         process = psutil.Process(child.pid)
         stop = threading.Event()
+        running = Running(log_path)
 
         def sample():
             while not stop.is_set():
-                peak[0] = max(peak[0], tree_rss(process))
+                rss = tree_rss(process)
+                peak[0] = max(peak[0], rss)
+                for name in running.update():
+                    by_component[name] = max(by_component.get(name, 0), rss)
                 stop.wait(sample_s)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -93,7 +124,9 @@ def run_measured(command: Sequence[str], env: Dict[str, str], cwd: str, log_path
         code = child.wait()
         stop.set()
         sampler.join()
-    return {"exit": code, "wall_s": round(time.monotonic() - started, 1), "peak_gb": round(peak[0] / 1e9, 2)}
+        running.close()
+    return {"exit": code, "wall_s": round(time.monotonic() - started, 1), "peak_gb": round(peak[0] / 1e9, 2),
+            "component_peak_gb": {name: round(rss / 1e9, 2) for name, rss in by_component.items()}}
 
 
 def run_pipeline(code_root: str, data_root: str, output_dir: str, extra: Sequence[str] = (),
@@ -130,6 +163,11 @@ def table(results: Dict[str, Dict[int, dict]], sizes: Sequence[int]) -> str:
     lines.append(row("pipeline (s)", lambda r: str(r["pipeline_s"])))
     lines.append(row("command (s)", lambda r: f"{r['wall_s']:.0f}"))
     lines.append(row("peak memory (GB)", lambda r: f"{r['peak_gb']:.2f}"))
+    peaks = [c for c in components if any(c in run.get("component_peak_gb", {}) for by in results.values()
+                                           for run in by.values())]
+    for c in peaks:
+        lines.append(row(f"peak GB during {c}",
+                         lambda r, c=c: f"{r['component_peak_gb'][c]:.2f}" if c in r.get("component_peak_gb", {}) else "-"))
     return "\n".join(lines)
 
 

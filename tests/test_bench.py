@@ -105,6 +105,14 @@ def test_the_scale_benchmark_makes_deterministic_data_and_measures_a_tiny_run(tm
         [sys.executable, "-c", "import time; b = bytearray(300_000_000); b[::4096] = b'x' * len(b[::4096]); "
          "time.sleep(1.5)"], dict(os.environ), str(tmp_path), str(tmp_path / "m.log"), sample_s=0.1)
     assert measured["exit"] == 0 and measured["peak_gb"] >= 0.3
+    # Per component: the peak while its console lines say it runs (A holds 300 MB, B after A freed them).
+    script = ("import sys, time\n"
+              "def say(s): print(s, flush=True)\n"
+              "say('  A  started'); b = bytearray(300_000_000); b[::4096] = b'x' * len(b[::4096]); time.sleep(1.0)\n"
+              "say('  A  complete  1.0 s'); del b; say('  B  started'); time.sleep(1.0); say('  B  complete  1.0 s')\n")
+    phases = bench.run_measured([sys.executable, "-c", script], dict(os.environ), str(tmp_path), str(tmp_path / "p.log"),
+                                sample_s=0.1)
+    assert phases["component_peak_gb"]["A"] >= 0.3 > phases["component_peak_gb"]["B"]
 
 
     from components import names
@@ -116,3 +124,6 @@ def test_the_scale_benchmark_makes_deterministic_data_and_measures_a_tiny_run(tm
     assert run["peak_gb"] > 0.2 and run["pipeline_s"] > 0
     text = bench.table({"new": {600: run}}, [600])
     assert text.splitlines()[0] == "| component | new 600 |" and "| peak memory (GB) |" in text
+    assert set(run["component_peak_gb"]) >= {"Transform", "Trainer", "Evaluator"}
+    assert max(run["component_peak_gb"].values()) <= run["peak_gb"]
+    assert "| peak GB during Trainer |" in text
