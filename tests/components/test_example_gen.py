@@ -115,6 +115,25 @@ def test_a_headerless_file_is_split_in_the_pipeline_by_key(tmp_path):
     assert first.features.feature["churned"].bytes_list.value == [b"no"]
 
 
+def test_a_single_file_is_split_by_its_ratios_into_disjoint_splits(tmp_path):
+    """8:1:1 of 2,000 rows without a key: every row lands in exactly one split (the ids of train, eval and
+    test are disjoint and cover the file) and each split's size is within 4 standard deviations of its
+    binomial expectation (train 1,600 +- 72, eval and test 200 +- 54)."""
+    spec = _spec(format={"header": False}, split={"ratios": {"train": 8, "eval": 1, "test": 1}})
+    root = str(tmp_path / "root")
+    _write(os.path.join(root, "data.csv"), [f"{i},p{i % 13},{i * 0.25},{'yes' if i % 4 else 'no'}" for i in range(2000)])
+    examples = _run_executor(tmp_path, spec, root)
+    ids = {s: [e.features.feature["tenure"].int64_list.value[0] for e in _records(examples.uri, s)]
+           for s in ("train", "eval", "test")}
+    sets = {s: set(v) for s, v in ids.items()}
+    assert all(len(v) == len(sets[s]) for s, v in ids.items())  # no row twice within a split
+    assert not (sets["train"] & sets["eval"] or sets["train"] & sets["test"] or sets["eval"] & sets["test"])
+    assert sets["train"] | sets["eval"] | sets["test"] == set(range(2000))
+    for split, share in (("train", 0.8), ("eval", 0.1), ("test", 0.1)):
+        sd = (2000 * share * (1 - share)) ** 0.5
+        assert abs(len(ids[split]) - 2000 * share) <= 4 * sd, (split, len(ids[split]))
+
+
 def test_two_spans_are_read_into_one_artifact(tmp_path):
     root = str(tmp_path / "root")
     _spans(root, (1, 2, 3))
