@@ -73,3 +73,56 @@ def test_versions_ignore_temporary_folders(tmp_path):
     serving = tmp_path / "serving"
     _model(serving / ".tmp-300-1")
     assert find_pushed_version(candidate, str(serving)) is None
+
+
+def _push(tmp_path, model_uri, serving, name):
+    """One run of the Executor, as TFX calls it, with a blessed model and infra blessing."""
+    from tfx.proto import pusher_pb2
+    from tfx.types import standard_artifacts, standard_component_specs
+    from tfx.utils import proto_utils
+
+    from components.pusher import Executor
+
+    model = standard_artifacts.Model()
+    model.uri = model_uri
+    blessing = standard_artifacts.ModelBlessing()
+    blessing.uri = str(tmp_path / f"blessing-{name}")
+    blessing.set_int_custom_property("blessed", 1)
+    infra = standard_artifacts.InfraBlessing()
+    infra.uri = str(tmp_path / f"infra-{name}")
+    infra.set_int_custom_property("blessed", 1)
+    pushed = standard_artifacts.PushedModel()
+    pushed.uri = str(tmp_path / f"pushed-{name}")
+    os.makedirs(pushed.uri, exist_ok=True)
+    destination = pusher_pb2.PushDestination(filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=serving))
+    Executor().Do({standard_component_specs.MODEL_KEY: [model], standard_component_specs.MODEL_BLESSING_KEY: [blessing],
+                   standard_component_specs.INFRA_BLESSING_KEY: [infra]},
+                  {standard_component_specs.PUSHED_MODEL_KEY: [pushed]},
+                  {standard_component_specs.PUSH_DESTINATION_KEY: proto_utils.proto_to_json(destination)})
+    return pushed
+
+
+def test_a_model_already_served_is_recorded_as_pushed_without_a_copy(tmp_path):
+    """The second push of the same model: no new version folder; the PushedModel names the version that
+    already holds it. A different model then gets a version of its own."""
+    from tfx.utils import path_utils
+
+    serving = str(tmp_path / "serving")
+    model_uri = str(tmp_path / "model")
+    _model(path_utils.serving_model_path(model_uri))
+    first = _push(tmp_path, model_uri, serving, "1")
+    [version] = os.listdir(serving)
+    assert first.get_int_custom_property("pushed") == 1
+    assert first.get_string_custom_property("pushed_destination") == os.path.join(serving, version)
+    second = _push(tmp_path, model_uri, serving, "2")
+    assert os.listdir(serving) == [version]
+    assert second.get_int_custom_property("pushed") == 1
+    assert second.get_string_custom_property("pushed_destination") == os.path.join(serving, version)
+    assert second.get_string_custom_property("pushed_version") == version
+    assert os.listdir(second.uri) == []  # nothing copied for the repeat
+    other_uri = str(tmp_path / "other")
+    _model(path_utils.serving_model_path(other_uri), weights=b"w2")
+    time.sleep(1.1)  # versions are Unix seconds
+    third = _push(tmp_path, other_uri, serving, "3")
+    assert len(os.listdir(serving)) == 2
+    assert third.get_string_custom_property("pushed_destination") != first.get_string_custom_property("pushed_destination")
