@@ -29,7 +29,7 @@ help:
 	@echo "make bench       every model variant through the pipeline (docs/BENCHMARKS.md)"
 	@echo "make bench-replicas  training examples/s with 1 and 2 replicas (docs/BENCHMARKS.md)"
 	@echo "make bench-serving   serving latency and throughput of the model pushed under OUTPUT"
-	@echo "make bench-synthetic the paper's synthetic experiment: MMoE, OMoE, shared-bottom over task correlations"
+	@echo "make bench-synthetic the paper's synthetic experiment: MMoE, OMoE, shared-bottom, 30 paired seeds, rate grid (hours)"
 	@echo "make bench-drift     drift-measure noise between random census samples (the drift defaults)"
 	@echo "make bench-paper     the paper's census experiment: every variant tuned, 5 seeds (DATA=census file)"
 	@echo "make bench-trainer-rate  the Trainer's steady examples/s against a bare Keras fit (DATA=census file)"
