@@ -22,13 +22,13 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import click
 import psutil
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pipeline_time import parse_output, worktrees  # noqa: E402 (a sibling script)
+from pipeline_time import COMPONENT, parse_output, worktrees  # noqa: E402 (a sibling script)
 
 SPEC = os.path.join("schemas", "census", "uci-group1.yaml")
 DATA_NAME = "census-income.test"  # a name the UCI spec's data root reads
@@ -98,13 +98,24 @@ class Running:
         self._log.close()
 
 
+def kill_tree(process: psutil.Process) -> None:
+    for p in [*process.children(recursive=True), process]:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+
+
 def run_measured(command: Sequence[str], env: Dict[str, str], cwd: str, log_path: str,
-                 sample_s: float = 0.5) -> dict:
+                 sample_s: float = 0.5, max_memory_gb: Optional[float] = None) -> dict:
     """Runs `command`; its exit code, wall seconds, the peak of `tree_rss` while it ran and, per
-    component, the peak while that component was running (`Running`)."""
+    component, the peak while that component was running (`Running`). Above `max_memory_gb` the
+    whole tree is killed, and ``over_memory`` names the components running then (the machine is
+    kept out of its out-of-memory killer's hands)."""
     started = time.monotonic()
     peak = [0]
     by_component: Dict[str, int] = {}
+    over: List[str] = []
     with open(log_path, "w") as log:
         child = subprocess.Popen(list(command), env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
         process = psutil.Process(child.pid)
@@ -117,6 +128,9 @@ def run_measured(command: Sequence[str], env: Dict[str, str], cwd: str, log_path
                 peak[0] = max(peak[0], rss)
                 for name in running.update():
                     by_component[name] = max(by_component.get(name, 0), rss)
+                if max_memory_gb is not None and rss > max_memory_gb * 1e9 and not over:
+                    over.extend(running.now or ["(start-up)"])
+                    kill_tree(process)
                 stop.wait(sample_s)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -126,19 +140,22 @@ def run_measured(command: Sequence[str], env: Dict[str, str], cwd: str, log_path
         sampler.join()
         running.close()
     return {"exit": code, "wall_s": round(time.monotonic() - started, 1), "peak_gb": round(peak[0] / 1e9, 2),
-            "component_peak_gb": {name: round(rss / 1e9, 2) for name, rss in by_component.items()}}
+            "component_peak_gb": {name: round(rss / 1e9, 2) for name, rss in by_component.items()},
+            **({"over_memory": over, "max_memory_gb": max_memory_gb} if over else {})}
 
 
 def run_pipeline(code_root: str, data_root: str, output_dir: str, extra: Sequence[str] = (),
-                 sample_s: float = 0.5) -> dict:
+                 sample_s: float = 0.5, max_memory_gb: Optional[float] = None) -> dict:
     """One `mmoe-pipeline run` of the UCI census spec on `data_root` with the code under `code_root`."""
     env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "PYTHONPATH": code_root}
     command = [sys.executable, "-m", "pipeline.cli", "run", "--spec", os.path.join(code_root, SPEC),
                "--data-root", data_root, "--output-dir", output_dir, *extra]
     log_path = output_dir.rstrip("/") + ".log"
-    measured = run_measured(command, env, code_root, log_path, sample_s)
+    measured = run_measured(command, env, code_root, log_path, sample_s, max_memory_gb)
     with open(log_path) as f:
         text = f.read()
+    if "over_memory" in measured:  # what it finished before it was stopped
+        return {**measured, "pipeline_s": None, "components": {n: float(s) for n, s in COMPONENT.findall(text)}}
     if measured["exit"]:
         raise RuntimeError(f"{' '.join(command)} exited with {measured['exit']}; see {log_path}:\n{text[-3000:]}")
     return {**measured, **parse_output(text, log_path)}
@@ -160,7 +177,8 @@ def table(results: Dict[str, Dict[int, dict]], sizes: Sequence[int]) -> str:
 
     for c in components:
         lines.append(row(c, lambda r, c=c: f"{r['components'][c]:.1f}" if c in r["components"] else "-"))
-    lines.append(row("pipeline (s)", lambda r: str(r["pipeline_s"])))
+    lines.append(row("pipeline (s)", lambda r: str(r["pipeline_s"]) if r["pipeline_s"] is not None else
+                     f"stopped above {r['max_memory_gb']:g} GB during {', '.join(r['over_memory'])}"))
     lines.append(row("command (s)", lambda r: f"{r['wall_s']:.0f}"))
     lines.append(row("peak memory (GB)", lambda r: f"{r['peak_gb']:.2f}"))
     peaks = [c for c in components if any(c in run.get("component_peak_gb", {}) for by in results.values()
@@ -194,11 +212,14 @@ def parse_variants(values: Sequence[str]) -> Dict[str, List[str]]:
               help="Data roots (kept between runs), outputs, logs and scale.json.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Shuffles the rows of each data root.")
 @click.option("--sample-s", type=click.FloatRange(min=0.05), default=0.5, show_default=True)
+@click.option("--max-memory-gb", type=click.FloatRange(min=0.1), default=None,
+              help="Stop a run whose process tree exceeds this (it is reported as stopped, with the components "
+                   "running then); default: no limit.")
 @click.option("--pipeline-args", default="", help="More `mmoe-pipeline run` arguments, e.g. '--train-steps 500'.")
 @click.option("--variant", "variants", multiple=True, metavar="NAME=ARGS",
               help="Run arguments compared side by side with each code version, e.g. 'w2=--beam-workers 2'; "
                    "repeatable (each adds to --pipeline-args).")
-def main(source, sizes, baseline, commit, work_dir, seed, sample_s, pipeline_args, variants):
+def main(source, sizes, baseline, commit, work_dir, seed, sample_s, max_memory_gb, pipeline_args, variants):
     counts = [int(s) for s in sizes.split(",") if s.strip()]
     work_dir = os.path.abspath(work_dir)
     roots = {n: make_data_root(source, n, os.path.join(work_dir, f"data-{n}"), seed) for n in counts}
@@ -212,10 +233,11 @@ def main(source, sizes, baseline, commit, work_dir, seed, sample_s, pipeline_arg
             for name, (tag, code_root, args) in runs.items():
                 output = os.path.join(work_dir, f"{tag}-{n}")
                 shutil.rmtree(output, ignore_errors=True)
-                result = run_pipeline(code_root, roots[n], output, [*shlex.split(pipeline_args), *args], sample_s)
+                result = run_pipeline(code_root, roots[n], output, [*shlex.split(pipeline_args), *args], sample_s,
+                                      max_memory_gb)
                 results[name][n] = result
-                click.echo(f"{name} {n:,} rows: pipeline {result['pipeline_s']} s, peak {result['peak_gb']} GB",
-                           err=True)
+                click.echo(f"{name} {n:,} rows: pipeline {result['pipeline_s']} s, peak {result['peak_gb']} GB"
+                           + (f", stopped during {result['over_memory']}" if "over_memory" in result else ""), err=True)
     click.echo(table(results, counts))
     with open(os.path.join(work_dir, "scale.json"), "w") as f:
         json.dump({"sizes": counts, "results": {v: {str(n): r for n, r in by.items()} for v, by in results.items()}},

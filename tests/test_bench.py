@@ -113,6 +113,10 @@ def test_the_scale_benchmark_makes_deterministic_data_and_measures_a_tiny_run(tm
     phases = bench.run_measured([sys.executable, "-c", script], dict(os.environ), str(tmp_path), str(tmp_path / "p.log"),
                                 sample_s=0.1)
     assert phases["component_peak_gb"]["A"] >= 0.3 > phases["component_peak_gb"]["B"]
+    # Above --max-memory-gb the tree is stopped, naming what ran: A is, B never starts.
+    stopped = bench.run_measured([sys.executable, "-c", script + "say('  C  started')\n"], dict(os.environ),
+                                 str(tmp_path), str(tmp_path / "s.log"), sample_s=0.1, max_memory_gb=0.2)
+    assert stopped["over_memory"] == ["A"] and stopped["exit"] != 0 and "B" not in stopped["component_peak_gb"]
 
 
     from components import names
