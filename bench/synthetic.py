@@ -200,6 +200,20 @@ def run_experiment(seeds: int, steps: int, train_rows: int = 200_000, test_rows:
             "best_rate": best_rate, "runs": runs, "summary": summarise(runs, variants, correlations)}
 
 
+def combine(results: Sequence[dict]) -> dict:
+    """One result of several runs of this script over different correlations (e.g. one process per
+    correlation, on as many cores), with the same settings."""
+    settings = {json.dumps(r["settings"], sort_keys=True) for r in results}
+    if len(settings) > 1:
+        raise ValueError(f"cannot combine runs made with different settings: {sorted(settings)}")
+    runs = [run for r in results for run in r["runs"]]
+    correlations = sorted({run["correlation"] for run in runs})
+    variants = list(dict.fromkeys(Variant(run["variant"]) for run in runs))
+    best_rate = {c: v for r in results for c, v in r["best_rate"].items()}
+    return {"settings": results[0]["settings"], "best_rate": best_rate, "runs": runs,
+            "summary": summarise(runs, variants, correlations)}
+
+
 def summarise(runs: Sequence[dict], variants: Sequence[Variant], correlations: Sequence[float]) -> dict:
     """Per correlation and variant, at its kept rate: final test and train loss (mean, 95% CI, median),
     and the paired difference to shared-bottom with the share of seeds where the variant is better."""
@@ -287,12 +301,22 @@ def plot(result: dict, path: str) -> None:
 @click.option("--correlations", default=",".join(map(str, CORRELATIONS)), show_default=True)
 @click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False), help="Write the plot (PNG) here.")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Write every run here.")
+@click.option("--combine", "combined", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Train nothing: the table and plot of these --json files together (e.g. one process per "
+                   "correlation); repeatable.")
 def main(seeds, grid_seeds, steps, every, batch_size, train_rows, test_rows, bottom_units, correlations, plot_path,
-         json_path) -> None:
+         json_path, combined) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    result = run_experiment(seeds, steps, train_rows=train_rows, test_rows=test_rows, batch_size=batch_size,
-                            every=every, grid_seeds=grid_seeds, bottom_units=bottom_units,
-                            correlations=[float(c) for c in correlations.split(",")])
+    if combined:
+        loaded = []
+        for path in combined:
+            with open(path) as f:
+                loaded.append(json.load(f))
+        result = combine(loaded)
+    else:
+        result = run_experiment(seeds, steps, train_rows=train_rows, test_rows=test_rows, batch_size=batch_size,
+                                every=every, grid_seeds=grid_seeds, bottom_units=bottom_units,
+                                correlations=[float(c) for c in correlations.split(",")])
     click.echo(table(result))
     if json_path:
         with open(json_path, "w") as f:

@@ -1,5 +1,6 @@
 """Tiny runs of the benchmark scripts, so they cannot rot: the shape of their results, never timings."""
 
+import json
 import os
 import subprocess
 import sys
@@ -36,6 +37,17 @@ def test_the_synthetic_experiment_grid_searches_the_rate_and_pairs_models_by_see
         assert diff["mean"] == pytest.approx(sum(expected) / 2) and diff["n"] == 2
         assert diff["better_share"] == sum(d < 0 for d in expected) / 2
     assert len(bench.table(result).splitlines()) == 2 + 2
+    # Two processes' results (one per correlation) combine into one table; other settings do not.
+    other = bench.run_experiment(seeds=1, grid_seeds=1, steps=4, every=2, train_rows=200, test_rows=50, dim=8,
+                                 bottom_units=5, variants=variants, correlations=(1.0,), learning_rates=rates)
+    with pytest.raises(ValueError, match="cannot combine runs made with different settings"):
+        bench.combine([result, other])
+    other_same = bench.run_experiment(seeds=2, grid_seeds=1, steps=4, every=2, train_rows=200, test_rows=50, dim=8,
+                                      bottom_units=5, variants=variants, correlations=(1.0,), learning_rates=rates)
+    both = bench.combine([json.loads(json.dumps(result)), json.loads(json.dumps(other_same))])  # as read from --json
+    assert list(both["summary"]) == ["0.5", "1.0"] and len(both["runs"]) == 12
+    assert both["summary"]["0.5"] == result["summary"]["0.5"]
+    result = both
     bench.plot(result, str(tmp_path / "synthetic.png"))
     with open(tmp_path / "synthetic.png", "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
