@@ -157,8 +157,7 @@ def test_serving_default_scores_raw_examples_without_labels(runs, spec):
 def _rows(features: dict, spec):
     """The transformed feature values, one row per example, in a canonical row order (Beam does not
     keep the input order): sorted on the values rounded to 3 decimals."""
-    matrix = np.stack([np.asarray(features[c.transformed_name], dtype="float64").reshape(-1)
-                       for c in spec.features], axis=1)
+    matrix = np.stack([np.asarray(features[k], dtype="float64").reshape(-1) for k in spec.feature_keys], axis=1)
     order = np.lexsort(np.round(matrix, 3).T[::-1])
     return matrix[order]
 
@@ -177,7 +176,7 @@ def test_no_train_serve_skew(runs, spec):
         return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
 
     labelled = records(examples_uri, "eval")
-    trained_on = {c.transformed_name: [] for c in spec.features}
+    trained_on = {k: [] for k in spec.feature_keys}
     for record in records(transformed_uri, "eval"):
         feature = tf.train.Example.FromString(record).features.feature
         for name in trained_on:
@@ -189,7 +188,7 @@ def test_no_train_serve_skew(runs, spec):
     np.testing.assert_allclose(_rows(in_graph, spec), _rows(trained_on, spec), rtol=1e-5, atol=1e-5)
     served = model.signatures[SERVING_SIGNATURE](
         examples=tf.constant(raw_examples(examples_uri, "eval", spec, len(labelled))))
-    direct = model({c.transformed_name: in_graph[c.transformed_name] for c in spec.features}, training=False)
+    direct = model({k: in_graph[k] for k in spec.feature_keys}, training=False)
     for task in spec.tasks:
         np.testing.assert_allclose(served[task.output_name].numpy(), direct[task.output_name].numpy(),
                                    rtol=1e-5, atol=1e-6)
@@ -533,7 +532,7 @@ def test_the_paper_benchmark_tunes_and_scores_a_variant_on_this_run(runs, spec):
     splits, vocab_sizes = bench.load_splits(runs["store"], runs["config"].pipeline_name, spec)
     rows = {split: len(next(iter(labels.values()))) for split, (_, labels) in splits.items()}
     assert rows == dict(zip(SPLIT_NAMES, (1600, 200, 200)))  # test: ExampleGen's rows through Transform
-    assert set(splits["test"][0]) == {c.transformed_name for c in spec.features}
+    assert set(splits["test"][0]) == set(spec.feature_keys)
     result = bench.run_variant(spec, "mmoe", splits, vocab_sizes, steps=4, trials=2, seeds=2, seed=3,
                                objective="main_auc")
     assert [t["values"] for t in result["trials"]][0] == {} and len(result["trials"]) == 2
