@@ -68,6 +68,13 @@ TUNER_COMPONENT = "Tuner"  # with tuning: KerasTuner over the model's hyper-para
 HYPERPARAMETERS_IMPORTER = "HyperparametersImporter"  # a previous Tuner's best hyper-parameters, reused
 SCHEMA_COMPONENT = "SpecSchema"  # the curated schema, checked against and adjusted to the spec
 SERVING_BASELINE_COMPONENT = "ServingBaseline"  # the model in serving: the Evaluator's baseline, warm start's base
+STATISTICS_GEN_COMPONENT = "StatisticsGen"  # TFX's, on every split
+EXAMPLE_VALIDATOR_COMPONENT = "ExampleValidator"  # TFX's: every split's statistics against the schema
+TRANSFORM_COMPONENT = "Transform"  # TFX's, with components.preprocessing's preprocessing_fn
+TRAINER_COMPONENT = "Trainer"  # TFX's, with trainer.run's run_fn (or the TFJob executor)
+EVALUATOR_COMPONENT = "Evaluator"  # TFX's TFMA evaluation against the serving baseline
+SERVING_CHECK_COMPONENT = "ServingCheck"  # components.serving_check: raw examples through serving_default
+PUSHER_COMPONENT = "Pusher"  # TFX's, with components.pusher's executor
 
 
 def spec_from_custom_config(custom_config: Mapping[str, Any], component: str) -> DatasetSpec:

@@ -45,7 +45,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 
-from components.names import spec_from_custom_config
+from components.names import TRANSFORM_COMPONENT, spec_from_custom_config
 from components.spec import Column, ColumnKind, MissingPolicy, TaskType
 
 # The vocabulary file's content while the graph is traced before analysis (TFT's own vocabulary
@@ -209,7 +209,7 @@ def binary_label(raw, positive_values) -> tf.Tensor:
 
 
 def preprocessing_fn(inputs: Dict[str, Any], custom_config: Mapping[str, Any]) -> Dict[str, tf.Tensor]:
-    spec = spec_from_custom_config(custom_config, "Transform")
+    spec = spec_from_custom_config(custom_config, TRANSFORM_COMPONENT)
     outputs = {}
     columns = {c.name: c for c in spec.columns}
     imputed = {}

@@ -25,12 +25,18 @@ from typing import Dict, List
 
 from tfx.dsl.io import fileio
 
-from components.names import GATE_STATS_FILE, SPEC_KEY
+from components.names import (
+    EXAMPLE_GEN_COMPONENT,
+    GATE_STATS_FILE,
+    SPEC_KEY,
+    STATISTICS_GEN_COMPONENT,
+    TRAINER_COMPONENT,
+    TRANSFORM_COMPONENT,
+)
 from components.spec import DatasetSpec
 from pipeline import local_runner, report
 
 REPORT_FILE = "report.html"
-NODE_EXAMPLE_GEN = "CsvExampleGen"
 
 
 class ReportError(ValueError):
@@ -58,7 +64,7 @@ def _table(header: List[str], rows: List[List[str]], table_id: str = "") -> str:
 
 def spec_of_run(store, pipeline_name: str) -> DatasetSpec:
     """The spec the run's Transform used (its custom_config), so the report needs nothing but OUTPUT."""
-    execution = report.latest_executions(store, pipeline_name, ["Transform"])["Transform"]
+    execution = report.latest_executions(store, pipeline_name, [TRANSFORM_COMPONENT])[TRANSFORM_COMPONENT]
     if execution is None or "custom_config" not in execution.custom_properties:
         raise ReportError(f"no Transform execution of pipeline {pipeline_name!r} in this store; run the pipeline first.")
     config = json.loads(execution.custom_properties["custom_config"].string_value)
@@ -217,7 +223,7 @@ def build(output_dir: str) -> str:
         sections.append(("quality", "AUC-PR and calibration", _img(_png(quality_figure(overall, tasks)), "quality")
                          + _table(["task", "AUC-PR", "calibration"], quality, "quality-table")))
 
-    model_run = report.latest_output_uri(store, name, "Trainer", "ModelRun")
+    model_run = report.latest_output_uri(store, name, TRAINER_COMPONENT, "ModelRun")
     gate_path = os.path.join(model_run, GATE_STATS_FILE) if model_run else None
     if gate_path and fileio.exists(gate_path):
         with fileio.open(gate_path) as f:
@@ -228,7 +234,7 @@ def build(output_dir: str) -> str:
         if any(curves.values()):
             sections.append(("training", "Training curves", _img(_png(training_figure(curves)), "training")))
 
-    statistics_uri = report.latest_output_uri(store, name, "StatisticsGen", "ExampleStatistics")
+    statistics_uri = report.latest_output_uri(store, name, STATISTICS_GEN_COMPONENT, "ExampleStatistics")
     if statistics_uri:
         stats = data_statistics(statistics_uri)
         body = _table(["split", "rows"], [[s, str(d["rows"])] for s, d in stats.items()], "rows-table")
@@ -258,13 +264,13 @@ def build(output_dir: str) -> str:
             body += "<p id='drift'>Drift against the previous span: no spans in this data root.</p>"
         sections.append(("data", "Data", body))
 
-    example_gen = report.latest_executions(store, name, [NODE_EXAMPLE_GEN])[NODE_EXAMPLE_GEN]
+    example_gen = report.latest_executions(store, name, [EXAMPLE_GEN_COMPONENT])[EXAMPLE_GEN_COMPONENT]
     props = example_gen.custom_properties if example_gen else {}
     lineage = [
         ["data", props["input_base"].string_value if "input_base" in props else "-"],
         ["spans", ", ".join(map(str, decision.get("spans") or [])) or "-"],
         ["warm start", (decision.get("warm_start") or {}).get("base_model") or "no (cold start)"],
-        ["model", report.latest_output_uri(store, name, "Trainer", "Model") or "-"],
+        ["model", report.latest_output_uri(store, name, TRAINER_COMPONENT, "Model") or "-"],
         ["baseline", "the model serving when the run started" if decision["has_baseline"] else "none (first model)"],
         ["evaluation", evaluation or "-"],
         ["pushed to", decision["pushed_destination"] or "not pushed"],

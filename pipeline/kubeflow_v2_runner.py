@@ -40,7 +40,7 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx import v1 as tfx
 
 from components import object_store, tfjob_trainer
-from components.names import DRIFT_COMPONENT, EXAMPLE_GEN_COMPONENT, SERVING_BASELINE_COMPONENT
+from components.names import DRIFT_COMPONENT, EXAMPLE_GEN_COMPONENT, SERVING_BASELINE_COMPONENT, TRAINER_COMPONENT
 from pipeline import kfp_entrypoint, spec_check
 from pipeline.config import (
     DEFAULT_CRON,
@@ -63,7 +63,7 @@ EXAMPLE_GEN = EXAMPLE_GEN_COMPONENT
 UNCACHED_TASKS = (EXAMPLE_GEN, SERVING_BASELINE_COMPONENT, DRIFT_COMPONENT)
 # On Vertex AI, TFX's ExampleGen driver runs and keys the cache with the data's fingerprint.
 VERTEX_UNCACHED_TASKS = (SERVING_BASELINE_COMPONENT, DRIFT_COMPONENT)
-TRAINER = "Trainer"
+TRAINER = TRAINER_COMPONENT
 TFX_COMMAND_PREFIX = ["python", "-m"]  # TFX's compiler: python -m <its entrypoint>
 WORKER_BACKEND = {Target.KFP: WorkerBackend.TFJOB, Target.VERTEX: WorkerBackend.VERTEX}
 

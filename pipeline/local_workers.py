@@ -24,7 +24,7 @@ from google.protobuf import json_format
 from tfx.proto import trainer_pb2
 from tfx.types import artifact_utils, standard_artifacts
 
-from components.names import RUN_FN, SCHEMA_COMPONENT, SPEC_KEY, TRAINER_CONFIG_KEY
+from components.names import RUN_FN, SCHEMA_COMPONENT, SPEC_KEY, TRAINER_CONFIG_KEY, TRANSFORM_COMPONENT
 from components.tfjob_trainer import REPLICA_EXECUTOR, run_executor_args
 from pipeline import report
 
@@ -49,8 +49,8 @@ def trainer_args(store, pipeline_name: str, spec, trainer_config, out_dir: str, 
     writing the model and model-run artifacts under `out_dir`."""
     latest = lambda node, kind: report.latest_output_uri(store, pipeline_name, node, kind)  # noqa: E731
     inputs = {
-        "examples": [_artifact(standard_artifacts.Examples, latest("Transform", "Examples"), ["train", "eval"])],
-        "transform_graph": [_artifact(standard_artifacts.TransformGraph, latest("Transform", "TransformGraph"))],
+        "examples": [_artifact(standard_artifacts.Examples, latest(TRANSFORM_COMPONENT, "Examples"), ["train", "eval"])],
+        "transform_graph": [_artifact(standard_artifacts.TransformGraph, latest(TRANSFORM_COMPONENT, "TransformGraph"))],
         "schema": [_artifact(standard_artifacts.Schema, latest(SCHEMA_COMPONENT, "Schema"))],
     }
     outputs = {"model": [_artifact(standard_artifacts.Model, os.path.join(out_dir, "model"))],

@@ -24,15 +24,22 @@ from components.drift import SpanDrift
 from components.eval_config import build_eval_config
 from components.names import (
     DRIFT_COMPONENT,
+    EVALUATOR_COMPONENT,
     EXAMPLE_GEN_COMPONENT,
+    EXAMPLE_VALIDATOR_COMPONENT,
     HYPERPARAMETERS_IMPORTER,
     PREPROCESSING_FN,
+    PUSHER_COMPONENT,
     RUN_FN,
     SCHEMA_COMPONENT,
     SCHEMA_GEN_COMPONENT,
     SERVING_BASELINE_COMPONENT,
+    SERVING_CHECK_COMPONENT,
     SPEC_KEY,
+    STATISTICS_GEN_COMPONENT,
+    TRAINER_COMPONENT,
     TRAINER_CONFIG_KEY,
+    TRANSFORM_COMPONENT,
     TRANSFORM_TF_COMPAT_V1,
     TUNER_COMPONENT,
     TUNER_FN,
@@ -75,7 +82,8 @@ def data_stage(config: PipelineConfig) -> DataStage:
         output_config=spec_example_gen.output_config(spec),
         custom_config=spec_example_gen.custom_config(spec, config.span_folder, config.num_spans),
     ).with_id(EXAMPLE_GEN_COMPONENT)
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"]).with_id(
+        STATISTICS_GEN_COMPONENT)
     inferred = None
     if config.schema_path is None:
         inferred = tfx.components.SchemaGen(
@@ -88,7 +96,7 @@ def data_stage(config: PipelineConfig) -> DataStage:
     ).with_id(SCHEMA_COMPONENT)
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
-    )
+    ).with_id(EXAMPLE_VALIDATOR_COMPONENT)
     drift = SpanDrift(
         statistics=statistics_gen.outputs["statistics"], examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"], history_dir=config.drift_history_dir, spec_json=spec.to_json(),
@@ -105,7 +113,7 @@ def data_stage(config: PipelineConfig) -> DataStage:
         disable_statistics=True,
         disable_analyzer_cache=True,
         force_tf_compat_v1=TRANSFORM_TF_COMPAT_V1,
-    )
+    ).with_id(TRANSFORM_COMPONENT)
     return DataStage(example_gen, statistics_gen, inferred, schema_gen, example_validator, drift, transform)
 
 
@@ -201,7 +209,7 @@ def train_stage(config: PipelineConfig, transform, schema_gen, baseline,
         custom_config=custom_config,
         **warm,
         **({"custom_executor_spec": custom_executor} if custom_executor else {}),
-    )
+    ).with_id(TRAINER_COMPONENT)
     # With replicas, the GPUs belong to the replicas; the Trainer's pod only submits and waits.
     if config.trainer_resources != ResourceRequest() and config.trainer_workers.replicas == 1:
         trainer.with_platform_config(_resource_spec(config.trainer_resources))
@@ -235,7 +243,7 @@ def evaluate_and_push_stage(config: PipelineConfig, example_gen, example_validat
         model=trainer.outputs["model"],
         baseline_model=baseline_output(baseline),
         eval_config=build_eval_config(config.spec),
-    )
+    ).with_id(EVALUATOR_COMPONENT)
     # TFX's Evaluator, except that a ServingBaseline with no model yet counts as no baseline.
     evaluator.executor_spec = executor_spec.BeamExecutorSpec(serving_baseline.Executor)
     serving_check = ServingCheck(
@@ -245,7 +253,7 @@ def evaluate_and_push_stage(config: PipelineConfig, example_gen, example_validat
         drift=drift.outputs["drift"],
         spec_json=config.spec.to_json(),
         split=EVAL,
-    )
+    ).with_id(SERVING_CHECK_COMPONENT)
     pusher = tfx.components.Pusher(
         custom_executor_spec=executor_spec.ExecutorClassSpec(idempotent_pusher.Executor),
         model=trainer.outputs["model"],
@@ -254,7 +262,7 @@ def evaluate_and_push_stage(config: PipelineConfig, example_gen, example_validat
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.serving_model_dir)
         ),
-    )
+    ).with_id(PUSHER_COMPONENT)
     return evaluator, serving_check, pusher
 
 

@@ -19,7 +19,17 @@ from typing import Callable, Dict, Optional
 from tfx.dsl.io import fileio
 
 from components import object_store
-from components.names import DRIFT_COMPONENT, SCHEMA_COMPONENT, TRAINING_PROGRESS
+from components.names import (
+    DRIFT_COMPONENT,
+    EVALUATOR_COMPONENT,
+    EXAMPLE_VALIDATOR_COMPONENT,
+    PUSHER_COMPONENT,
+    SCHEMA_COMPONENT,
+    SERVING_CHECK_COMPONENT,
+    STATISTICS_GEN_COMPONENT,
+    TRAINER_COMPONENT,
+    TRAINING_PROGRESS,
+)
 from pipeline import report
 
 _STARTED = ("node %s is running.", "Component %s is running.")
@@ -44,10 +54,10 @@ def _anomalies(uri: str) -> str:
 def key_figure(config, store, node: str, trainer_progress: Optional[str]) -> str:
     """The one figure a user wants from `node`'s latest output; '' when it has none."""
     name = config.pipeline_name
-    if node == "StatisticsGen":
+    if node == STATISTICS_GEN_COMPONENT:
         uri = report.latest_output_uri(store, name, node, "ExampleStatistics")
         return (_statistics_rows(uri) or "") if uri else ""
-    if node == "ExampleValidator":
+    if node == EXAMPLE_VALIDATOR_COMPONENT:
         uri = report.latest_output_uri(store, name, node, "ExampleAnomalies")
         return _anomalies(uri) if uri else ""
     if node == DRIFT_COMPONENT:
@@ -67,15 +77,15 @@ def key_figure(config, store, node: str, trainer_progress: Optional[str]) -> str
         return ("filled by default: " + ", ".join(
             f"{f['column']} {100 * f['fraction_missing']:.1f}% with {f['filled_with']} ({f['spec_line']})"
             for f in filled)) if filled else ""
-    if node == "Trainer":
+    if node == TRAINER_COMPONENT:
         return trainer_progress or ""
-    if node == "Evaluator":
+    if node == EVALUATOR_COMPONENT:
         uri = report.latest_output_uri(store, name, node, "ModelEvaluation")
         overall = next((r for r in report.evaluation_metrics(uri, config.spec) if r.slice_name == "Overall"), None)
         if not overall:
             return ""
         return "AUC " + ", ".join(f"{task} {report._fmt(auc)}" for task, auc in overall.auc.items())
-    if node == "ServingCheck":
+    if node == SERVING_CHECK_COMPONENT:
         from components.serving_check import RESULT_FILE
 
         uri = report.latest_output_uri(store, name, node, "InfraBlessing")
@@ -86,7 +96,7 @@ def key_figure(config, store, node: str, trainer_progress: Optional[str]) -> str
             result = json.load(f)
         served = f"{result['num_examples']} raw examples served"
         return served + (", blessed" if result["ok"] else ", NOT blessed")
-    if node == "Pusher":
+    if node == PUSHER_COMPONENT:
         uri = report.latest_output_uri(store, name, node, "PushedModel")
         destination = report._custom(store, uri, "pushed_destination") if uri else None
         pushed = uri and report._custom(store, uri, "pushed")
@@ -127,7 +137,7 @@ class ConsoleProgress(logging.Handler):
         store = report.open_store(self.config.metadata_path)
         state = report.node_states(store, self.config.pipeline_name, [node])[node] or "?"
         figure = key_figure(self.config, store, node, self.trainer_progress if state != "CACHED" else None)
-        if self.live and node == "Trainer" and self.trainer_progress:
+        if self.live and node == TRAINER_COMPONENT and self.trainer_progress:
             self.echo("")  # end the progress bar's line
         self.echo(f"  {node:<{self.width}} {state.lower():<8} {took:6.1f} s  {figure}".rstrip())
 

@@ -25,7 +25,15 @@ from components.eval_config import (
     MEAN_LABEL_KEY,
     MSE_KEY,
 )
-from components.names import SCHEMA_COMPONENT, TRAINER_CONFIG_FILE, WARM_START_FILE
+from components.names import (
+    EVALUATOR_COMPONENT,
+    PUSHER_COMPONENT,
+    SCHEMA_COMPONENT,
+    SERVING_CHECK_COMPONENT,
+    TRAINER_COMPONENT,
+    TRAINER_CONFIG_FILE,
+    WARM_START_FILE,
+)
 from components.schema import FILLED_PROPERTY
 from components.serving_check import RESULT_FILE as SERVING_CHECK_FILE
 from components.spec import DatasetSpec
@@ -199,14 +207,14 @@ class RunOutputs:
 def decide(config, store) -> dict:
     """The decision of the latest local run, found through ML Metadata."""
     name = config.pipeline_name
-    pushed_uri = latest_output_uri(store, name, "Pusher", "PushedModel")
+    pushed_uri = latest_output_uri(store, name, PUSHER_COMPONENT, "PushedModel")
     pushed = bool(pushed_uri and _custom(store, pushed_uri, "pushed"))
     outputs = RunOutputs(
-        evaluation=latest_output_uri(store, name, "Evaluator", "ModelEvaluation"),
-        serving=latest_output_uri(store, name, "ServingCheck", "InfraBlessing"),
+        evaluation=latest_output_uri(store, name, EVALUATOR_COMPONENT, "ModelEvaluation"),
+        serving=latest_output_uri(store, name, SERVING_CHECK_COMPONENT, "InfraBlessing"),
         pushed=pushed,
         pushed_destination=_custom(store, pushed_uri, "pushed_destination") if pushed else None,
-        model_run=latest_output_uri(store, name, "Trainer", "ModelRun"),
+        model_run=latest_output_uri(store, name, TRAINER_COMPONENT, "ModelRun"),
         filled_missing=json.dumps(filled_columns(store, name)),
     )
     return decide_from(name, config.spec, config.serving_model_dir, outputs)
@@ -398,8 +406,8 @@ def summary(config, seconds: float, decision: Optional[dict] = None, detailed: b
     console has shown the components already, and keeps the overall slice only)."""
     store = open_store(config.metadata_path)
     name = config.pipeline_name
-    evaluation = latest_output_uri(store, name, "Evaluator", "ModelEvaluation")
-    pushed = latest_output_uri(store, name, "Pusher", "PushedModel")
+    evaluation = latest_output_uri(store, name, EVALUATOR_COMPONENT, "ModelEvaluation")
+    pushed = latest_output_uri(store, name, PUSHER_COMPONENT, "PushedModel")
     destination = _custom(store, pushed, "pushed_destination") if pushed else None
     lines = [f"Pipeline {name} finished in {seconds:.0f} s."]
     if detailed:

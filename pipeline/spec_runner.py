@@ -587,24 +587,31 @@ def _constant(spec: pipeline_spec_pb2.PipelineSpec, task: str, parameter: str) -
 
 def decision(runner: SpecRunner) -> dict:
     """The push decision of a finished `run_spec` (the same JSON as a local run's decision.json)."""
-    from components.names import SPEC_KEY
+    from components.names import (
+        EVALUATOR_COMPONENT,
+        PUSHER_COMPONENT,
+        SCHEMA_COMPONENT,
+        SERVING_CHECK_COMPONENT,
+        SPEC_KEY,
+        TRAINER_COMPONENT,
+    )
     from components.schema import FILLED_PROPERTY
     from components.spec import DatasetSpec
     from pipeline import report
 
     spec = runner.spec
     dataset_spec = DatasetSpec.from_dict(
-        json.loads(_constant(spec, "Trainer", "custom_config"))[SPEC_KEY], where="the Trainer's custom_config"
+        json.loads(_constant(spec, TRAINER_COMPONENT, "custom_config"))[SPEC_KEY], where="the Trainer's custom_config"
     )
-    serving_model_dir = json.loads(_constant(spec, "Pusher", "push_destination"))["filesystem"]["base_directory"]
-    pushed_model = runner.outputs["Pusher"]["pushed_model"][0].get("metadata", {})
+    serving_model_dir = json.loads(_constant(spec, PUSHER_COMPONENT, "push_destination"))["filesystem"]["base_directory"]
+    pushed_model = runner.outputs[PUSHER_COMPONENT]["pushed_model"][0].get("metadata", {})
     pushed = bool(pushed_model.get("pushed"))
     outputs = report.RunOutputs(
-        evaluation=runner.outputs["Evaluator"]["evaluation"][0]["uri"],
-        serving=runner.outputs["ServingCheck"]["blessing"][0]["uri"],
+        evaluation=runner.outputs[EVALUATOR_COMPONENT]["evaluation"][0]["uri"],
+        serving=runner.outputs[SERVING_CHECK_COMPONENT]["blessing"][0]["uri"],
         pushed=pushed,
         pushed_destination=pushed_model.get("pushed_destination") if pushed else None,
-        model_run=runner.outputs["Trainer"]["model_run"][0]["uri"],
-        filled_missing=runner.outputs["SpecSchema"]["schema"][0].get("metadata", {}).get(FILLED_PROPERTY),
+        model_run=runner.outputs[TRAINER_COMPONENT]["model_run"][0]["uri"],
+        filled_missing=runner.outputs[SCHEMA_COMPONENT]["schema"][0].get("metadata", {}).get(FILLED_PROPERTY),
     )
     return report.decide_from(spec.pipeline_info.name, dataset_spec, serving_model_dir, outputs)
