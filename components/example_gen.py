@@ -361,11 +361,19 @@ def encode_batch(batch: List[List[bytes]], column_infos: List[csv_decoder.Column
     return example_coder.RecordBatchToExamples(record_batch)
 
 
-class _EncodeBatch(beam.DoFn):
-    """A batch of rows -> serialized tf.Examples."""
+class _ReadAndEncode(beam.DoFn):
+    """A file path -> its rows as serialized tf.Examples, batch by batch (`_ReadRowBatches`, then
+    `encode_batch` with the column types as a side input). Reading and encoding are one step on
+    purpose: a step that takes a side input starts a new stage on Beam's runners, and the rows
+    between a reading step and such a step are held by the runner, all of them (about 1.5 GB per
+    million census rows), before the first is encoded."""
 
-    def process(self, batch, column_infos):
-        yield from encode_batch(batch, column_infos)
+    def __init__(self, spec: DatasetSpec):
+        self._read = _ReadRowBatches(spec)
+
+    def process(self, path: str, column_infos) -> Iterable[bytes]:
+        for batch in self._read.process(path):
+            yield from encode_batch(batch, column_infos)
 
 
 def partition_record(record: bytes, num_partitions: int, buckets: List[int],
@@ -407,8 +415,7 @@ def SpecCsvToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],  
     column_infos = beam.pvalue.AsSingleton(
         paths | "RowsToType" >> beam.ParDo(_ReadRowBatches(spec)) | "DistinctCells" >> beam.ParDo(_DistinctCells())
         | "InferColumnTypes" >> beam.CombineGlobally(_InferColumnTypes(names)))
-    return (paths | "Rows" >> beam.ParDo(_ReadRowBatches(spec))
-            | "ToTFExample" >> beam.ParDo(_EncodeBatch(), column_infos))
+    return paths | "ToTFExample" >> beam.ParDo(_ReadAndEncode(spec), column_infos)
 
 
 class Executor(BaseExampleGenExecutor):
