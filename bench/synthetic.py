@@ -224,6 +224,8 @@ def summarise(runs: Sequence[dict], variants: Sequence[Variant], correlations: S
             kept = [r for r in runs if r["correlation"] == correlation and r["variant"] == variant.value and r["best"]]
             tests = [r["test"] for r in kept]
             cell[variant.value] = {"test": _mean_ci(tests), "test_median": statistics.median(tests),
+                                   # the spread of Figure 5: how far the worst draws and starts land
+                                   "test_p90": float(np.percentile(tests, 90)),
                                    "train": _mean_ci([r["train"] for r in kept]),
                                    "learning_rate": kept[0]["learning_rate"]}
             if variant.value != BASELINE:
@@ -237,14 +239,15 @@ def summarise(runs: Sequence[dict], variants: Sequence[Variant], correlations: S
 
 def table(result: dict) -> str:
     """Markdown: per correlation and variant, kept rate, final test and train loss, paired difference."""
-    lines = ["| correlation | model | rate | test loss (mean ± 95% CI; median) | train loss | minus shared-bottom, "
-             "paired (mean ± 95% CI; seeds better) |", "|---|---|---|---|---|---|"]
+    lines = ["| correlation | model | rate | test loss (mean ± 95% CI; median; 90th percentile) | train loss | "
+             "minus shared-bottom, paired (mean ± 95% CI; seeds better) |", "|---|---|---|---|---|---|"]
     for correlation, by_variant in result["summary"].items():
         for variant, c in by_variant.items():
             diff = c.get("minus_shared_bottom")
             paired_cell = (f"{diff['mean']:+.4f} ± {diff['ci95']:.4f}; {diff['better_share']:.0%}" if diff else "-")
             lines.append(f"| {correlation} | {variant} | {c['learning_rate']:g} | {c['test']['mean']:.4f} ± "
-                         f"{c['test']['ci95']:.4f}; {c['test_median']:.4f} | {c['train']['mean']:.4f} | {paired_cell} |")
+                         f"{c['test']['ci95']:.4f}; {c['test_median']:.4f}; {c['test_p90']:.4f} | "
+                         f"{c['train']['mean']:.4f} | {paired_cell} |")
     return "\n".join(lines)
 
 
