@@ -63,7 +63,6 @@ EXAMPLE_GEN = EXAMPLE_GEN_COMPONENT
 UNCACHED_TASKS = (EXAMPLE_GEN, SERVING_BASELINE_COMPONENT, DRIFT_COMPONENT)
 # On Vertex AI, TFX's ExampleGen driver runs and keys the cache with the data's fingerprint.
 VERTEX_UNCACHED_TASKS = (SERVING_BASELINE_COMPONENT, DRIFT_COMPONENT)
-TRAINER = TRAINER_COMPONENT
 TFX_COMMAND_PREFIX = ["python", "-m"]  # TFX's compiler: python -m <its entrypoint>
 WORKER_BACKEND = {Target.KFP: WorkerBackend.TFJOB, Target.VERTEX: WorkerBackend.VERTEX}
 
@@ -148,7 +147,7 @@ def platform_spec(spec: pipeline_spec_pb2.PipelineSpec, gpu_node_selector: Dict[
     """The kfp-kubernetes platform document: the Trainer's node selector (GPU model) and, when it asks
     for GPUs, the toleration of GPU nodes' taint; the object store's credentials in every task
     (driver/driver.go extendPodSpecPatch applies all three)."""
-    trainer = executor_label(spec, TRAINER)
+    trainer = executor_label(spec, TRAINER_COMPONENT)
     deployment = spec_check.deployment_config(spec)
     executors: Dict[str, dict] = {}
     if secret_as_env:

@@ -5,6 +5,7 @@ every section id and, per image, whether the browser decoded it (``naturalWidth`
 ``--dump-dom`` prints that DOM, and ``--screenshot`` draws the page as a PNG.
 """
 
+import html
 import json
 import os
 import re
@@ -52,7 +53,7 @@ def render(report_path: str, work_dir: str, width: int = 1280, height: int = 400
     if dom.returncode or not found:
         raise RuntimeError(f"chromium --dump-dom exited {dom.returncode} without the probe's output; stderr:\n"
                            f"{dom.stderr[-2000:]}")
-    result = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&"))
+    result = json.loads(html.unescape(found.group(1)))
     screenshot = os.path.join(work_dir, "report.png")
     shot = subprocess.run(common + [f"--screenshot={screenshot}", f"--window-size={width},{height}",
                                     "file://" + os.path.abspath(report_path)],
