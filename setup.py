@@ -1,6 +1,6 @@
 """mmoe-pipeline: a TFX pipeline that trains a Multi-gate Mixture-of-Experts model."""
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 setup(
     name="mmoe-pipeline",
@@ -10,10 +10,10 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10,<3.11",
-    packages=["pipeline", "components", "trainer", "schemas"],
+    packages=find_packages(include=["pipeline", "pipeline.*", "components", "trainer", "schemas", "sources"]),
     package_data={
         "schemas": ["*/*.pbtxt", "*/*.yaml"],
-        "components": ["data/*.gz", "data/README.md"],
+        "sources": ["data/*.gz", "data/README.md"],
     },
     install_requires=[
         "tfx[kfp]==1.16.0",

@@ -22,9 +22,9 @@ import click  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import schemas  # noqa: E402
-from components import census  # noqa: E402
 from components.drift import compare  # noqa: E402
 from components.spec import ColumnKind, DatasetSpec, load_spec  # noqa: E402
+from sources import census  # noqa: E402
 
 
 def divergences(spec: DatasetSpec, a: pd.DataFrame, b: pd.DataFrame) -> Dict[str, float]:

@@ -70,8 +70,8 @@ def load_splits(store, pipeline_name: str, spec) -> Tuple[dict, Dict[str, int]]:
     import tensorflow_transform as tft
 
     from components.spec import SPLIT_NAMES
-    from pipeline import report
-    from trainer.run import vocabulary_sizes
+    from pipeline.reporting import report
+    from trainer.input_data import vocabulary_sizes
 
     from replicas import read_columns
 
@@ -100,8 +100,8 @@ def train_and_score(spec, config, steps: int, splits, vocab_sizes) -> Dict[str, 
     import tf_keras as keras
 
     from components.spec import SPLIT_NAMES
+    from trainer.input_data import in_memory_batches
     from trainer.model import build_model
-    from trainer.run import in_memory_batches
 
     train, evaluation, test = SPLIT_NAMES
     keras.backend.clear_session()

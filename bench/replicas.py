@@ -28,10 +28,11 @@ import statistics  # noqa: E402
 import click  # noqa: E402
 
 import schemas  # noqa: E402
-from components import census  # noqa: E402
 from components.spec import load_spec  # noqa: E402
-from pipeline import local_runner, local_workers, report  # noqa: E402
 from pipeline.cli import DEFAULT_SCHEMA, DEFAULT_SPEC, classify_inputs  # noqa: E402
+from pipeline.local import local_runner, local_workers
+from pipeline.reporting import report  # noqa: E402
+from sources import census  # noqa: E402
 from trainer.config import TrainerConfig  # noqa: E402
 
 RATE = re.compile(r"step \d+/\d+ loss=[0-9.na]+ \((\d+) examples/s\)")

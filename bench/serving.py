@@ -28,9 +28,9 @@ from components.baseline import newest_version  # noqa: E402
 from components.names import EXAMPLE_GEN_COMPONENT, EXAMPLES_INPUT, SERVING_SIGNATURE  # noqa: E402
 from components.serving_check import raw_examples  # noqa: E402
 from components.spec import DatasetSpec  # noqa: E402
-from pipeline import report  # noqa: E402
-from pipeline.config import DEFAULT_PIPELINE_NAME  # noqa: E402
-from pipeline.local_runner import METADATA_FILE  # noqa: E402
+from pipeline.graph.config import DEFAULT_PIPELINE_NAME  # noqa: E402
+from pipeline.local.local_runner import METADATA_FILE  # noqa: E402
+from pipeline.reporting import report  # noqa: E402
 
 BIG_BATCH = 1024
 

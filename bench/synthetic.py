@@ -1,6 +1,6 @@
 """The MMoE paper's synthetic experiment (Ma et al., KDD 2018, sections 3.2 and 5.1), redone faithfully.
 
-Two regression tasks whose correlation is controlled (`components.synthetic.generate`: weight
+Two regression tasks whose correlation is controlled (`sources.synthetic.generate`: weight
 vectors at cosine p, shared sine terms). For each task correlation and seed, one draw of the data
 (`--train-rows` training rows, enough that training loss ~ test loss; a validation and a test set
 of `--test-rows` each) is shared by every model, so results are paired by seed. Models, built by
@@ -40,8 +40,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-from components import synthetic  # noqa: E402
 from components.spec import DatasetSpec  # noqa: E402
+from sources import synthetic  # noqa: E402
 from trainer.config import TrainerConfig, Variant  # noqa: E402
 from trainer.model import build_model  # noqa: E402
 

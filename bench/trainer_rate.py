@@ -9,7 +9,7 @@ Runs the pipeline once (to get its Transform output), then, side by side, `--rep
   plain `model.fit` on the same transformed train split, parsed into memory first, shuffled and
   batched by `tf.data` from tensors, no callback but the rate report.
 
-Both report the same windowed rate (`trainer.run.LogProgress`: examples since the previous report
+Both report the same windowed rate (`trainer.callbacks.LogProgress`: examples since the previous report
 over the time since it); the steady rate is the median of the reports, the first one (tracing)
 left out. Each set-up runs in its own process.
 
@@ -42,9 +42,10 @@ def bare_fit(examples_uri: str, transform_uri: str, steps: int, spec=None) -> No
     import tensorflow_transform as tft
 
     from components.spec import SPLIT_NAMES
+    from trainer.callbacks import LogProgress
     from trainer.config import TrainerConfig
+    from trainer.input_data import in_memory_batches, vocabulary_sizes
     from trainer.model import build_model
-    from trainer.run import LogProgress, in_memory_batches, vocabulary_sizes
 
     spec = spec or transformed_census_spec()
     config = TrainerConfig()
@@ -92,7 +93,8 @@ def main(data_paths, output_dir, steps, repeats, bare):
         bare_fit(*bare, steps)
         return
     logging.basicConfig(level=logging.WARNING)
-    from pipeline import local_workers, report
+    from pipeline.local import local_workers
+    from pipeline.reporting import report
     from trainer.config import TrainerConfig
 
     output_dir = os.path.abspath(output_dir)

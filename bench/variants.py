@@ -31,9 +31,10 @@ from typing import List  # noqa: E402
 import click  # noqa: E402
 
 import schemas  # noqa: E402
-from components import census  # noqa: E402
-from pipeline import local_runner, report  # noqa: E402
 from pipeline.cli import DEFAULT_SCHEMA, DEFAULT_SPEC, classify_inputs  # noqa: E402
+from pipeline.local import local_runner
+from pipeline.reporting import report  # noqa: E402
+from sources import census  # noqa: E402
 from trainer.config import TrainerConfig, Variant  # noqa: E402
 
 from replicas import ungated_spec  # noqa: E402

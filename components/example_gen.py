@@ -24,10 +24,14 @@
 
 Its settings travel in ExampleGen's ``custom_config`` (a ``CustomConfig`` holding a
 ``google.protobuf.Struct``): the spec, the span folder and the number of spans.
+
+Over 400 lines: the component, its executor and the span and row reading they share; the reading functions
+are the ones the preflight checks call, so a row is read one way only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import itertools
@@ -35,6 +39,7 @@ import json
 import logging
 import os
 import re
+import shutil
 from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 import apache_beam as beam
@@ -52,8 +57,8 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 from tfx_bsl.coders import csv_decoder, example_coder
 
-from components.census import open_text
 from components.names import DEFAULT_SPAN_FOLDER, SPAN_TOKEN, SPANS_PROPERTY, SPEC_KEY, decode_spans, encode_spans
+from components.object_store import open_text
 from components.spec import SPLIT_NAMES, DatasetSpec, FileFormat
 
 INPUT_SPLIT = "data"  # the one input split when ExampleGen splits the rows itself
@@ -267,6 +272,21 @@ def detect_span_folder(input_base: str) -> Optional[str]:
 def next_span(input_base: str, span_folder: str = DEFAULT_SPAN_FOLDER) -> int:
     """The number a new span of `input_base` gets: one more than the newest, or 1."""
     return max(span_numbers(input_base, span_folder), default=0) + 1
+
+
+@contextlib.contextmanager
+def staged_span(input_base: str, span_folder: str = DEFAULT_SPAN_FOLDER) -> Iterator[Tuple[str, str]]:
+    """(staging folder, span folder) for writing a new local span of `input_base`: written in the staging
+    folder beside the spans and renamed to the next span once the block ends, so a run starting meanwhile
+    never sees half of it; removed, with no span added, when the block raises."""
+    target = os.path.join(input_base, span_folder.replace(SPAN_TOKEN, str(next_span(input_base, span_folder))))
+    staging = os.path.join(input_base, f".tmp-{os.path.basename(target)}-{os.getpid()}")
+    try:
+        yield staging, target
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    os.rename(staging, target)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,6 +24,8 @@ launcher only: no TensorFlow filesystem implements it; use
 
 from __future__ import annotations
 
+import gzip
+import io
 import logging
 import os
 import sys
@@ -119,3 +121,43 @@ def exit_now(status: int) -> None:
         if stream is not None:
             stream.flush()
     os._exit(status)  # noqa: SLF001 (see the docstring)
+
+
+READ_CHUNK = 1 << 20  # bytes per read of a remote file
+
+
+class _RemoteRaw(io.RawIOBase):
+    """A file TFX's fileio opened, read in chunks as a raw stream (for io's buffered and gzip
+    readers); `consumed` counts the bytes read from it so far."""
+
+    def __init__(self, handle):
+        super().__init__()
+        self._handle, self.consumed = handle, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._handle.read(len(buffer))
+        buffer[:len(data)] = data
+        self.consumed += len(data)
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._handle.close()
+        super().close()
+
+
+def open_text(path: str):
+    """A text reader of `path` (UTF-8, newlines kept for the csv module), gunzipped when it ends in .gz
+    (as Beam picks a file's compression from its name); a local path or any URL TFX's fileio reads,
+    streamed `READ_CHUNK` bytes at a time."""
+    if "://" in path:
+        from tfx.dsl.io import fileio
+
+        raw = io.BufferedReader(_RemoteRaw(fileio.open(path, "rb")), READ_CHUNK)
+        stream = gzip.GzipFile(fileobj=raw) if path.endswith(".gz") else raw
+    else:
+        stream = gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
+    return io.TextIOWrapper(stream, encoding="utf-8", newline="")

@@ -1,35 +1,32 @@
 """Command line: `mmoe-pipeline run | compile | check-spec | run-spec | schedule | prepare | download | ...`.
 
-Keras 2 (tf_keras) must be bound before TensorFlow is first imported, so this
-entry point sets TF_USE_LEGACY_KERAS before importing anything else.
+Only click wiring: each command parses its flags and calls the functions of its concern (`pipeline.local`,
+`pipeline.kubeflow`, `pipeline.reporting`, `sources`). Nothing heavy (TensorFlow, TFX, Beam) is imported
+before click has parsed the command line, so `--help` and a bad flag answer at once. Keras 2 (tf_keras)
+must be bound before TensorFlow is first imported: this module sets TF_USE_LEGACY_KERAS first.
+
+Over 400 lines: the click options of twelve commands and their help texts; the commands' work lives in
+the modules of its concern.
 """
 
 import os
-import sys
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-if "run" in sys.argv[1:] and not {"-v", "--verbose"} & set(sys.argv[1:]):
-    # TensorFlow's C++ start-up lines (oneDNN, CUDA probing, "Unable to register cuDNN factory")
-    # bypass Python logging and cannot reach the log file: the quiet console drops them.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import dataclasses  # noqa: E402
-import gc  # noqa: E402
-import glob  # noqa: E402
 import logging  # noqa: E402
-import logging.handlers  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 from typing import Optional, Sequence, Tuple  # noqa: E402
 
 import click  # noqa: E402
-import yaml  # noqa: E402
-from absl import logging as absl_logging  # noqa: E402
 
 import schemas  # noqa: E402
-from components import census  # noqa: E402
 from components.names import DEFAULT_SPAN_FOLDER  # noqa: E402
 from components.spec import load_spec  # noqa: E402
-from pipeline.config import (  # noqa: E402
+from pipeline.graph import settings  # noqa: E402
+from pipeline.graph.config import (  # noqa: E402
+    DEFAULT_BACKEND_ROOT,
     DEFAULT_CRON,
     DEFAULT_EVAL_STEPS,
     DEFAULT_GPU,
@@ -44,19 +41,17 @@ from pipeline.config import (  # noqa: E402
     TrainerWorkers,
     TuningConfig,
 )
+from pipeline.local import logs  # noqa: E402
+from sources import census  # noqa: E402
 from trainer.config import TrainerConfig, Variant  # noqa: E402
-
-DEFAULT_SPEC = ("census", "group1.yaml")
-DEFAULT_SCHEMA = ("census", "schema.pbtxt")
-LOG_DIR = "logs"
 
 
 def _user_errors() -> tuple:
     """The errors that are about the user's input or a failed run: one line at the CLI, no traceback."""
     from components.schema import SchemaMismatch
     from components.spec import SpecError
-    from pipeline.local_runner import ComponentFailed, RunLocked
-    from pipeline.preflight import PreflightError
+    from pipeline.local.local_runner import ComponentFailed, RunLocked
+    from pipeline.local.preflight import PreflightError
 
     return (SpecError, SchemaMismatch, PreflightError, census.IngestionError, census.ChecksumError,
             RunLocked, ComponentFailed)
@@ -68,64 +63,25 @@ class _Cli(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except _user_errors() as e:
-            raise click.ClickException(str(e)) from None
+        except settings.SettingsError as e:
+            if e.option:
+                raise click.BadParameter(str(e), param_hint=e.option) from None
+            raise click.UsageError(str(e)) from None
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise  # --help, a bad flag: no need to import the modules `_user_errors` names
+        except Exception as e:
+            if isinstance(e, _user_errors()):
+                raise click.ClickException(str(e)) from None
+            raise
         finally:
-            _release_loaded_models()
+            logs.release_loaded_models()
 
 
-def _release_loaded_models() -> None:
-    """Frees the SavedModels the Evaluator loaded into Beam's process-wide cache (``Shared``) while
-    TensorFlow is still whole: freed during interpreter shutdown instead, each of their functions'
-    ``__del__`` prints "Exception ignored ... TypeError" on stderr."""
-    shared = sys.modules.get("apache_beam.utils.shared")
-    if shared is not None:
-        shared._shared_map._keepalive = (None, None)  # noqa: SLF001 (its one strong reference; no public API)
-    gc.collect()
-
-
-def _log_to_file(output_dir: str) -> str:
-    """Sends every log record (absl, Beam, TensorFlow's Python side) to OUTPUT/logs/run-<time>.log too."""
-    directory = os.path.join(output_dir, LOG_DIR)
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, time.strftime("run-%Y%m%d-%H%M%S.log"))
-    handler = logging.FileHandler(path)
-    handler.setLevel(logging.DEBUG)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    for early in [h for h in root.handlers if isinstance(h, logging.handlers.MemoryHandler)]:
-        early.setTarget(handler)
-        early.flush()
-        root.removeHandler(early)
-    root.addHandler(handler)
-    return path
-
-
-def classify_inputs(paths: Sequence[str]) -> Tuple[Optional[str], Optional[str]]:
-    """(data file, test file) from files or folders holding census-income.data / .test (.gz)."""
-    files = []
-    for path in paths:
-        if os.path.isdir(path):
-            found = sorted(glob.glob(os.path.join(path, "census-income.*")))
-            found = [f for f in found if census.known_name(f) in census.KNOWN_SHA256]
-            if not found:
-                raise click.BadParameter(
-                    f"{path} holds no census-income.data or census-income.test (plain or .gz); "
-                    "run `make data` to download them.",
-                    param_hint="--data",
-                )
-            files.extend(found)
-        elif os.path.isfile(path):
-            files.append(path)
-        else:
-            raise click.BadParameter(f"{path} does not exist.", param_hint="--data")
-    data = [f for f in files if census.known_name(f) == "census-income.data"]
-    test = [f for f in files if census.known_name(f) != "census-income.data"]
-    if len(data) > 1 or len(test) > 1:
-        raise click.BadParameter(
-            f"expected at most one training file and one test file, received {files}.", param_hint="--data"
-        )
-    return (data[0] if data else None), (test[0] if test else None)
+def _census_files(paths: Sequence[str]) -> Tuple[Optional[str], Optional[str]]:
+    try:
+        return census.classify_inputs(paths)
+    except census.IngestionError as e:
+        raise click.BadParameter(str(e), param_hint="--data") from None
 
 
 @click.group(cls=_Cli)
@@ -133,15 +89,16 @@ def classify_inputs(paths: Sequence[str]) -> Tuple[Optional[str], Optional[str]]
 @click.pass_context
 def main(ctx, verbose: bool) -> None:
     """MMoE multi-task TFX pipeline on UCI Census-Income (KDD)."""
+    from absl import logging as absl_logging
+
     ctx.obj = {"verbose": verbose}
     if ctx.invoked_subcommand == "run" and not verbose:
+        # TensorFlow's C++ start-up lines (oneDNN, CUDA probing, "Unable to register cuDNN factory") bypass
+        # Python logging and cannot reach the log file: the quiet console drops them. TensorFlow is not
+        # imported yet (this module imports nothing heavy), so the setting holds.
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         # Until `run` knows its log file, every record (and warnings.warn) waits in memory.
-        root = logging.getLogger()
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-        root.setLevel(logging.INFO)
-        root.addHandler(logging.handlers.MemoryHandler(capacity=1 << 20, flushLevel=logging.CRITICAL + 1))
-        logging.captureWarnings(True)
+        logs.hold_records()
     else:
         logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -152,45 +109,9 @@ def main(ctx, verbose: bool) -> None:
 
 def _quiet_console(config) -> None:
     """The console shows `ConsoleProgress` lines only; everything else goes to the log file alone."""
-    from pipeline.progress import ConsoleProgress
+    from pipeline.local.progress import ConsoleProgress
 
     logging.getLogger().addHandler(ConsoleProgress(config, click.echo, live=sys.stdout.isatty()))
-
-
-def spec_with(spec_path: Optional[str], allow_anomalies: Sequence[str] = ()):
-    """The spec at `spec_path` (default: census group 1), with `--allow-anomaly` types added."""
-    spec = load_spec(spec_path or schemas.path(*DEFAULT_SPEC))
-    if allow_anomalies:
-        spec = dataclasses.replace(spec, allowed_anomalies=tuple(dict.fromkeys(
-            (*spec.allowed_anomalies, *allow_anomalies))))
-    return spec
-
-
-def default_schema(spec_path: Optional[str]) -> Optional[str]:
-    """The schema when --schema is not given: the census schema for the default spec, the
-    ``schema.pbtxt`` beside the spec file if there is one, else None (SchemaGen infers it)."""
-    if spec_path is None:
-        return schemas.path(*DEFAULT_SCHEMA)
-    beside = os.path.join(os.path.dirname(os.path.abspath(spec_path)), DEFAULT_SCHEMA[-1])
-    return beside if os.path.isfile(beside) else None
-
-
-def image_schema(spec_path: Optional[str]) -> Optional[str]:
-    """`default_schema` inside the container image: only the schemas shipped with the project are there."""
-    from pipeline import kubeflow_v2_runner as kfp_runner
-
-    local = default_schema(spec_path)
-    if local is None:
-        return None  # no curated schema: SchemaGen infers it, as `run` does
-    shipped_root = os.path.dirname(os.path.dirname(os.path.abspath(schemas.path(*DEFAULT_SCHEMA))))
-    relative = os.path.relpath(os.path.abspath(local), shipped_root)
-    if not relative.startswith(os.pardir):
-        return kfp_runner.image_schema_path(*relative.split(os.sep))
-    # `run` would validate with this curated schema; the image does not have it.
-    raise click.UsageError(
-        f"the spec {spec_path} has a curated schema beside it ({local}), which `run` uses, but it is not "
-        f"shipped in the image (only {shipped_root}/ is, under {kfp_runner.image_schema_path()}). Ship it under "
-        "schemas/<dataset>/ and rebuild the image, or pass --schema with its path inside the image.")
 
 
 def _beam_args_option(f):
@@ -203,7 +124,7 @@ def _beam_args_option(f):
 
 def _beam_args(values: Sequence[str], local: bool = False) -> Tuple[str, ...]:
     """The Beam arguments of --beam-args; for a local run, checked to work here (`check_local`)."""
-    from pipeline import beam_options
+    from pipeline.graph import beam_options
 
     try:
         args = beam_options.parse_beam_args(values)
@@ -217,30 +138,6 @@ def _beam_args(values: Sequence[str], local: bool = False) -> Tuple[str, ...]:
 def _span_options(f):
     return click.option("--num-spans", type=click.IntRange(min=1), default=1, show_default=True,
                         help="Read the newest N spans of the data root into one run.")(f)
-
-
-def tuning_settings(tune: bool, tune_budget_s: float, tune_trials: int, hyperparameters_uri: Optional[str]) -> dict:
-    """PipelineConfig's `tuning` and `hyperparameters_uri` from the flags."""
-    if tune and hyperparameters_uri:
-        raise click.UsageError("give --tune or --hyperparameters, not both.")
-    return {"tuning": TuningConfig(budget_s=tune_budget_s, max_trials=tune_trials) if tune else None,
-            "hyperparameters_uri": hyperparameters_uri}
-
-
-def trainer_config(path: Optional[str], **flags) -> TrainerConfig:
-    """TrainerConfig from the YAML file at `path` (if any), with the flags that were given on top."""
-    raw = {}
-    if path:
-        with open(path) as f:
-            raw = yaml.safe_load(f) or {}
-        if not isinstance(raw, dict):
-            raise click.BadParameter(f"{path}: expected a mapping of TrainerConfig fields, received {raw!r}.",
-                                     param_hint="--trainer-config")
-    raw.update({k: v for k, v in flags.items() if v is not None})
-    try:
-        return TrainerConfig.from_dict(raw)
-    except (TypeError, ValueError) as e:
-        raise click.BadParameter(f"{path or 'flags'}: {e}", param_hint="--trainer-config") from None
 
 
 def _trainer_options(f):
@@ -327,9 +224,10 @@ def run(ctx, data_paths, splits_dir, pipeline_root, serving_model_dir, output_di
     from tfx.dsl.io import fileio
 
     from components import example_gen, object_store
-    from pipeline import local_runner, preflight, report
+    from pipeline.local import local_runner, preflight
+    from pipeline.reporting import report
 
-    spec = spec_with(spec_path, allow_anomalies)
+    spec = settings.spec_with(spec_path, allow_anomalies)
     output_dir = os.path.abspath(output_dir)
     beam_args = _beam_args(beam_args, local=True)  # checked before anything is written
     for option, uri in (("--data-root", splits_dir), ("--pipeline-root", pipeline_root),
@@ -338,7 +236,7 @@ def run(ctx, data_paths, splits_dir, pipeline_root, serving_model_dir, output_di
             object_store.enable([uri])
         except object_store.ObjectStoreError as e:
             raise click.BadParameter(str(e), param_hint=option) from None
-    log_path = _log_to_file(output_dir)
+    log_path = logs.log_to_file(output_dir)
     click.echo(f"Log:          {log_path}")
     if splits_dir:
         if data_paths:
@@ -347,12 +245,12 @@ def run(ctx, data_paths, splits_dir, pipeline_root, serving_model_dir, output_di
         if not fileio.isdir(data_root):
             raise click.BadParameter(f"{splits_dir} is no folder (or holds no objects).", param_hint="--data-root")
     else:
-        data_file, test_file = classify_inputs(data_paths) if data_paths else (None, census.SAMPLE_PATH)
+        data_file, test_file = _census_files(data_paths) if data_paths else (None, census.SAMPLE_PATH)
         data_root = census.prepare(
             spec, os.path.join(output_dir, "data"), data_path=data_file, test_path=test_file,
             seed=seed, max_rows=max_rows, verify=not skip_checksum,
         ).root
-    schema_path = schema_path or default_schema(spec_path)
+    schema_path = schema_path or settings.default_schema(spec_path)
     schema_path = os.path.abspath(schema_path) if schema_path else None
     span_folder = example_gen.detect_span_folder(data_root)
     if num_spans > 1 and not span_folder:
@@ -361,7 +259,7 @@ def run(ctx, data_paths, splits_dir, pipeline_root, serving_model_dir, output_di
     selection, summaries = preflight.check_inputs(spec, schema_path, data_root, span_folder, num_spans)
     counts = {s: summary.rows for s, summary in summaries.items()}
     logging.info("Preflight: spec, schema and data agree; rows per input split %s.", counts)
-    from pipeline import beam_options
+    from pipeline.graph import beam_options
 
     workers = beam_workers or beam_options.auto_workers(sum(counts.values()))
     beam_args = beam_options.worker_args(workers, beam_args)
@@ -369,11 +267,11 @@ def run(ctx, data_paths, splits_dir, pipeline_root, serving_model_dir, output_di
                  "" if beam_workers else " (--beam-workers default for this data)", list(beam_args))
     config = local_runner.local_config(
         output_dir, data_root, spec, schema_path, pipeline_root=pipeline_root, serving_model_dir=serving_model_dir,
-        trainer=trainer_config(trainer_config_path, variant=variant, seed=seed, train_epochs=train_epochs,
+        trainer=settings.trainer_config(trainer_config_path, variant=variant, seed=seed, train_epochs=train_epochs,
                                early_stopping_patience=early_stopping_patience), train_steps=train_steps,
         eval_steps=eval_steps, span_folder=span_folder, num_spans=num_spans, warm_start=warm_start,
         beam_pipeline_args=beam_args,
-        **tuning_settings(tune, tune_budget_s, tune_trials,
+        **settings.tuning_settings(tune, tune_budget_s, tune_trials,
                           os.path.abspath(hyperparameters_uri) if hyperparameters_uri else None),
     )
     verbose = (ctx.obj or {}).get("verbose", False)
@@ -393,7 +291,7 @@ def run(ctx, data_paths, splits_dir, pipeline_root, serving_model_dir, output_di
     if not verbose:
         logging.info("Summary:\n%s", report.summary(config, seconds, decision))
     click.echo(report.summary(config, seconds, decision, detailed=verbose))
-    from pipeline import html_report
+    from pipeline.reporting import html_report
 
     click.echo(f"Report:       {html_report.build(output_dir)}")
     click.echo(f"Decision:     {decision_path}")
@@ -407,7 +305,7 @@ def run(ctx, data_paths, splits_dir, pipeline_root, serving_model_dir, output_di
               help="Where to write the inferred schema.pbtxt.")
 def schema_command(spec_path, data_path, out_path) -> None:
     """Infer a schema from CSV data with TFDV, for you to review, curate and pass as --schema."""
-    from pipeline.preflight import infer_schema
+    from pipeline.local.preflight import infer_schema
 
     spec = load_spec(spec_path)
     features, rows = infer_schema(spec, data_path, out_path)
@@ -419,7 +317,7 @@ def schema_command(spec_path, data_path, out_path) -> None:
 @click.argument("output_dir", default="mmoe_output", type=click.Path(file_okay=False, exists=True))
 def report_command(output_dir) -> None:
     """Write OUTPUT_DIR/report.html: decision, AUC per slice, calibration, gates, training curves, data, lineage."""
-    from pipeline import html_report
+    from pipeline.reporting import html_report
 
     try:
         click.echo(f"Wrote {html_report.build(os.path.abspath(output_dir))}")
@@ -519,7 +417,7 @@ def _compile(target, pipeline_root, data_root, span_folder, warm_start, serving_
              train_epochs, early_stopping_patience, eval_steps, spec_path, schema_path, allow_anomalies, tune,
              tune_budget_s, tune_trials, hyperparameters_uri) -> str:
     from components import object_store
-    from pipeline import kubeflow_v2_runner as kfp_runner
+    from pipeline.kubeflow import kubeflow_v2_runner as kfp_runner
 
     for option, uri in (("--pipeline-root", pipeline_root), ("--data-root", data_root),
                         ("--serving-model-dir", serving_model_dir)):
@@ -532,10 +430,10 @@ def _compile(target, pipeline_root, data_root, span_folder, warm_start, serving_
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--s3-endpoint") from None
     target = Target(target)
-    from pipeline import beam_options
+    from pipeline.graph import beam_options
 
     beam_args = beam_options.with_worker_image(_beam_args(beam_args), image)
-    spec = spec_with(spec_path, allow_anomalies)
+    spec = settings.spec_with(spec_path, allow_anomalies)
     resources = (
         dataclasses.replace(DEFAULT_GPU, accelerator_type=gpu_type or DEFAULT_GPU_TYPE[target], accelerator_count=gpus)
         if gpus else ResourceRequest()
@@ -549,17 +447,19 @@ def _compile(target, pipeline_root, data_root, span_folder, warm_start, serving_
     )
     try:
         config = kfp_runner.kubeflow_config(
-            pipeline_root, data_root, spec, schema_path or image_schema(spec_path),
+            pipeline_root, data_root, spec, schema_path or kfp_runner.image_schema(spec_path),
             serving_model_dir, target=target,
-            trainer=trainer_config(trainer_config_path, variant=variant, train_epochs=train_epochs,
+            trainer=settings.trainer_config(trainer_config_path, variant=variant, train_epochs=train_epochs,
                                    early_stopping_patience=early_stopping_patience),
             train_steps=train_steps, eval_steps=eval_steps, trainer_resources=resources,
             trainer_workers=trainer_workers, span_folder=span_folder, num_spans=num_spans, warm_start=warm_start,
-            beam_pipeline_args=beam_args, **tuning_settings(tune, tune_budget_s, tune_trials, hyperparameters_uri),
+            beam_pipeline_args=beam_args, **settings.tuning_settings(tune, tune_budget_s, tune_trials, hyperparameters_uri),
         )
         output = output or f"mmoe_pipeline{kfp_runner.SUFFIXES[target][0]}"
         return kfp_runner.compile_pipeline(config, image, output, target,
                                            gpu_node_selector if workers == 1 else None, s3=s3)
+    except settings.SettingsError:
+        raise  # a flag's error: `_Cli` names the flag
     except ValueError as e:  # SpecConformanceError included: one message, no traceback
         raise click.ClickException(str(e)) from None
 
@@ -576,7 +476,7 @@ def compile_command(**kwargs) -> None:
 @click.argument("package", type=click.Path(exists=True, dir_okay=False))
 def check_spec(package) -> None:
     """Check a compiled package against what open-source Kubeflow Pipelines supports."""
-    from pipeline import spec_check
+    from pipeline.kubeflow import spec_check
 
     try:
         spec, violations = spec_check.load_package(package)
@@ -587,12 +487,6 @@ def check_spec(package) -> None:
         raise click.ClickException(str(spec_check.SpecConformanceError(package, violations)))
     click.echo(f"{package}: {len(spec.root.dag.tasks)} tasks conform to open-source Kubeflow Pipelines "
                f"({len(spec_check.RULES)} rules).")
-
-
-def spec_check_default_root() -> str:
-    from pipeline.spec_check import DEFAULT_BACKEND_ROOT
-
-    return DEFAULT_BACKEND_ROOT
 
 
 @main.command(name="run-spec")
@@ -608,7 +502,7 @@ def spec_check_default_root() -> str:
               help="The driver's log publishing (an executor-logs output in every task), on by default in KFP.")
 @click.option("--launcher-default-root", default=None,
               help="The namespace's kfp-launcher defaultPipelineRoot, used when the run has no root "
-                   f"[default: none, so {spec_check_default_root()}].")
+                   f"[default: none, so {DEFAULT_BACKEND_ROOT}].")
 @click.option("--decision", "decision_path", default=None, type=click.Path(dir_okay=False),
               help="Where to write the push decision JSON [default: WORK_DIR/RUN_ID/decision.json].")
 def run_spec_command(package, pipeline_root, work_dir, run_id, publish_logs, launcher_default_root,
@@ -618,7 +512,8 @@ def run_spec_command(package, pipeline_root, work_dir, run_id, publish_logs, lau
     import json
 
     from components import object_store
-    from pipeline import report, spec_check, spec_runner
+    from pipeline.kubeflow import spec_check, spec_runner
+    from pipeline.reporting import report
 
     try:
         object_store.enable([pipeline_root or "", launcher_default_root or ""])
@@ -649,8 +544,8 @@ def run_spec_command(package, pipeline_root, work_dir, run_id, publish_logs, lau
 @click.option("--insecure", is_flag=True, help="Allow plain http:// to a host other than localhost.")
 def schedule(host, cron, experiment, job_name, token_file, insecure, **kwargs) -> None:
     """Compile for open-source Kubeflow Pipelines, upload, and create a recurring run."""
-    from pipeline import kubeflow_v2_runner as kfp_runner
-    from pipeline import schedule as kfp_schedule
+    from pipeline.kubeflow import kubeflow_v2_runner as kfp_runner
+    from pipeline.kubeflow import schedule as kfp_schedule
 
     if Target(kwargs["target"]) is not Target.KFP:
         raise click.UsageError("schedule uploads to open-source Kubeflow Pipelines: use --target kfp.")
@@ -686,30 +581,16 @@ def schedule(host, cron, experiment, job_name, token_file, insecure, **kwargs) -
 def prepare(data_paths, output_dir, spec_path, seed, skip_checksum, as_span) -> None:
     """Write the data as the pipeline reads it: the train/eval/test splits of the UCI census files or,
     for a spec that splits in the pipeline (`split: {ratios: ...}`), the files as they are."""
-    import shutil
+    import contextlib
 
     from components import example_gen
 
-    spec = load_spec(spec_path or schemas.path(*DEFAULT_SPEC))
-    target = output_dir
-    if as_span:
-        span = example_gen.next_span(output_dir)
-        target = os.path.join(output_dir, DEFAULT_SPAN_FOLDER.replace("{SPAN}", str(span)))
-    # A span is written beside its folder and renamed once complete: a run starting meanwhile never
-    # sees half of it.
-    staging = (os.path.join(output_dir, f".tmp-{os.path.basename(target)}-{os.getpid()}") if as_span else target)
-    if spec.split.in_pipeline:
-        os.makedirs(staging, exist_ok=True)
-        for path in data_paths:
-            shutil.copy(path, staging)
-        summary = f"{len(data_paths)} file(s), split in the pipeline {dict(spec.split.ratios)}"
-    else:
-        data_file, test_file = classify_inputs(data_paths)
-        prepared = census.prepare(spec, staging, data_path=data_file, test_path=test_file, seed=seed,
-                                  verify=not skip_checksum)
-        summary = f"splits {prepared.counts}"
-    if as_span:
-        os.rename(staging, target)
+    spec = load_spec(spec_path or schemas.path(*settings.DEFAULT_SPEC))
+    if not spec.split.in_pipeline:
+        _census_files(data_paths)  # a bad --data fails before a span is staged
+    with (example_gen.staged_span(output_dir) if as_span else contextlib.nullcontext((output_dir, output_dir))) as (
+            folder, target):
+        summary = census.write_inputs(spec, folder, data_paths, seed=seed, verify=not skip_checksum)
     click.echo(f"Wrote {summary} to {target}")
 
 
@@ -722,7 +603,7 @@ def prepare(data_paths, output_dir, spec_path, seed, skip_checksum, as_span) -> 
 @click.option("--seed", type=int, default=0, show_default=True)
 def synthetic(output_dir, rows, dim, correlation, seed) -> None:
     """Write the MMoE paper's synthetic two-task data as a pipeline data source."""
-    from components import synthetic as synthetic_data
+    from sources import synthetic as synthetic_data
 
     splits, spec_path, schema_path = synthetic_data.write_dataset(output_dir, rows, dim, correlation, seed)
     click.echo(f"mmoe-pipeline run --spec {spec_path} --schema {schema_path} --splits-dir {splits}")

@@ -132,7 +132,7 @@ def test_the_scale_benchmark_makes_deterministic_data_and_measures_a_tiny_run(tm
 
 
     from components import names
-    from components.census import SAMPLE_PATH
+    from sources.census import SAMPLE_PATH
 
     data = bench.make_data_root(SAMPLE_PATH, 600, str(tmp_path / "data-600"))
     run = bench.run_pipeline(ROOT, data, str(tmp_path / "out-600"), ["--train-steps", "5", "--eval-steps", "2"])

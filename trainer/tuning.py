@@ -107,7 +107,7 @@ class PipelineTuner(kt.engine.base_tuner.BaseTuner):
     def train_columns(self):
         """The train split in memory when it is small enough (as the Trainer holds it), parsed at the
         first trial for every trial; None: it is streamed. Trials change no feature or label."""
-        from trainer.run import held_in_memory
+        from trainer.input_data import held_in_memory
 
         if not self.config.in_memory_max_mb:
             return None
@@ -115,8 +115,8 @@ class PipelineTuner(kt.engine.base_tuner.BaseTuner):
                               self.spec, self.config.in_memory_max_mb << 20)
 
     def run_trial(self, trial, *args, **kwargs) -> Dict[str, float]:
+        from trainer.input_data import make_dataset, vocabulary_sizes
         from trainer.model import build_model
-        from trainer.run import make_dataset, vocabulary_sizes
 
         try:
             spec, config, steps = apply(trial.hyperparameters.values, self.spec, self.config)

@@ -169,9 +169,9 @@ def test_the_uci_census_files_are_one_instance_of_a_spec_format(tmp_path):
     import gzip
 
     import schemas
-    from components import census
     from components.spec import load_spec
-    from pipeline import preflight
+    from pipeline.local import preflight
+    from sources import census
 
     spec = load_spec(schemas.path(*census.UCI_SPEC))
     assert spec.tasks == load_spec(schemas.path("census", "group1.yaml")).tasks

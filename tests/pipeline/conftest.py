@@ -13,8 +13,9 @@ import pytest
 import yaml
 
 import schemas
-from components import census
-from pipeline import local_runner, report
+from pipeline.local import local_runner
+from pipeline.reporting import report
+from sources import census
 from trainer.config import TrainerConfig
 
 NODES = ["CsvExampleGen", "StatisticsGen", "SpecSchema", "ExampleValidator", "SpanDrift", "Transform",

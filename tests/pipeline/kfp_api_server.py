@@ -1,5 +1,5 @@
 """A Kubeflow Pipelines API (v2beta1) on 127.0.0.1 for the real `kfp.Client`: the few endpoints
-`pipeline.schedule` calls, with the request bodies recorded.
+`pipeline.kubeflow.schedule` calls, with the request bodies recorded.
 
 Paths and JSON field names are those of the KFP v2beta1 REST API
 (backend/api/v2beta1/*.proto in kubeflow/pipelines; kfp-server-api 2.0 models):

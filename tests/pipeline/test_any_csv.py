@@ -21,7 +21,7 @@ import pytest
 import yaml
 from tfx.dsl.io import fileio
 
-from pipeline import report
+from pipeline.reporting import report
 
 pytestmark = pytest.mark.e2e
 

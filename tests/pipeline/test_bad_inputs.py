@@ -19,11 +19,13 @@ from click.testing import CliRunner
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 import schemas
-from components import census
 from components.schema import SchemaMismatch, check_schema, derive_schema, load_schema
 from components.serving_check import ANOMALIES_FILE, blocking_anomalies, read_anomalies
 from components.spec import DatasetSpec, SpecError, load_spec
-from pipeline import cli, preflight, report
+from pipeline import cli
+from pipeline.local import preflight
+from pipeline.reporting import report
+from sources import census
 
 SCHEMA = schemas.path("census", "schema.pbtxt")
 
@@ -322,7 +324,7 @@ def test_the_decision_lists_each_anomaly_and_the_undefined_auc(census_spec, tmp_
 
 
 def test_the_root_cause_of_a_beam_failure_is_its_innermost_error_without_the_wrapper():
-    from pipeline.local_runner import root_cause
+    from pipeline.local.local_runner import root_cause
 
     try:
         try:
@@ -338,7 +340,7 @@ def test_the_root_cause_of_a_beam_failure_is_its_innermost_error_without_the_wra
 
 
 def test_a_second_run_on_the_same_output_directory_is_refused_until_the_first_ends(tmp_path):
-    from pipeline.local_runner import RunLocked, output_lock
+    from pipeline.local.local_runner import RunLocked, output_lock
 
     with output_lock(str(tmp_path)):
         with pytest.raises(RunLocked, match=rf"^{tmp_path} is in use by another run \(pid {os.getpid()}, started "

@@ -10,7 +10,8 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.orchestration.portable import beam_executor_operator, data_types, launcher
 from tfx.proto.orchestration import executable_spec_pb2
 
-from pipeline import beam_options, cli
+from pipeline import cli
+from pipeline.graph import beam_options
 
 MULTI = ("--direct_running_mode=multi_processing", "--direct_num_workers=2")
 

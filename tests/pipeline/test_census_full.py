@@ -5,8 +5,9 @@ import os
 import pytest
 
 import schemas
-from components import census
-from pipeline import local_runner, report
+from pipeline.local import local_runner
+from pipeline.reporting import report
+from sources import census
 
 pytestmark = pytest.mark.full
 

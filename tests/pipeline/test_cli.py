@@ -4,6 +4,7 @@ import os
 from click.testing import CliRunner
 
 from pipeline import cli
+from sources import census
 
 
 def _uci(path, n):
@@ -17,8 +18,8 @@ def _uci(path, n):
 def test_classify_inputs_takes_files_or_a_folder(tmp_path):
     data = _uci(tmp_path / "census-income.data", 1)
     test = _uci(tmp_path / "census-income.test", 1)
-    assert cli.classify_inputs([str(tmp_path)]) == (data, test)
-    assert cli.classify_inputs([test]) == (None, test)
+    assert census.classify_inputs([str(tmp_path)]) == (data, test)
+    assert census.classify_inputs([test]) == (None, test)
 
 
 def test_a_folder_without_census_files_is_refused(tmp_path):
@@ -90,3 +91,49 @@ def test_trainer_config_file_errors_name_the_file_and_the_key(tmp_path):
         "--image", "img", "--trainer-config", str(config)])
     assert result.exit_code == 2
     assert f"{config}: TrainerConfig: unknown keys ['num_expert']" in result.output
+
+
+def test_prepare_span_failing_midway_leaves_no_span_and_a_retry_writes_it(tmp_path, monkeypatch):
+    """A span is complete or absent: a failure while its splits are written (here the second file write)
+    leaves neither span-2/ nor its staging folder, span-1/ as it was, and the retry writes span-2/."""
+    test = _uci(tmp_path / "census-income.test", 30)
+    args = ["prepare", "--data", test, "--output-dir", str(tmp_path / "root"), "--skip-checksum", "--span"]
+    assert CliRunner().invoke(cli.main, args).exit_code == 0
+    before = sorted(os.listdir(tmp_path / "root" / "span-1"))
+    real_write, calls = census._write_csv, []
+
+    def fails_second_time(path, header, rows):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device", path)
+        return real_write(path, header, rows)
+
+    monkeypatch.setattr(census, "_write_csv", fails_second_time)
+    failed = CliRunner().invoke(cli.main, args)
+    assert isinstance(failed.exception, OSError) and len(calls) == 2
+    assert os.path.isfile(calls[0]) is False  # the first split was written, then removed with its staging folder
+    assert sorted(os.listdir(tmp_path / "root")) == ["span-1"]
+    assert sorted(os.listdir(tmp_path / "root" / "span-1")) == before
+    monkeypatch.setattr(census, "_write_csv", real_write)
+    retry = CliRunner().invoke(cli.main, args)
+    assert retry.exit_code == 0, retry.output
+    assert f"to {tmp_path / 'root' / 'span-2'}" in retry.output
+    assert sorted(os.listdir(tmp_path / "root")) == ["span-1", "span-2"]
+    with open(tmp_path / "root" / "span-2" / "train" / "data.csv") as f:
+        assert sum(1 for _ in f) == 1 + 24  # header and the 24 train rows
+
+
+def test_help_imports_nothing_heavy():
+    """`SUBCOMMAND --help` answers before TensorFlow, TFX or Beam is imported (no start-up noise)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom click.testing import CliRunner\nfrom pipeline import cli\n"
+            "for command in ('run', 'compile', 'run-spec', 'schedule', 'prepare', 'report'):\n"
+            "    result = CliRunner().invoke(cli.main, [command, '--help'])\n"
+            "    assert result.exit_code == 0 and result.output.startswith('Usage: '), result.output\n"
+            "print(sorted(m for m in ('tensorflow', 'tfx', 'apache_beam', 'tensorflow_transform', "
+            "'tensorflow_model_analysis', 'kfp', 'numpy') if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "[]"
+    assert done.stderr == ""

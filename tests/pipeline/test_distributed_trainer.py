@@ -12,7 +12,8 @@ import tensorflow as tf
 
 from components.names import EXAMPLES_INPUT, SERVING_SIGNATURE
 from components.serving_check import raw_examples
-from pipeline import local_workers, report
+from pipeline.local import local_workers
+from pipeline.reporting import report
 from trainer.config import TrainerConfig
 from trainer.run import WORKER_TEMP_PREFIX
 

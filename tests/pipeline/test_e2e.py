@@ -22,7 +22,7 @@ from tfx import v1 as tfx  # noqa: E402
 from components.drift import PREVIOUS_SPAN_PROPERTY, SPAN_PROPERTY
 from components.names import SERVING_SIGNATURE, TRANSFORM_SIGNATURE
 from components.serving_check import ServingCheck
-from pipeline import report
+from pipeline.reporting import report
 
 pytestmark = pytest.mark.e2e
 
@@ -199,8 +199,8 @@ def test_a_model_with_an_estimate_as_feature_exports_and_serves(runs, spec, tmp_
 
     from components.serving_check import raw_examples
     from trainer.config import TrainerConfig
+    from trainer.input_data import vocabulary_sizes
     from trainer.model import build_model
-    from trainer.run import vocabulary_sizes
     from trainer.signatures import export
 
     config, store = runs["config"], runs["store"]
@@ -372,7 +372,7 @@ def test_a_failing_component_ends_in_one_line_that_names_it_and_the_cause(runs, 
     """On a copy of the e2e store, so everything up to the Trainer is served from the cache."""
     import shutil
 
-    from pipeline import local_runner
+    from pipeline.local import local_runner
     from tests.pipeline.broken_trainer import BROKEN_MESSAGE
 
     config = runs["config"]
@@ -415,7 +415,7 @@ def test_the_terminal_shows_one_line_per_component_start_and_end_and_the_log_hol
                      "Running launcher for node_info", "education:Children", "Preflight: spec, schema and data",
                      # the 1,600 train rows are parsed once and held in memory (TrainerConfig.in_memory_max_mb)
                      "Train split in memory: 1600 rows",
-                     # 2,000 input rows: in-process Beam (pipeline.beam_options.AUTO_WORKERS_MIN_ROWS)
+                     # 2,000 input rows: in-process Beam (pipeline.graph.beam_options.AUTO_WORKERS_MIN_ROWS)
                      "Beam components: 1 worker process(es) (--beam-workers default for this data); Beam "
                      "arguments []."):
         assert expected in log, expected
@@ -567,7 +567,7 @@ def test_the_boosted_tree_reference_trains_on_the_same_split_files(runs, spec):
 def test_the_trainer_rate_benchmark_reads_the_bare_fit_rate(runs, spec, caplog):
     """bench/trainer_rate.py's bare fit on this run's transformed data, tiny: its progress reports
     parse into a steady rate as the Trainer's do."""
-    from pipeline import report
+    from pipeline.reporting import report
     from tests.conftest import load_bench
 
     bench = load_bench("trainer_rate")
@@ -585,7 +585,7 @@ def test_the_variants_benchmark_trains_a_variant_on_this_run_from_its_cache(runs
     Trainer comes from the cache, and the table has the variant's AUCs and times."""
     import dataclasses
 
-    from pipeline import report
+    from pipeline.reporting import report
     from tests.conftest import load_bench
 
     bench = load_bench("variants")

@@ -6,7 +6,7 @@ import json
 import pytest
 from google.protobuf import json_format
 
-from pipeline import kfp_entrypoint
+from pipeline.kubeflow import kfp_entrypoint
 
 EXAMPLES_SCHEMA = "title: tfx.Examples\ntype: object\n"
 # As the backend sends it (tensorflow/tfx#7768's launcher log): the input untyped, executor-logs added.

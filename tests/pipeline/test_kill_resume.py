@@ -13,8 +13,9 @@ import time
 import pytest
 
 import schemas
-from components import census
-from pipeline import local_runner, report
+from pipeline.local import local_runner
+from pipeline.reporting import report
+from sources import census
 from tests.pipeline.conftest import NODES, ROWS, _read, cli_command
 
 pytestmark = pytest.mark.slow

@@ -10,10 +10,11 @@ from click.testing import CliRunner
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from pipeline import cli, spec_check
-from pipeline import kubeflow_v2_runner as kfp_runner
-from pipeline import schedule as kfp_schedule
-from pipeline.config import ResourceRequest, Target, TrainerWorkers
+from pipeline import cli
+from pipeline.graph.config import ResourceRequest, Target, TrainerWorkers
+from pipeline.kubeflow import kubeflow_v2_runner as kfp_runner
+from pipeline.kubeflow import schedule as kfp_schedule
+from pipeline.kubeflow import spec_check
 from tests.pipeline.kfp_api_server import KfpApiServer
 
 KFP_TASKS = ["CsvExampleGen", "StatisticsGen", "SpecSchema", "ExampleValidator", "SpanDrift", "Transform", "Trainer",
@@ -64,7 +65,7 @@ def test_kfp_package_conforms_and_requests_a_kubernetes_gpu(packages):
     assert spec["defaultPipelineRoot"] == "gs://bucket/root"
     for label, executor in executors.items():
         task = label[:-len("_executor")]
-        assert executor["container"]["command"] == ["python", "-m", "pipeline.kfp_entrypoint", "--kfp_task", task]
+        assert executor["container"]["command"] == ["python", "-m", "pipeline.kubeflow.kfp_entrypoint", "--kfp_task", task]
         assert "--json_serialized_inputs_spec_args" in executor["container"]["args"]
     # Every parameter is a constant (the backend driver resolves nothing else).
     kinds = {kind for t in tasks.values() for p in t["inputs"].get("parameters", {}).values()
@@ -502,7 +503,7 @@ def test_compile_carries_the_beam_args_to_every_beam_task_with_the_image_for_its
 
 
 def test_a_portable_runner_gets_the_image_as_its_docker_environment_unless_told_otherwise(tmp_path):
-    from pipeline import beam_options
+    from pipeline.graph import beam_options
 
     flink = ("--runner=PortableRunner", "--job_endpoint=flink-jobserver:8099")
     assert beam_options.with_worker_image(flink, IMAGE) == (

@@ -8,8 +8,8 @@ import pytest
 import schemas
 from components.names import PREPROCESSING_FN, RUN_FN, SPEC_KEY
 from components.spec import DatasetSpec
-from pipeline.config import PipelineConfig, ResourceRequest
-from pipeline.pipeline import create_pipeline
+from pipeline.graph.config import PipelineConfig, ResourceRequest
+from pipeline.graph.pipeline import create_pipeline
 from trainer.config import TrainerConfig
 
 COMPONENT_IDS = [
@@ -84,9 +84,9 @@ def test_spans_split_warm_start_and_inferred_schema_change_the_graph(census_spec
 
 
 def test_the_trainer_takes_tuned_or_imported_hyperparameters(census_spec, tmp_path):
-    from pipeline import kubeflow_v2_runner as kfp_runner
-    from pipeline import spec_check
-    from pipeline.config import TuningConfig
+    from pipeline.graph.config import TuningConfig
+    from pipeline.kubeflow import kubeflow_v2_runner as kfp_runner
+    from pipeline.kubeflow import spec_check
 
     tuned = create_pipeline(_config(census_spec, tuning=TuningConfig(budget_s=60, max_trials=3)))
     upstream = {c.id: sorted(u.id for u in c.upstream_nodes) for c in tuned.components}
@@ -127,7 +127,7 @@ def test_compiling_the_pipeline_does_not_import_the_model_code(tmp_path):
     code = (
         "import sys, schemas\n"
         "from components.spec import load_spec\n"
-        "from pipeline import kubeflow_v2_runner as k\n"
+        "from pipeline.kubeflow import kubeflow_v2_runner as k\n"
         "spec = load_spec(schemas.path('census', 'group1.yaml'))\n"
         "config = k.kubeflow_config('gs://b/r', 'gs://b/d', spec, '/s.pbtxt', 'gs://b/s')\n"
         f"k.compile_pipeline(config, 'img', {str(tmp_path / 'p.yaml')!r})\n"

@@ -18,8 +18,9 @@ import tensorflow_data_validation as tfdv
 from tfx.orchestration import pipeline as tfx_pipeline
 from tfx.orchestration.local.local_dag_runner import LocalDagRunner
 
-from pipeline import beam_options, report
-from pipeline.pipeline import create_pipeline
+from pipeline.graph import beam_options
+from pipeline.graph.pipeline import create_pipeline
+from pipeline.reporting import report
 
 pytestmark = pytest.mark.e2e
 

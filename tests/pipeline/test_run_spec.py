@@ -1,6 +1,6 @@
 """The compiled `--target kfp` package, run here by the strict emulation of the open-source backend
-(`pipeline.spec_runner`: untyped inputs, executor-logs, the driver's layout) task by task through
-each task's own container command (`pipeline.kfp_entrypoint` around TFX's kubeflow_v2_run_executor),
+(`pipeline.kubeflow.spec_runner`: untyped inputs, executor-logs, the driver's layout) task by task through
+each task's own container command (`pipeline.kubeflow.kfp_entrypoint` around TFX's kubeflow_v2_run_executor),
 with its pipeline root, data root and serving directory on a real S3 server (moto on 127.0.0.1),
 twice, as a schedule would on a data root of spans (``span-{SPAN}``, warm start on: the defaults of
 `compile` and `schedule`):
@@ -29,11 +29,11 @@ import pytest
 import yaml
 
 import schemas
-from components import census
 from components.baseline import HAS_MODEL_PROPERTY, SOURCE_PROPERTY
 from components.spec import DatasetSpec
-from pipeline import kubeflow_v2_runner as kfp_runner
-from pipeline import spec_check, spec_runner
+from pipeline.kubeflow import kubeflow_v2_runner as kfp_runner
+from pipeline.kubeflow import spec_check, spec_runner
+from sources import census
 from tests.pipeline.conftest import EMPTY_AGE_FRACTION, UNKNOWN_SEX_FRACTION, with_values
 from trainer.config import TrainerConfig
 
@@ -55,7 +55,7 @@ def small_spec(census_spec):
     spec = DatasetSpec.from_dict(raw)
     assert sorted(c.name for c in spec.features if c.kind.value == "categorical") == sorted(CATEGORICAL_KEPT)
     return spec
-ENTRYPOINT = ["-m", "pipeline.kfp_entrypoint", "--kfp_task"]
+ENTRYPOINT = ["-m", "pipeline.kubeflow.kfp_entrypoint", "--kfp_task"]
 TFX_ENTRYPOINT = "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
 # The executor class each task must run, as Kubeflow would (hand-written, not read from the spec).
 EXECUTORS = {
@@ -259,7 +259,7 @@ def _with_tfx_entrypoint(package: str, path: str) -> str:
         docs = list(yaml.safe_load_all(f))
     for executor in docs[0]["deploymentSpec"]["executors"].values():
         command = executor["container"]["command"]
-        assert command[:3] == ["python", "-m", "pipeline.kfp_entrypoint"], command
+        assert command[:3] == ["python", "-m", "pipeline.kubeflow.kfp_entrypoint"], command
         executor["container"]["command"] = ["python", "-c", TFX_WITH_EXIT_HOOK]
     with open(path, "w") as f:
         yaml.safe_dump_all(docs, f)

@@ -18,10 +18,11 @@ import os
 import pytest
 
 import schemas
-from components import census
 from components.baseline import SOURCE_PROPERTY
 from components.pusher import pushed_spans
-from pipeline import local_runner, report
+from pipeline.local import local_runner
+from pipeline.reporting import report
+from sources import census
 from tests.pipeline.conftest import MAX_DROP, MIN_AUC
 from trainer.config import TrainerConfig
 

@@ -1,4 +1,4 @@
-"""The strict KFP emulation (`pipeline.spec_runner`) on small hand-written specs, against a real S3
+"""The strict KFP emulation (`pipeline.kubeflow.spec_runner`) on small hand-written specs, against a real S3
 server on 127.0.0.1: root resolution, output layout, executor-logs, untyped inputs and MLMD's
 metadata round trip, download/upload through the pod's local paths, caching, failures (the
 compiled pipeline itself runs in test_run_spec.py)."""
@@ -11,7 +11,7 @@ import pytest
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from pipeline import spec_check, spec_runner
+from pipeline.kubeflow import spec_check, spec_runner
 
 # A component that reads its input artifact from the pod's local copy (.path), writes its output
 # there (the launcher uploads it) and reports metadata in the output file, as a KFP executor does.

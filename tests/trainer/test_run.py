@@ -4,9 +4,9 @@ import pytest
 import tensorflow as tf
 
 from tests.trainer.test_model import SPEC, VOCAB, _batch
+from trainer.callbacks import LogProgress, RaiseOnNaN
 from trainer.config import TrainerConfig
 from trainer.model import build_model
-from trainer.run import LogProgress, RaiseOnNaN
 
 
 def test_nan_loss_stops_training_with_a_clear_error():
@@ -38,7 +38,7 @@ def test_progress_is_logged_ten_times_per_epoch(caplog):
 def test_an_embedding_is_warm_started_token_by_token():
     import numpy as np
 
-    from trainer.run import remap_embedding
+    from trainer.warm_start import remap_embedding
 
     old = np.array([[1.0], [2.0], [3.0], [9.0]])  # vocabulary a, b, c; one OOV bucket
     fresh = np.zeros((5, 1))  # vocabulary c, a, d, e; one OOV bucket
@@ -50,8 +50,8 @@ def test_an_embedding_is_warm_started_token_by_token():
 
 
 def test_training_curves_are_written_where_tensorboard_and_the_report_read_them(tmp_path):
-    from pipeline.html_report import training_curves
-    from trainer.run import TrainingCurves
+    from pipeline.reporting.html_report import training_curves
+    from trainer.callbacks import TrainingCurves
 
     model = build_model(SPEC, TrainerConfig(num_experts=2, expert_units=2), VOCAB)
     x, y = _batch(n=160)
@@ -117,7 +117,7 @@ def test_early_stopping_keeps_the_best_epoch_of_a_real_fit():
 
 
 def test_count_records_reads_every_gzip_file_of_the_split(tmp_path):
-    from trainer.run import count_records
+    from trainer.input_data import count_records
 
     for name, n in (("a.gz", 3), ("b.gz", 70_000)):
         with tf.io.TFRecordWriter(str(tmp_path / name), options="GZIP") as w:

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tf_keras as keras
 
-from components import synthetic
 from components.spec import DatasetSpec
+from sources import synthetic
 from trainer.config import TrainerConfig, Variant
 from trainer.model import build_model
 

@@ -16,12 +16,13 @@ from tfx import v1 as tfx
 from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
 from components.spec import DatasetSpec
-from pipeline import beam_options, report
-from pipeline.config import Orchestrator, PipelineConfig
-from pipeline.pipeline import create_pipeline
+from pipeline.graph import beam_options
+from pipeline.graph.config import Orchestrator, PipelineConfig
+from pipeline.graph.pipeline import create_pipeline
+from pipeline.reporting import report
 
 # No Beam arguments: Beam's DirectRunner runs each component's bundles in this process. The CLI's
-# --beam-workers and --beam-args add options (pipeline.beam_options).
+# --beam-workers and --beam-args add options (pipeline.graph.beam_options).
 DEFAULT_BEAM_ARGS: tuple = ()
 DECISION_FILE = "decision.json"
 METADATA_FILE = "metadata.sqlite"

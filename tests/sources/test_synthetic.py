@@ -3,8 +3,8 @@ import os
 import numpy as np
 import pytest
 
-from components import synthetic
 from components.spec import load_spec
+from sources import synthetic
 
 
 def test_task_weights_have_the_requested_cosine():
@@ -52,7 +52,7 @@ def test_the_written_dataset_passes_the_pipeline_input_checks(tmp_path):
     agree (the whole pipeline on a non-census dataset with regression tasks and PLE runs in
     tests/pipeline/test_any_csv.py)."""
     from components.spec import load_spec
-    from pipeline import preflight
+    from pipeline.local import preflight
 
     splits, spec_path, schema_path = synthetic.write_dataset(str(tmp_path), n=200, dim=4, correlation=0.5)
     _, summaries = preflight.check_inputs(load_spec(spec_path), schema_path, splits)

@@ -26,7 +26,7 @@ what TFX 1.16's entrypoint makes of it:
 It also registers ``s3://`` (`components.object_store`) before TFX runs, and ends
 the process cleanly once it was used (tensorflow/io#2039).
 
-Command line: ``python -m pipeline.kfp_entrypoint --kfp_task NAME`` followed by
+Command line: ``python -m pipeline.kubeflow.kfp_entrypoint --kfp_task NAME`` followed by
 TFX's own arguments (``--executor_class_path``,
 ``--json_serialized_invocation_args {{$}}``,
 ``--json_serialized_inputs_spec_args``, Beam arguments).
@@ -48,7 +48,7 @@ TASK_FLAG = "--kfp_task"
 INVOCATION_FLAG = "--json_serialized_invocation_args"
 INPUTS_SPEC_FLAG = "--json_serialized_inputs_spec_args"
 TFX_ENTRYPOINT = "tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor"
-ENTRYPOINT = "pipeline.kfp_entrypoint"
+ENTRYPOINT = "pipeline.kubeflow.kfp_entrypoint"
 # Outputs the backend adds that are its own business, not the component's (driver/driver.go provisionOutputs).
 BACKEND_OUTPUTS = ("executor-logs",)
 

@@ -30,6 +30,10 @@ image's ``python`` is this interpreter; Kubernetes (resources, node selectors,
 tolerations, the image itself) is not applied; ``lifecycle.preCacheCheck`` is
 not run (the backend never runs it either). What only a cluster proves: see
 the README's Kubeflow section.
+
+Over 400 lines: one emulation of the backend's driver and launcher, each behaviour beside the citation of
+the backend file and function it follows; split, a behaviour would be apart from its neighbours in the
+same Go function.
 """
 
 from __future__ import annotations
@@ -53,7 +57,8 @@ from typing import Dict, List, Mapping, Optional, Set
 from google.protobuf import json_format, struct_pb2
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from pipeline import spec_check
+from pipeline.graph.config import DEFAULT_BACKEND_ROOT
+from pipeline.kubeflow import spec_check
 
 PYTHON_NAMES = ("python", "python3", "python3.10")
 LOG_TAIL_LINES = 30
@@ -113,7 +118,7 @@ def pipeline_root_of(pipeline_root: Optional[str], launcher_default_root: Option
     """driver/driver.go RootDAG (driver/root_dag.go on master): the runtime config's root, else
     config/env.go DefaultPipelineRoot (the namespace's kfp-launcher ConfigMap, else
     minio://mlpipeline/v2/artifacts)."""
-    return pipeline_root or launcher_default_root or spec_check.DEFAULT_BACKEND_ROOT
+    return pipeline_root or launcher_default_root or DEFAULT_BACKEND_ROOT
 
 
 def run_root(pipeline_root: Optional[str], pipeline_name: str, run_id: str,
@@ -597,7 +602,7 @@ def decision(runner: SpecRunner) -> dict:
     )
     from components.schema import FILLED_PROPERTY
     from components.spec import DatasetSpec
-    from pipeline import report
+    from pipeline.reporting import report
 
     spec = runner.spec
     dataset_spec = DatasetSpec.from_dict(

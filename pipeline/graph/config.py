@@ -109,6 +109,8 @@ DEFAULT_GPU_TYPE = {Target.KFP: KFP_GPU_RESOURCE, Target.VERTEX: VERTEX_GPU_TYPE
 DEFAULT_TARGET = Target.KFP
 # Kubeflow defaults: the Trainer on one GPU with 4 CPUs and 16 GiB, a daily run (KFP cron has a seconds field).
 DEFAULT_GPU = ResourceRequest(cpu=4, memory_gib=16, accelerator_type=KFP_GPU_RESOURCE, accelerator_count=1)
+# The open-source backend's root when neither the run nor the namespace names one.
+DEFAULT_BACKEND_ROOT = "minio://mlpipeline/v2/artifacts"  # backend/src/v2/config/env.go defaultPipelineRoot
 DEFAULT_CRON = "0 0 3 * * *"
 # Run defaults, one place for the CLI, the runners and the tests.
 DEFAULT_TRAIN_STEPS = 2000

@@ -39,10 +39,10 @@ from kfp.client import client as kfp_client
 from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx import v1 as tfx
 
+import schemas
 from components import object_store, tfjob_trainer
 from components.names import DRIFT_COMPONENT, EXAMPLE_GEN_COMPONENT, SERVING_BASELINE_COMPONENT, TRAINER_COMPONENT
-from pipeline import kfp_entrypoint, spec_check
-from pipeline.config import (
+from pipeline.graph.config import (
     DEFAULT_CRON,
     DEFAULT_GPU,
     DEFAULT_GPU_TYPE,
@@ -52,7 +52,9 @@ from pipeline.config import (
     Target,
     WorkerBackend,
 )
-from pipeline.pipeline import create_pipeline
+from pipeline.graph.pipeline import create_pipeline
+from pipeline.graph.settings import DEFAULT_SCHEMA, SettingsError, default_schema
+from pipeline.kubeflow import kfp_entrypoint, spec_check
 from trainer.config import Distribution, TrainerConfig
 
 IMAGE_PROJECT_DIR = "/pipeline"  # where the Dockerfile copies the project
@@ -70,6 +72,22 @@ WORKER_BACKEND = {Target.KFP: WorkerBackend.TFJOB, Target.VERTEX: WorkerBackend.
 def image_schema_path(*parts: str) -> str:
     """Path of a shipped schema file inside the container image."""
     return posixpath.join(IMAGE_PROJECT_DIR, "schemas", *parts)
+
+
+def image_schema(spec_path: Optional[str]) -> Optional[str]:
+    """`default_schema` inside the container image: only the schemas shipped with the project are there."""
+    local = default_schema(spec_path)
+    if local is None:
+        return None  # no curated schema: SchemaGen infers it, as `run` does
+    shipped_root = os.path.dirname(os.path.dirname(os.path.abspath(schemas.path(*DEFAULT_SCHEMA))))
+    relative = os.path.relpath(os.path.abspath(local), shipped_root)
+    if not relative.startswith(os.pardir):
+        return image_schema_path(*relative.split(os.sep))
+    # `run` would validate with this curated schema; the image does not have it.
+    raise SettingsError(
+        f"the spec {spec_path} has a curated schema beside it ({local}), which `run` uses, but it is not "
+        f"shipped in the image (only {shipped_root}/ is, under {image_schema_path()}). Ship it under "
+        "schemas/<dataset>/ and rebuild the image, or pass --schema with its path inside the image.")
 
 
 def kubeflow_config(pipeline_root: str, data_root: str, spec, schema_path: str, serving_model_dir: str,
@@ -117,7 +135,7 @@ def executor_label(spec: pipeline_spec_pb2.PipelineSpec, task: str) -> str:
 
 def adapt_for_kfp(spec: pipeline_spec_pb2.PipelineSpec, pipeline_root: str, env: Sequence[dict] = ()) -> None:
     """What the open-source backend needs beyond TFX's compiler output (in place): our entrypoint in
-    every TFX task (`pipeline.kfp_entrypoint`: tensorflow/tfx#7768, ``executor-logs``), no
+    every TFX task (`pipeline.kubeflow.kfp_entrypoint`: tensorflow/tfx#7768, ``executor-logs``), no
     preCacheCheck hooks, no caching of the tasks that read the outside world, and the pipeline root
     as ``defaultPipelineRoot`` (which `schedule` passes on as the run's root)."""
     spec.default_pipeline_root = pipeline_root

@@ -48,7 +48,7 @@ from components.names import (
 from components.schema import SpecSchema
 from components.serving_check import ServingCheck
 from components.spec import SPLIT_NAMES
-from pipeline.config import KFP_GPU_RESOURCE, PipelineConfig, ResourceRequest, WorkerBackend
+from pipeline.graph.config import KFP_GPU_RESOURCE, PipelineConfig, ResourceRequest, WorkerBackend
 
 TRAIN, EVAL, TEST = SPLIT_NAMES
 

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import glob
 import gzip
 import hashlib
-import io
 import json
 import logging
 import os
@@ -35,15 +35,16 @@ import random
 import shutil
 import tempfile
 import urllib.request
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
+from components.object_store import open_text
 from components.spec import SPLIT_NAMES, DatasetSpec
 
 # SHA-256 of the *uncompressed* files, keyed by file name without ".gz".
 KNOWN_SHA256: Dict[str, str] = {
     "census-income.data": "3676a81db7d3528f3f8b9f3c699d0f0aa28db45e6e994fa0b8ed38327539ee86",
     "census-income.test": "98402b1ab879573d0a7f38a699a40258080e25e33d3401e7bf9c96d3fa0fab8c",
-    # The embedded sample shipped in components/data (see its README.md).
+    # The embedded sample shipped in sources/data (see its README.md).
     "census-income.sample": "b0974333db172fb5897627ad2eee4e83f3288edbb5b36e0cc25de4356071d51d",
 }
 
@@ -75,50 +76,32 @@ class PreparedData:
         return os.path.join(self.root, split)
 
 
-READ_CHUNK = 1 << 20  # bytes per read of a remote file
-
-
-class _RemoteRaw(io.RawIOBase):
-    """A file TFX's fileio opened, read in chunks as a raw stream (for io's buffered and gzip
-    readers); `consumed` counts the bytes read from it so far."""
-
-    def __init__(self, handle):
-        super().__init__()
-        self._handle, self.consumed = handle, 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        data = self._handle.read(len(buffer))
-        buffer[:len(data)] = data
-        self.consumed += len(data)
-        return len(data)
-
-    def close(self) -> None:
-        if not self.closed:
-            self._handle.close()
-        super().close()
-
-
-def open_text(path: str):
-    """A text reader of `path` (UTF-8, newlines kept for the csv module), gunzipped when it ends in .gz
-    (as Beam picks a file's compression from its name); a local path or any URL TFX's fileio reads,
-    streamed `READ_CHUNK` bytes at a time."""
-    if "://" in path:
-        from tfx.dsl.io import fileio
-
-        raw = io.BufferedReader(_RemoteRaw(fileio.open(path, "rb")), READ_CHUNK)
-        stream = gzip.GzipFile(fileobj=raw) if path.endswith(".gz") else raw
-    else:
-        stream = gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
-    return io.TextIOWrapper(stream, encoding="utf-8", newline="")
-
-
 def known_name(path: str) -> str:
     name = os.path.basename(path)
     return name[: -len(".gz")] if name.endswith(".gz") else name
 
+
+
+
+def classify_inputs(paths: Sequence[str]) -> Tuple[Optional[str], Optional[str]]:
+    """(data file, test file) from files or folders holding census-income.data / .test (.gz)."""
+    files = []
+    for path in paths:
+        if os.path.isdir(path):
+            found = [f for f in sorted(glob.glob(os.path.join(path, "census-income.*"))) if known_name(f) in KNOWN_SHA256]
+            if not found:
+                raise IngestionError(f"{path} holds no census-income.data or census-income.test (plain or "
+                                     ".gz); run `make data` to download them.")
+            files.extend(found)
+        elif os.path.isfile(path):
+            files.append(path)
+        else:
+            raise IngestionError(f"{path} does not exist.")
+    data = [f for f in files if known_name(f) == "census-income.data"]
+    test = [f for f in files if known_name(f) != "census-income.data"]
+    if len(data) > 1 or len(test) > 1:
+        raise IngestionError(f"expected at most one training file and one test file, received {files}.")
+    return (data[0] if data else None), (test[0] if test else None)
 
 def sha256_of(path: str) -> str:
     """SHA-256 of the file's content, decompressed first when it ends in .gz."""
@@ -164,7 +147,7 @@ def uci_format():
 def read_uci_rows(path: str, num_columns: int, max_rows: Optional[int] = None) -> Iterator[List[str]]:
     """Yields the fields of each row of a UCI census file, read with the UCI format the pipeline
     uses for any CSV (`components.example_gen.read_rows`): stripped, trailing '.' removed."""
-    from components.example_gen import read_rows
+    from components.example_gen import read_rows  # TensorFlow and Beam: only once rows are read
 
     file_format = uci_format()
     count = 0
@@ -316,3 +299,16 @@ def write_sample(source_test_path: str, output_path: str, rows: int, seed: int =
             for i in keep:
                 gz.write(lines[i].encode("utf-8"))
     return sha256_of(output_path)
+
+
+def write_inputs(spec: DatasetSpec, folder: str, paths: Sequence[str], seed: int = 0, verify: bool = True) -> str:
+    """Writes the data as the pipeline reads it into `folder`: the train/eval/test splits of the UCI census
+    files or, for a spec that splits in the pipeline (`split: {ratios: ...}`), the files as they are.
+    Returns what was written, in words."""
+    if spec.split.in_pipeline:
+        os.makedirs(folder, exist_ok=True)
+        for path in paths:
+            shutil.copy(path, folder)
+        return f"{len(paths)} file(s), split in the pipeline {dict(spec.split.ratios)}"
+    data_file, test_file = classify_inputs(paths)
+    return f"splits {prepare(spec, folder, data_path=data_file, test_path=test_file, seed=seed, verify=verify).counts}"

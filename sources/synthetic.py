@@ -24,8 +24,8 @@ import numpy as np
 import yaml
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from components.census import SINGLE_FILE_FRACTIONS, SPLITS
 from components.spec import DatasetSpec
+from sources.census import SINGLE_FILE_FRACTIONS, SPLITS
 
 TASKS = ("y1", "y2")
 

@@ -31,8 +31,8 @@ import kfp_server_api
 import urllib3
 from kfp.client.set_volume_credentials import ServiceAccountTokenVolumeCredentials
 
-from pipeline import spec_check
-from pipeline.kubeflow_v2_runner import validate_cron
+from pipeline.kubeflow import spec_check
+from pipeline.kubeflow.kubeflow_v2_runner import validate_cron
 
 MAX_CONCURRENCY = 1
 TOKEN_ENV = "KF_PIPELINES_TOKEN"

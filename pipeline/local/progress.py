@@ -30,7 +30,7 @@ from components.names import (
     TRAINER_COMPONENT,
     TRAINING_PROGRESS,
 )
-from pipeline import report
+from pipeline.reporting import report
 
 _STARTED = ("node %s is running.", "Component %s is running.")
 _FINISHED = ("node %s is finished.", "Component %s is finished.")
@@ -143,6 +143,6 @@ class ConsoleProgress(logging.Handler):
 
 
 def _components(config):
-    from pipeline.pipeline import create_pipeline
+    from pipeline.graph.pipeline import create_pipeline
 
     return create_pipeline(config).components

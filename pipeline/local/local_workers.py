@@ -8,7 +8,7 @@ into logical devices (``MirroredStrategy`` without GPUs), or N worker processes
 with ``TF_CONFIG`` on 127.0.0.1 free ports (``MultiWorkerMirroredStrategy``). The
 tests and ``bench/replicas.py`` use it on the artifacts of a local pipeline run.
 
-    python -m pipeline.local_workers --logical-cpus 2 -- --executor_class_path ... (run_executor's flags)
+    python -m pipeline.local.local_workers --logical-cpus 2 -- --executor_class_path ... (run_executor's flags)
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from tfx.types import artifact_utils, standard_artifacts
 
 from components.names import RUN_FN, SCHEMA_COMPONENT, SPEC_KEY, TRAINER_CONFIG_KEY, TRANSFORM_COMPONENT
 from components.tfjob_trainer import REPLICA_EXECUTOR, run_executor_args
-from pipeline import report
+from pipeline.reporting import report
 
 RUN_EXECUTOR_MODULE = "tfx.scripts.run_executor"
 # On few cores, collectives of several local workers can starve without enough inter-op threads.

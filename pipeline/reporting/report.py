@@ -1,4 +1,8 @@
-"""What a finished local run produced, read from its ML Metadata store."""
+"""What a finished local run produced, read from its ML Metadata store.
+
+Over 400 lines: reading a run's artifacts (statistics, TFMA results, the serving check) and the decision
+made of them, one reader per artifact, which the console summary and the HTML report share.
+"""
 
 from __future__ import annotations
 
@@ -37,7 +41,7 @@ from components.names import (
 from components.schema import FILLED_PROPERTY
 from components.serving_check import RESULT_FILE as SERVING_CHECK_FILE
 from components.spec import DatasetSpec
-from pipeline.pipeline import create_pipeline
+from pipeline.graph.pipeline import create_pipeline
 
 NODE_CONTEXT = "node"
 

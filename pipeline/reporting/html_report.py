@@ -34,7 +34,8 @@ from components.names import (
     TRANSFORM_COMPONENT,
 )
 from components.spec import DatasetSpec
-from pipeline import local_runner, report
+from pipeline.local import local_runner
+from pipeline.reporting import report
 
 REPORT_FILE = "report.html"
 

@@ -20,9 +20,9 @@ from google.protobuf import json_format
 from kfp.client import client as kfp_client
 from kfp.pipeline_spec import pipeline_spec_pb2
 
-from pipeline import kfp_entrypoint
+from pipeline.graph.config import DEFAULT_BACKEND_ROOT
+from pipeline.kubeflow import kfp_entrypoint
 
-DEFAULT_BACKEND_ROOT = "minio://mlpipeline/v2/artifacts"  # backend/src/v2/config/env.go defaultPipelineRoot
 WRITABLE_ROOT_SCHEMES = ("s3://", "gs://")  # LocalPathForURI's schemes that a TensorFlow filesystem opens
 PACKAGE_SUFFIXES = (".yaml", ".yml", ".zip", ".tar.gz", ".tgz")  # kfp.Client's _extract_pipeline_yaml
 
@@ -99,7 +99,7 @@ KFP_ENTRYPOINT = Rule(
     "backend/src/v2/driver/driver.go (provisionOutputs: executor-logs)",
     "input artifacts arrive with instanceSchema \"\" (tensorflow/tfx#7768) and an executor-logs output typed "
     "system.Artifact is added: TFX's own entrypoint fails on both; every TFX task must run "
-    "`python -m pipeline.kfp_entrypoint --kfp_task NAME` (compile with `mmoe-pipeline compile --target kfp`)",
+    "`python -m pipeline.kubeflow.kfp_entrypoint --kfp_task NAME` (compile with `mmoe-pipeline compile --target kfp`)",
 )
 RULES = (PACKAGE_FORMAT, NO_RESOLVER, NO_CUSTOM_JOB, CONSTANT_VALUES, IMPORTER_CONDITION, ACCELERATOR_NAME,
          IMAGE_SET, NO_PRE_CACHE_CHECK, COMPONENT_REFS, PIPELINE_ROOT_SET, PIPELINE_ROOT_SCHEME, KFP_ENTRYPOINT)
