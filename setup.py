@@ -10,7 +10,7 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10,<3.11",
-    packages=find_packages(include=["pipeline", "pipeline.*", "components", "trainer", "schemas", "sources"]),
+    packages=find_packages(include=["pipeline", "pipeline.*", "components", "heads", "trainer", "schemas", "sources"]),
     package_data={
         "schemas": ["*/*.pbtxt", "*/*.yaml"],
         "sources": ["data/*.gz", "data/README.md"],

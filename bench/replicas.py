@@ -29,7 +29,7 @@ import click  # noqa: E402
 
 import schemas  # noqa: E402
 from components.spec import load_spec  # noqa: E402
-from pipeline.cli import DEFAULT_SCHEMA, DEFAULT_SPEC, classify_inputs  # noqa: E402
+from pipeline.graph.settings import DEFAULT_SCHEMA, DEFAULT_SPEC  # noqa: E402
 from pipeline.local import local_runner, local_workers
 from pipeline.reporting import report  # noqa: E402
 from sources import census  # noqa: E402
@@ -70,7 +70,7 @@ def transformed_census(output_dir: str, data_paths, spec):
     """(config, metadata store, split row counts) of a short pipeline run on the census files (the
     embedded sample by default) under `output_dir`, run for its Transform output; cached after the
     first time."""
-    data_file, test_file = classify_inputs(data_paths) if data_paths else (None, census.SAMPLE_PATH)
+    data_file, test_file = census.classify_inputs(data_paths) if data_paths else (None, census.SAMPLE_PATH)
     prepared = census.prepare(spec, os.path.join(output_dir, "data"), data_path=data_file, test_path=test_file)
     config = local_runner.local_config(output_dir, prepared.root, spec, schemas.path(*DEFAULT_SCHEMA),
                                        train_steps=10, eval_steps=2)

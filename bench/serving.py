@@ -79,7 +79,7 @@ def run_inputs(output_dir: str, spec: DatasetSpec, pipeline_name: str = DEFAULT_
 @click.option("--requests", type=click.IntRange(min=10), default=2000, show_default=True)
 @click.option("--repeats", type=click.IntRange(min=1), default=20, show_default=True)
 def main(output_dir, spec_path, requests, repeats) -> None:
-    from pipeline.cli import spec_with
+    from pipeline.graph.settings import spec_with
 
     model_dir, serialized = run_inputs(output_dir, spec_with(spec_path))
     result = measure(model_dir, serialized, requests, repeats)

@@ -64,7 +64,7 @@ def bare_fit(examples_uri: str, transform_uri: str, steps: int, spec=None) -> No
 def transformed_census_spec():
     """The spec the benchmark's pipeline ran with (the census default, no AUC gates)."""
     import schemas
-    from pipeline.cli import DEFAULT_SPEC
+    from pipeline.graph.settings import DEFAULT_SPEC
 
     return ungated_spec(schemas.path(*DEFAULT_SPEC))
 

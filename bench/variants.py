@@ -31,7 +31,7 @@ from typing import List  # noqa: E402
 import click  # noqa: E402
 
 import schemas  # noqa: E402
-from pipeline.cli import DEFAULT_SCHEMA, DEFAULT_SPEC, classify_inputs  # noqa: E402
+from pipeline.graph.settings import DEFAULT_SCHEMA, DEFAULT_SPEC  # noqa: E402
 from pipeline.local import local_runner
 from pipeline.reporting import report  # noqa: E402
 from sources import census  # noqa: E402
@@ -103,7 +103,7 @@ def main(data_paths, output_dir, variants, train_steps, eval_steps, seed, repeat
         logging.getLogger(name).setLevel(logging.WARNING)
     spec = ungated_spec(schemas.path(*DEFAULT_SPEC))  # report only: no gate hides a variant's numbers
     output_dir = os.path.abspath(output_dir)
-    data_file, test_file = classify_inputs(data_paths) if data_paths else (None, census.SAMPLE_PATH)
+    data_file, test_file = census.classify_inputs(data_paths) if data_paths else (None, census.SAMPLE_PATH)
     prepared = census.prepare(spec, os.path.join(output_dir, "data"), data_path=data_file, test_path=test_file,
                               seed=seed)
     config = local_runner.local_config(output_dir, prepared.root, spec, schemas.path(*DEFAULT_SCHEMA),

@@ -46,7 +46,8 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 
 from components.names import TRANSFORM_COMPONENT, spec_from_custom_config
-from components.spec import Column, ColumnKind, MissingPolicy, TaskType
+from components.spec import Column, ColumnKind, MissingPolicy
+from heads import head_for
 
 # The vocabulary file's content while the graph is traced before analysis (TFT's own vocabulary
 # analyzer's; an empty file cannot initialise a lookup table).
@@ -200,14 +201,6 @@ class Vocabularies(tft_beam.experimental.PTransformAnalyzer):
         return tuple(files[str(i)] for i in range(len(self._filenames)))
 
 
-def binary_label(raw, positive_values) -> tf.Tensor:
-    """1.0 where the raw value (as a string) is one of `positive_values`, else 0.0."""
-    raw = tf.strings.strip(_as_string(raw))
-    positives = tf.constant(list(positive_values), dtype=tf.string)
-    hits = tf.reduce_any(tf.equal(tf.expand_dims(raw, -1), positives), axis=-1)
-    return tf.cast(hits, tf.float32)
-
-
 def preprocessing_fn(inputs: Dict[str, Any], custom_config: Mapping[str, Any]) -> Dict[str, tf.Tensor]:
     spec = spec_from_custom_config(custom_config, TRANSFORM_COMPONENT)
     outputs = {}
@@ -245,10 +238,7 @@ def preprocessing_fn(inputs: Dict[str, Any], custom_config: Mapping[str, Any]) -
     for task in spec.tasks:
         raw = inputs[task.label_column]
         y = _dense(raw, _default(raw))
-        if task.type is TaskType.BINARY:
-            outputs[task.label_key] = binary_label(y, task.positive_values)
-        else:
-            outputs[task.label_key] = tf.cast(y, tf.float32)
+        outputs[task.label_key] = head_for(task).encode_label(y)
     return outputs
 
 

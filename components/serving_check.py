@@ -38,7 +38,8 @@ from tfx.utils import path_utils
 from components.drift import Drift, drift_of
 from components.example_gen import spans_of
 from components.names import EXAMPLES_INPUT, SERVING_SIGNATURE, SPANS_PROPERTY, encode_spans
-from components.spec import DatasetSpec, TaskType
+from components.spec import DatasetSpec
+from heads import head_for
 
 BLESSED_PROPERTY = "blessed"  # what the Pusher reads on an InfraBlessing
 RESULT_FILE = "serving_check.json"
@@ -137,20 +138,11 @@ def check_serving(model_dir: str, serialized: Sequence[bytes], spec: DatasetSpec
         logging.exception("ServingCheck: the model at %s failed to load or serve %d raw examples.", model_dir,
                           len(serialized))
         return ServingCheckResult(len(serialized), {t.name: f"serving failed: {type(e).__name__}: {e}" for t in spec.tasks})
+    arrays = {name: np.asarray(value) for name, value in outputs.items()}
     for task in spec.tasks:
-        if task.output_name not in outputs:
-            failures[task.name] = f"no output {task.output_name!r} (outputs: {sorted(outputs)})"
-            continue
-        values = np.asarray(outputs[task.output_name]).reshape(len(serialized), -1)
-        bad = ~np.isfinite(values).all(axis=1)
-        if task.type is TaskType.BINARY:
-            bad |= ((values < 0) | (values > 1)).any(axis=1)
-        if bad.any():
-            what = "a probability in [0, 1]" if task.type is TaskType.BINARY else "a finite value"
-            failures[task.name] = (
-                f"{int(bad.sum())} of {len(serialized)} examples did not get {what} "
-                f"(first bad value: {values[bad][0].tolist()})"
-            )
+        problem = head_for(task).serving_problem(arrays, len(serialized))
+        if problem:
+            failures[task.name] = problem
     return ServingCheckResult(len(serialized), failures)
 
 

@@ -73,16 +73,41 @@ class ColumnKind(str, enum.Enum):
 
 
 class TaskType(str, enum.Enum):
-    """The kind of prediction a task head makes."""
+    """The kind of prediction a task head makes; each has its head in `heads/` (`heads.head_for`)."""
 
     BINARY = "binary"
     REGRESSION = "regression"
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskFields:
+    """The type-specific fields of a task: those it needs, those it may have (`Task` checks them)."""
+
+    required: Tuple[str, ...] = ()
+    optional: Tuple[str, ...] = ()
+    # What the fields mean for this type, for the error that names a field the type does not take.
+    hint: str = ""
+
+
+TYPE_SPECIFIC_FIELDS = ("positive_values", "classes", "min_auc", "max_auc_drop", "max_mse")
+TASK_FIELDS = {
+    TaskType.BINARY: TaskFields(("positive_values",), ("min_auc", "max_auc_drop"),
+                                "positive_values: the raw label values that mean 1; min_auc, max_auc_drop"),
+    TaskType.REGRESSION: TaskFields((), ("max_mse",), "max_mse: an upper bound on the MSE"),
+}
 
 
 _FEATURE_SUFFIX = "_xf"
 _BUCKET_SUFFIX = "_bucket"
 _LABEL_SUFFIX = "_label"
 _VOCAB_SUFFIX = "_vocab"
+
+
+def _plain(value: Any) -> Any:
+    """A field's value as YAML and JSON hold it: enums by value, tuples as lists."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    return list(value) if isinstance(value, tuple) else value
 
 
 def _enum_value(enum_cls, value: Any, where: str):
@@ -362,6 +387,7 @@ class Task:
     label_column: str
     type: TaskType = TaskType.BINARY
     positive_values: Tuple[str, ...] = ()
+    classes: Tuple[str, ...] = ()  # a classification over a vocabulary: the label values, in class-id order
     loss_weight: float = 1.0
     learning_rate: float = 1e-3
     min_auc: Optional[float] = None
@@ -375,36 +401,38 @@ class Task:
             )
         where = f"task {self.name!r}"
         object.__setattr__(self, "type", _enum_value(TaskType, self.type, f"{where} type"))
-        object.__setattr__(self, "positive_values", tuple(str(v) for v in self.positive_values))
-        if any(not v.strip() for v in self.positive_values):
-            raise SpecError(
-                f"{where} positive_values: received {list(self.positive_values)!r}; an empty value would "
-                "match every missing label; list the non-empty raw values that mean label 1."
-            )
-        if self.type is TaskType.BINARY and not self.positive_values:
-            raise SpecError(
-                f"{where}: a binary task needs positive_values (the raw values of "
-                f"{self.label_column!r} that mean label 1); received none."
-            )
-        if self.type is TaskType.REGRESSION and self.positive_values:
-            raise SpecError(
-                f"{where}: positive_values={list(self.positive_values)!r} is only for binary "
-                "tasks; remove it or set type: binary."
-            )
+        for field in ("positive_values", "classes"):
+            values = tuple(str(v) for v in getattr(self, field))
+            object.__setattr__(self, field, values)
+            if any(not v.strip() for v in values):
+                raise SpecError(
+                    f"{where} {field}: received {list(values)!r}; an empty value would match every missing label; "
+                    "list non-empty raw values of the label column."
+                )
+        if len(set(self.classes)) != len(self.classes):
+            raise SpecError(f"{where} classes: received {list(self.classes)!r}; each label value once.")
+        fields = TASK_FIELDS[self.type]
+        for field in TYPE_SPECIFIC_FIELDS:
+            given = getattr(self, field) not in (None, ())
+            if field in fields.required and not given:
+                raise SpecError(
+                    f"{where}: a {self.type.value} task needs {field} (of the label column {self.label_column!r}: "
+                    f"{fields.hint}); received none."
+                )
+            if given and field not in fields.required + fields.optional:
+                raise SpecError(
+                    f"{where} {field}: not a field of a {self.type.value} task, which takes {fields.hint}; "
+                    "remove it or change the task's type."
+                )
         object.__setattr__(self, "loss_weight", _positive_number(self.loss_weight, f"{where} loss_weight"))
         object.__setattr__(self, "learning_rate", _positive_number(self.learning_rate, f"{where} learning_rate"))
         for field in ("min_auc", "max_auc_drop"):
             value = getattr(self, field)
-            if value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not 0 <= value <= 1):
                 raise SpecError(f"{where} {field}: received {value!r}, expected a number in [0, 1].")
-            if self.type is not TaskType.BINARY:
-                raise SpecError(f"{where} {field}: AUC bounds are for binary tasks; use max_mse for regression.")
         if self.max_mse is not None:
             _positive_number(self.max_mse, f"{where} max_mse")
-            if self.type is not TaskType.REGRESSION:
-                raise SpecError(f"{where} max_mse: an MSE bound is for regression tasks; use min_auc for binary.")
 
     @property
     def label_key(self) -> str:
@@ -598,17 +626,7 @@ class DatasetSpec:
                 for c in self.columns
             ],
             "tasks": [
-                {
-                    "name": t.name,
-                    "label_column": t.label_column,
-                    "type": t.type.value,
-                    "positive_values": list(t.positive_values),
-                    "loss_weight": t.loss_weight,
-                    "learning_rate": t.learning_rate,
-                    "min_auc": t.min_auc,
-                    "max_auc_drop": t.max_auc_drop,
-                    "max_mse": t.max_mse,
-                }
+                {f.name: _plain(getattr(t, f.name)) for f in dataclasses.fields(Task)}
                 for t in self.tasks
             ],
             "slices": [sl.to_dict() for sl in self.slices],

@@ -7,7 +7,7 @@ import os
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PACKAGES = ("components", "pipeline", "schemas", "sources", "trainer")
+PACKAGES = ("components", "heads", "pipeline", "schemas", "sources", "trainer")
 MAX_LINES = 400
 REASON = "Over 400 lines:"  # the docstring sentence that says why a module is longer
 
@@ -96,6 +96,8 @@ def test_the_product_import_graph_has_no_circle():
     ("components", "pipeline"),
     ("trainer", "pipeline"),
     ("components", "sources"),  # the generic components know no dataset
+    ("heads", "trainer"),  # heads are shared by the components and the trainer
+    ("heads", "pipeline"),
 ])
 def test_a_lower_layer_does_not_import_a_higher_one(package, forbidden):
     graph = import_graph(_modules())
@@ -113,3 +115,43 @@ def test_a_long_module_says_why_in_its_docstring():
         if lines > MAX_LINES and REASON not in (ast.get_docstring(ast.parse(text)) or ""):
             too_long[name] = lines
     assert too_long == {}
+
+
+def _top_level_names(path):
+    with open(path) as f:
+        tree = ast.parse(f.read(), path)
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.If, ast.Try)):
+            names.update(n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store))
+    return names
+
+
+def test_every_name_imported_from_the_product_exists():
+    """`from pipeline.x import NAME` in the product, the tests and the benchmarks names a module or a
+    top-level name of it (a moved function fails here, not in the one run that imports it lazily)."""
+    modules = _modules()
+    names = {m: _top_level_names(p) for m, p in modules.items()}
+    missing = []
+    for folder in (*PACKAGES, "tests", "bench"):
+        for root, _, files in os.walk(os.path.join(ROOT, folder)):
+            for file in files:
+                if not file.endswith(".py"):
+                    continue
+                path = os.path.join(root, file)
+                with open(path) as f:
+                    tree = ast.parse(f.read(), path)
+                for node in ast.walk(tree):
+                    if isinstance(node, ast.ImportFrom) and node.module in modules and not node.level:
+                        missing += [f"{os.path.relpath(path, ROOT)}:{node.lineno}: {node.module}.{a.name}"
+                                    for a in node.names if a.name != "*" and a.name not in names[node.module]
+                                    and f"{node.module}.{a.name}" not in modules]
+    assert missing == []

@@ -14,10 +14,10 @@ from typing import Dict, List, Mapping, Optional
 import tensorflow as tf
 import tf_keras as keras
 
-from components.spec import ColumnKind, DatasetSpec, TaskType
+from components.spec import ColumnKind, DatasetSpec
+from heads import head_for
 from trainer import layers
 from trainer.config import LossWeighting, OptimizerName, TrainerConfig, Variant
-from trainer.heads import head_for
 
 SHARED = "shared"
 GATED_LAYER = "gated_experts"  # the MMoE layer, or PLE's last CGC level
@@ -281,7 +281,7 @@ def build_model(spec: DatasetSpec, config: TrainerConfig, vocab_sizes: Mapping[s
     uncertainty = None
     if config.loss_weighting is LossWeighting.UNCERTAINTY:
         uncertainty = layers.UncertaintyWeighting(
-            [t.name for t in spec.tasks], [t.type is TaskType.REGRESSION for t in spec.tasks], name="uncertainty"
+            [t.name for t in spec.tasks], [heads[t.name].gaussian for t in spec.tasks], name="uncertainty"
         )
     # One key per task everywhere: its output name (the layer names, optimizers, losses and metrics).
     model.compile(

@@ -1,7 +1,8 @@
 """Serving signatures of the exported SavedModel.
 
 * ``serving_default``: serialized raw tf.Examples (no labels needed) -> one
-  output per task, keyed by task name (a probability for binary tasks).
+  output per task, keyed by task name, and whatever else the task's head serves
+  (`heads.base.Head.serving_outputs`).
 * ``transform_features``: serialized raw tf.Examples *with* labels -> the
   transformed features and labels; TFMA uses it as its preprocessing function
   to find the labels (``ModelSpec.preprocessing_function_names``).
@@ -15,6 +16,7 @@ import tf_keras as keras
 
 from components.names import EXAMPLES_INPUT, SERVING_SIGNATURE, TRANSFORM_SIGNATURE
 from components.spec import DatasetSpec
+from heads import head_for
 
 
 def _parse(serialized, tf_transform_output: tft.TFTransformOutput, columns):
@@ -26,6 +28,7 @@ def make_signatures(model: keras.Model, tf_transform_output: tft.TFTransformOutp
     """The two signatures, with the Transform graph tracked by `model` so it is saved with it."""
     model.tft_layer = tf_transform_output.transform_features_layer()
     feature_columns = [c.name for c in spec.features]
+    heads = [head_for(task) for task in spec.tasks]
     input_signature = [tf.TensorSpec(shape=[None], dtype=tf.string, name=EXAMPLES_INPUT)]
 
     @tf.function(input_signature=input_signature, autograph=False)
@@ -33,7 +36,10 @@ def make_signatures(model: keras.Model, tf_transform_output: tft.TFTransformOutp
         raw = _parse(examples, tf_transform_output, feature_columns)
         transformed = model.tft_layer(raw)
         outputs = model({k: transformed[k] for k in spec.feature_keys})
-        return {name: outputs[name] for name in spec.output_names}
+        served = {}
+        for head in heads:
+            served.update(head.serving_outputs(outputs[head.name]))
+        return served
 
     @tf.function(input_signature=input_signature, autograph=False)
     def transform_features(examples):

@@ -19,16 +19,7 @@ from tfx import v1 as tfx
 from tfx.dsl.io import fileio
 
 from components.drift import STATISTICS_FILE
-from components.eval_config import (
-    AUC_KEY,
-    AUC_PR_KEY,
-    BASELINE,
-    CALIBRATION_KEY,
-    CANDIDATE,
-    EXAMPLE_COUNT_KEY,
-    MEAN_LABEL_KEY,
-    MSE_KEY,
-)
+from components.eval_config import BASELINE, CANDIDATE
 from components.names import (
     EVALUATOR_COMPONENT,
     PUSHER_COMPONENT,
@@ -41,6 +32,7 @@ from components.names import (
 from components.schema import FILLED_PROPERTY
 from components.serving_check import RESULT_FILE as SERVING_CHECK_FILE
 from components.spec import DatasetSpec
+from heads import head_for
 from pipeline.graph.pipeline import create_pipeline
 
 NODE_CONTEXT = "node"
@@ -109,7 +101,9 @@ def node_seconds(store, pipeline_name: str, node_ids) -> Dict[str, float]:
 
 @dataclasses.dataclass(frozen=True)
 class SliceMetrics:
-    """Per-task metrics of one slice. AUC is None where the slice holds one class only."""
+    """Per-task metrics of one slice, as each task's head reads them (`heads.base.Head.slice_values`).
+    AUC is None where it is undefined (a binary slice holding one class only); ``extra``: other metrics of
+    the head, by name (e.g. per-class AUCs)."""
 
     slice_name: str
     auc: Dict[str, Optional[float]]
@@ -118,12 +112,10 @@ class SliceMetrics:
     mean_label: Dict[str, Optional[float]] = dataclasses.field(default_factory=dict)
     auc_pr: Dict[str, Optional[float]] = dataclasses.field(default_factory=dict)
     calibration: Dict[str, Optional[float]] = dataclasses.field(default_factory=dict)
+    extra: Dict[str, Dict[str, Optional[float]]] = dataclasses.field(default_factory=dict)
 
 
-def _value(metric: dict) -> Optional[float]:
-    if "doubleValue" in metric:
-        return float(metric["doubleValue"])
-    return None
+_SLICE_FIELDS = tuple(f.name for f in dataclasses.fields(SliceMetrics) if f.name != "slice_name")
 
 
 def slice_name(slice_key) -> str:
@@ -143,25 +135,16 @@ def evaluation_metrics(evaluation_uri: str, spec: DatasetSpec, model_name: str =
         result = tfma.load_eval_result(evaluation_uri)
     else:
         return []
+    heads = [head_for(task) for task in spec.tasks]
     rows = []
     for slice_key, metrics in sorted(result.slicing_metrics, key=lambda sm: (bool(sm[0]), slice_name(sm[0]))):
-        auc, count, mse, mean, auc_pr, calibration = {}, {}, {}, {}, {}, {}
-        for task in spec.output_names:
-            by_name = metrics.get(task, {}).get("", {})
-            if AUC_KEY in by_name:
-                mean_label = _value(by_name[MEAN_LABEL_KEY]) if MEAN_LABEL_KEY in by_name else None
-                # TFMA reports 0 for an AUC with no positive (or no negative) example.
-                auc[task] = None if mean_label in (0.0, 1.0) else _value(by_name[AUC_KEY])
-                mean[task] = mean_label
-            if EXAMPLE_COUNT_KEY in by_name:
-                count[task] = _value(by_name[EXAMPLE_COUNT_KEY])
-            if MSE_KEY in by_name:
-                mse[task] = _value(by_name[MSE_KEY])
-            if AUC_PR_KEY in by_name:
-                auc_pr[task] = _value(by_name[AUC_PR_KEY])
-            if CALIBRATION_KEY in by_name:
-                calibration[task] = _value(by_name[CALIBRATION_KEY])
-        rows.append(SliceMetrics(slice_name(slice_key), auc, count, mse, mean, auc_pr, calibration))
+        fields = {name: {} for name in _SLICE_FIELDS}
+        for head in heads:
+            if head.name not in metrics:
+                continue
+            for name, value in head.slice_values(metrics[head.name]).items():
+                fields[name][head.name] = value
+        rows.append(SliceMetrics(slice_name(slice_key), **fields))
     return rows
 
 
@@ -275,15 +258,9 @@ def training_summary(model_run: Optional[str]) -> Optional[dict]:
 
 
 def _failure_text(failure: dict, metrics: Optional[SliceMetrics], task) -> str:
-    """One threshold failure in words; an AUC on a one-class slice says it is undefined, not 0."""
-    mean_label = metrics.mean_label.get(task.output_name) if metrics else None
-    if failure["metric"] == AUC_KEY and mean_label in (0.0, 1.0):
-        only = "negatives" if mean_label == 0.0 else "positives"
-        count = metrics.example_count.get(task.output_name)
-        return (f"AUC is undefined on {failure['slice']}: the test split holds only {only} for {task.name} "
-                f"({count:.0f} examples), so the {failure['kind']} AUC threshold cannot pass; add examples of "
-                "both classes to the test split")
-    return f"{failure['metric']} {failure['kind']} failed on {failure['slice']}: {failure['value']:.4f}"
+    """One threshold failure in words, by the task's head (which knows when its metric is undefined)."""
+    values = {name: getattr(metrics, name).get(task.output_name) for name in _SLICE_FIELDS} if metrics else {}
+    return head_for(task).failure_text(failure, values)
 
 
 def decide_from(name: str, spec: DatasetSpec, serving_model_dir: str, outputs: RunOutputs) -> dict:
@@ -327,7 +304,9 @@ def decide_from(name: str, spec: DatasetSpec, serving_model_dir: str, outputs: R
             f"{d['feature']} Jensen-Shannon divergence {d['divergence']:.3f} > {d['threshold']:g} (span "
             f"{d['span']} against span {d['previous_span']})" for d in drift))
     if any(f["kind"] == "missing" for f in failures):
-        why.append("the spec sets no threshold (min_auc, max_auc_drop or max_mse), so TFMA cannot bless the model")
+        unset = [t.name for t in spec.tasks if not head_for(t).thresholds_set()]
+        why.append(f"the spec sets no threshold for {', '.join(unset) or 'any task'} (min_auc, max_auc_drop or max_mse), "
+                   "so TFMA cannot bless the model")
     if not pushed and not why:
         why = ["the Pusher did not push (see its logs)"]
     return {
