@@ -77,6 +77,7 @@ class TaskType(str, enum.Enum):
 
     BINARY = "binary"
     REGRESSION = "regression"
+    MULTICLASS = "multiclass"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +95,9 @@ TASK_FIELDS = {
     TaskType.BINARY: TaskFields(("positive_values",), ("min_auc", "max_auc_drop"),
                                 "positive_values: the raw label values that mean 1; min_auc, max_auc_drop"),
     TaskType.REGRESSION: TaskFields((), ("max_mse",), "max_mse: an upper bound on the MSE"),
+    TaskType.MULTICLASS: TaskFields(("classes",), ("min_auc", "max_auc_drop"),
+                                    "classes: the label values, in class-id order; min_auc, max_auc_drop: on the "
+                                    "micro-averaged one-vs-rest AUC"),
 }
 
 
