@@ -175,3 +175,20 @@ def test_vocabulary_bounds_are_checked_and_kept_through_custom_config(census_spe
     education = next(c for c in again.columns if c.name == "education")
     assert (education.max_vocabulary, education.min_frequency) == (20, 3)
     assert "max_vocabulary" not in next(c for c in bounded.to_dict()["columns"] if c["name"] == "age")
+
+
+def test_census_group2_education_has_a_multiclass_task_over_every_education_value():
+    """The education_level task's classes are the curated schema's domain of the education column, each
+    once: a value outside them would be label -1, which the loss rejects."""
+    from tensorflow_metadata.proto.v0 import schema_pb2
+    from tfx.utils import io_utils
+
+    spec = load_spec(schemas.path("census", "group2-education.yaml"))
+    level = spec.task("education_level")
+    assert level.type is TaskType.MULTICLASS and level.label_column == "education"
+    assert spec.output_names == ("education_level", "never_married")
+    assert "education" not in {c.name for c in spec.features}
+    schema = io_utils.SchemaReader().read(schemas.path("census", "schema.pbtxt"))
+    (domain,) = [d for d in schema.string_domain if d.name == "education"]
+    assert isinstance(schema, schema_pb2.Schema) and len(level.classes) == 17
+    assert sorted(level.classes) == sorted(domain.value)

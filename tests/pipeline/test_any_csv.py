@@ -2,7 +2,7 @@
 
 The test writes two headerless, ';'-separated files with its own columns ("?" for a missing
 value, labels written "yes." / "no.") and a spec that declares that format, an 8/1/1 split made
-in the pipeline by hash buckets, two binary tasks and a regression task (PLE). No schema is
+in the pipeline by hash buckets, two binary tasks, a regression task and a multi-class task (PLE). No schema is
 given: SchemaGen infers it. The Tuner (two trials) picks the hyper-parameters the Trainer uses.
 One run, in its own process, as a user runs it, with the data root, the pipeline root and the
 serving directory on a real S3 server (moto on 127.0.0.1, through tensorflow-io and Beam's boto3
@@ -27,6 +27,7 @@ pytestmark = pytest.mark.e2e
 
 ROWS = 3000
 REGIONS = ("north", "south", "east", "west", "centre")
+SEGMENTS = ("bargain", "regular", "premium")
 
 
 def _dataset(root: str, seed: int = 0) -> dict:
@@ -40,11 +41,14 @@ def _dataset(root: str, seed: int = 0) -> dict:
     clicked = rng.random(ROWS) < 1 / (1 + np.exp(-click_logit))
     bought = rng.random(ROWS) < 1 / (1 + np.exp(-(1.5 * x[:, 0] - 1.5 * x[:, 1] + effect - 0.5)))
     spend = 3.0 * x[:, 1] + 2.0 * x[:, 2] + effect + rng.normal(scale=0.3, size=ROWS)
+    # The customer segment: the largest of three noisy scores (a softmax's argmax), one class per score.
+    scores = np.stack([-2.0 * x[:, 1], 2.0 * x[:, 1] - 1.0 + effect, 2.0 * x[:, 2]], axis=1)
+    segment = np.array(SEGMENTS)[np.argmax(scores + rng.gumbel(size=scores.shape), axis=1)]
     os.makedirs(root)
     for part, rows in enumerate(np.array_split(np.arange(ROWS), 2)):
         with open(os.path.join(root, f"export-{part}.txt"), "w") as f:
             f.write(f"Shop export part {part}; generated for the test\n")  # a banner line: `skip_rows: 1`
-            f.write("# columns: recency;basket;tenure;region;visits;clicked;bought;spend\n")  # `comment: '#'`
+            f.write("# columns: recency;basket;tenure;region;visits;clicked;bought;spend;segment\n")  # `comment: '#'`
             for i in rows:
                 x0 = "?" if i % 50 == 0 else f"{x[i, 0]:.5f}"  # 2 % missing, declared: the mean
                 # Missing and declared nowhere (the spec has no `missing:` for them): 4 % of the regions,
@@ -52,7 +56,8 @@ def _dataset(root: str, seed: int = 0) -> dict:
                 where = "?" if i % 25 == 3 else REGIONS[region[i]]
                 tenure = "?" if i % 100 == 7 else f"{x[i, 2]:.5f}"
                 f.write(f"{x0};{x[i, 1]:.5f};{tenure};{where};{visits[i]};"
-                        f"{'yes' if clicked[i] else 'no'}.;{'yes' if bought[i] else 'no'}.;{spend[i]:.4f}\n")
+                        f"{'yes' if clicked[i] else 'no'}.;{'yes' if bought[i] else 'no'}.;{spend[i]:.4f};"
+                        f"{segment[i]}\n")
     return {
         "name": "shop",
         "format": {"header": False, "separator": ";", "strip": ".", "missing_values": ["?"], "skip_rows": 1,
@@ -67,12 +72,15 @@ def _dataset(root: str, seed: int = 0) -> dict:
             {"name": "clicked", "kind": "categorical"},
             {"name": "bought", "kind": "categorical"},
             {"name": "spend", "kind": "numeric"},
+            {"name": "segment", "kind": "categorical"},
         ],
         "tasks": [
             {"name": "click", "label_column": "clicked", "positive_values": ["yes"], "min_auc": 0.7},
             {"name": "buy", "label_column": "bought", "positive_values": ["yes"], "min_auc": 0.7},
             {"name": "spend", "label_column": "spend", "type": "regression",
              "max_mse": float(0.5 * np.var(spend))},
+            {"name": "segment", "label_column": "segment", "type": "multiclass", "classes": list(SEGMENTS),
+             "min_auc": 0.7},
         ],
         "slices": ["region"],
     }
@@ -181,6 +189,60 @@ def test_every_task_is_reported_and_passes(shop):
     assert {n for n in rows if n.startswith("region:")} == {f"region:{r}" for r in REGIONS}
 
 
+def test_the_multiclass_task_is_gated_on_its_auc_with_per_class_and_macro_metrics(shop):
+    """The Evaluator's metrics of the multi-class head: the gated (micro-averaged) AUC in the decision, the
+    top-1 accuracy, every class's one-vs-rest AUC and their macro average, overall and per slice."""
+    from components.spec import DatasetSpec
+
+    segment = shop["decision"]["tasks"]["segment"]
+    assert segment["type"] == "multiclass" and segment["passed"] and segment["auc"] > 0.75, segment
+    store = report.open_store(os.path.join(shop["output"], "metadata.sqlite"))
+    uri = report.latest_output_uri(store, "mmoe-pipeline", "Evaluator", "ModelEvaluation")
+    rows = {r.slice_name: r for r in report.evaluation_metrics(uri, DatasetSpec.from_dict(shop["spec"]))}
+    overall = rows["Overall"].extra["segment"]
+    assert sorted(overall) == ["AUC bargain", "AUC premium", "AUC regular", "accuracy", "macro AUC"]
+    # Three classes of about equal size: a constant model is right a third of the time and ranks at 0.5.
+    assert overall["accuracy"] > 0.45, overall
+    assert all(overall[f"AUC {s}"] > 0.65 for s in SEGMENTS), overall
+    per_class = [overall[f"AUC {s}"] for s in SEGMENTS]
+    assert overall["macro AUC"] == pytest.approx(sum(per_class) / 3, abs=1e-6)
+    # The region slices hold every test row but those with no region (4 % of the rows, filled with '').
+    in_regions = sum(rows[f"region:{r}"].example_count["segment"] for r in REGIONS)
+    assert 0.9 * rows["Overall"].example_count["segment"] < in_regions < rows["Overall"].example_count["segment"]
+    assert all(rows[f"region:{r}"].extra["segment"]["accuracy"] is not None for r in REGIONS)
+
+
+def test_the_served_model_answers_the_multiclass_task_with_probabilities_and_class_names(shop):
+    """The pushed model's serving_default on raw examples (no labels), read from the bucket: per example the
+    segment's probabilities (summing to 1) and the class names in the spec's order."""
+    import tensorflow as tf
+
+    from components import object_store
+
+    pushed = shop["decision"]["pushed_destination"]
+    object_store.enable([pushed])
+    signature = tf.saved_model.load(pushed).signatures["serving_default"]
+    raw = []
+    for i in range(4):
+        features = {"recency": 0.5 * i, "basket": 1.0 - i, "tenure": 0.2, "visits": 3}
+        example = tf.train.Example()
+        for name, value in features.items():
+            if isinstance(value, int):
+                example.features.feature[name].int64_list.value.append(value)
+            else:
+                example.features.feature[name].float_list.value.append(value)
+        example.features.feature["region"].bytes_list.value.append(REGIONS[i].encode())
+        raw.append(example.SerializeToString())
+    outputs = signature(examples=tf.constant(raw))
+    probabilities = outputs["segment"].numpy()
+    assert probabilities.shape == (4, 3)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    assert outputs["segment_classes"].numpy().tolist() == [[s.encode() for s in SEGMENTS]] * 4
+    assert sorted(outputs) == ["buy", "click", "segment", "segment_classes", "spend"]
+    # A small basket scores "bargain" high, a large one "regular" (the data's scores): the model learned it.
+    assert probabilities[3, 0] > probabilities[0, 0] and probabilities[0, 1] > probabilities[3, 1]
+
+
 def test_the_pipeline_split_the_rows_by_the_declared_ratios_and_inferred_a_schema(shop):
     from tensorflow_metadata.proto.v0 import schema_pb2
     from tfx.utils import io_utils
@@ -210,8 +272,8 @@ def test_the_trainer_used_the_tuners_best_hyperparameters(shop):
     with fileio.open(os.path.join(best_dir, "best_hyperparameters.txt")) as f:
         best = json.load(f)["values"]
     assert set(best) == {"num_experts", "expert_units", "tower_units", "embedding_dim", "shared_learning_rate",
-                         "learning_rate_click", "learning_rate_buy", "learning_rate_spend", "batch_size",
-                         "train_steps"}
+                         "learning_rate_click", "learning_rate_buy", "learning_rate_spend", "learning_rate_segment",
+                         "batch_size", "train_steps"}
     with fileio.open(os.path.join(report.latest_output_uri(store, "mmoe-pipeline", "Trainer", "ModelRun"),
                                   "trainer_config.json")) as f:
         used = json.load(f)
