@@ -17,9 +17,11 @@ import logging
 import os
 from typing import Optional
 
+from tfx.components.evaluator import component as evaluator_component
 from tfx.components.evaluator import executor as evaluator_executor
 from tfx.dsl.component.experimental.annotations import OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
+from tfx.dsl.components.base import executor_spec
 from tfx.dsl.io import fileio
 from tfx.types import standard_artifacts, standard_component_specs
 from tfx.utils import io_utils, path_utils
@@ -88,3 +90,10 @@ class Executor(evaluator_executor.Executor):
             logging.info("Evaluator: no baseline yet (first run); change thresholds are not applied.")
             input_dict = {k: v for k, v in input_dict.items() if k != key}
         super().Do(input_dict, output_dict, exec_properties)
+
+
+class Evaluator(evaluator_component.Evaluator):
+    """TFX's Evaluator with `Executor` as its executor. TFX's ``Evaluator.__init__`` takes no
+    ``custom_executor_spec``; a subclass names its own (``EXECUTOR_SPEC``, as TFX's components do)."""
+
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)

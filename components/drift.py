@@ -32,10 +32,9 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import io_utils
 
 from components.example_gen import spans_of
+from components.names import ANOMALIES_FILE, SCHEMA_FILE, STATISTICS_FILE
 from components.spec import ColumnKind, DatasetSpec
 
-STATISTICS_FILE = "FeatureStats.pb"  # StatisticsGen's file under each Split-<name>/
-ANOMALIES_FILE = "SchemaDiff.pb"
 DRIFT_SPLIT = "train"
 # Custom properties of the output (not "span": ExampleAnomalies has a property of that name).
 SPAN_PROPERTY = "current_span"
@@ -168,7 +167,7 @@ def SpanDrift(  # noqa: N802 (TFX component names are classes)
         result = anomalies_pb2.Anomalies()
         logging.info("SpanDrift: span %d is the first in %s; nothing to compare with.", span, history_dir)
     else:
-        loaded = io_utils.SchemaReader().read(os.path.join(schema.uri, "schema.pbtxt"))
+        loaded = io_utils.SchemaReader().read(os.path.join(schema.uri, SCHEMA_FILE))
         result = compare(current, previous, loaded, spec)
         found = drifts(result, span, previous_span)
         for d in found:

@@ -1,6 +1,7 @@
 """ExampleGen for any CSV the spec describes, with spans resolved on every runner.
 
-`SpecCsvExampleGen` is TFX's file-based ExampleGen (as ``CsvExampleGen``) with its own executor:
+`CsvExampleGen` (this module's; its id is its name) is TFX's file-based ExampleGen, as TFX's own
+``CsvExampleGen``, with its own executor:
 
 * **The spec's file format** (``components.spec.FileFormat``): with or without a header
   line, any one-character separator, characters stripped from every value, missing-value
@@ -150,7 +151,7 @@ def read_custom_config(exec_properties: Mapping[str, Any]) -> Tuple[DatasetSpec,
     """(spec, span folder, number of spans) from ExampleGen's exec properties."""
     raw = exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY)
     if not raw:
-        raise ValueError("SpecCsvExampleGen: no custom_config; build the pipeline with pipeline.create_pipeline, "
+        raise ValueError("CsvExampleGen: no custom_config; build the pipeline with pipeline.create_pipeline, "
                          "which passes the dataset spec to ExampleGen.")
     config = example_gen_pb2.CustomConfig()
     proto_utils.json_to_proto(raw, config)
@@ -158,7 +159,7 @@ def read_custom_config(exec_properties: Mapping[str, Any]) -> Tuple[DatasetSpec,
     config.custom_config.Unpack(struct)
     values = json_format.MessageToDict(struct)
     if SPEC_KEY not in values:
-        raise ValueError(f"SpecCsvExampleGen: custom_config has no {SPEC_KEY!r}; keys {sorted(values)}.")
+        raise ValueError(f"CsvExampleGen: custom_config has no {SPEC_KEY!r}; keys {sorted(values)}.")
     spec = DatasetSpec.from_dict(json.loads(values[SPEC_KEY]), where="ExampleGen custom_config")
     return spec, values.get(SPAN_FOLDER_KEY) or None, int(values.get(NUM_SPANS_KEY, 1))
 
@@ -505,13 +506,15 @@ class Executor(BaseExampleGenExecutor):
 
 
 def spans_of(examples_artifact) -> List[int]:
-    """The spans an Examples artifact of `SpecCsvExampleGen` was read from, newest first."""
+    """The spans an Examples artifact of `CsvExampleGen` was read from, newest first."""
     if examples_artifact.has_custom_property(SPANS_PROPERTY):
         return decode_spans(examples_artifact.get_string_custom_property(SPANS_PROPERTY))
     return [examples_artifact.get_int_custom_property(example_gen_utils.SPAN_PROPERTY_NAME)]
 
 
-class SpecCsvExampleGen(FileBasedExampleGen):
-    """TFX's file-based ExampleGen (its driver, spec and outputs) with this module's executor."""
+class CsvExampleGen(FileBasedExampleGen):
+    """The pipeline's CSV ExampleGen: TFX's file-based ExampleGen (its driver, spec and outputs, as TFX's
+    own ``CsvExampleGen``) with this module's executor, which reads the files as the spec describes them.
+    Its id is its name (`components.names.EXAMPLE_GEN_COMPONENT`)."""
 
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)

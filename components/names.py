@@ -60,8 +60,13 @@ def decode_spans(value: str) -> list:
     """The spans an `encode_spans` value holds."""
     return [int(s) for s in value.split(",") if s]
 
+# Artifact file names TFX's components write, which several of ours read.
+STATISTICS_FILE = "FeatureStats.pb"  # StatisticsGen's (and SpanDrift's history) under each Split-<name>/
+ANOMALIES_FILE = "SchemaDiff.pb"  # ExampleValidator's (and SpanDrift's) under each Split-<name>/
+SCHEMA_FILE = "schema.pbtxt"  # SchemaGen's and ImportSchemaGen's; the curated schema beside a spec
+
 # Component ids that code outside the pipeline module looks up (reports, launchers).
-EXAMPLE_GEN_COMPONENT = "CsvExampleGen"  # components.example_gen's executor in TFX's FileBasedExampleGen
+EXAMPLE_GEN_COMPONENT = "CsvExampleGen"  # components.example_gen.CsvExampleGen, named after its class
 SCHEMA_GEN_COMPONENT = "SchemaGen"  # only without a curated schema: the schema inferred from the data
 DRIFT_COMPONENT = "SpanDrift"  # this span's statistics against the previous span's
 TUNER_COMPONENT = "Tuner"  # with tuning: KerasTuner over the model's hyper-parameters

@@ -30,10 +30,10 @@ from tfx.dsl.io import fileio
 from tfx.types import standard_artifacts
 from tfx.utils import io_utils
 
-from components.drift import STATISTICS_FILE, read_statistics
+from components.drift import read_statistics
+from components.names import SCHEMA_FILE, STATISTICS_FILE
 from components.spec import ColumnKind, DatasetSpec
 
-SCHEMA_FILE = "schema.pbtxt"  # the file name ImportSchemaGen and SchemaGen write
 # Custom property of SpecSchema's Schema (JSON): the columns an inferred schema lets the default policy
 # fill (the schema folder itself must hold schema.pbtxt alone: TFX reads "the only file" in it).
 FILLED_PROPERTY = "filled_missing"

@@ -37,13 +37,12 @@ from tfx.utils import path_utils
 
 from components.drift import Drift, drift_of
 from components.example_gen import spans_of
-from components.names import EXAMPLES_INPUT, SERVING_SIGNATURE, SPANS_PROPERTY, encode_spans
+from components.names import ANOMALIES_FILE, EXAMPLES_INPUT, SERVING_SIGNATURE, SPANS_PROPERTY, encode_spans
 from components.spec import DatasetSpec
 from heads import head_for
 
 BLESSED_PROPERTY = "blessed"  # what the Pusher reads on an InfraBlessing
 RESULT_FILE = "serving_check.json"
-ANOMALIES_FILE = "SchemaDiff.pb"  # what ExampleValidator writes under each Split-<name>/
 
 
 @dataclasses.dataclass(frozen=True)

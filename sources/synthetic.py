@@ -24,6 +24,7 @@ import numpy as np
 import yaml
 from tensorflow_metadata.proto.v0 import schema_pb2
 
+from components.names import SCHEMA_FILE
 from components.spec import DatasetSpec
 from sources.census import SINGLE_FILE_FRACTIONS, SPLITS
 
@@ -111,7 +112,7 @@ def write_dataset(out_dir: str, n: int, dim: int = 16, correlation: float = 0.5,
     spec_path = os.path.join(out_dir, "spec.yaml")
     with open(spec_path, "w") as f:
         yaml.safe_dump(raw, f, sort_keys=False)
-    schema_path = os.path.join(out_dir, "schema.pbtxt")
+    schema_path = os.path.join(out_dir, SCHEMA_FILE)
     with open(schema_path, "w") as f:
         f.write(text_format.MessageToString(schema_for(spec)))
     return splits_dir, spec_path, schema_path

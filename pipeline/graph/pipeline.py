@@ -76,7 +76,7 @@ class DataStage(NamedTuple):
 def data_stage(config: PipelineConfig) -> DataStage:
     """ExampleGen through Transform (SchemaGen only without a curated schema)."""
     spec = config.spec
-    example_gen = spec_example_gen.SpecCsvExampleGen(
+    example_gen = spec_example_gen.CsvExampleGen(
         input_base=config.data_root,
         input_config=spec_example_gen.input_config(spec, config.span_folder),
         output_config=spec_example_gen.output_config(spec),
@@ -237,15 +237,14 @@ def evaluate_and_push_stage(config: PipelineConfig, example_gen, example_validat
     """Evaluator on the held-out test split against the last blessed model, a serving
     check on raw eval examples that also reads the data anomalies of every split and the
     drift since the previous span, and a Pusher that needs both blessings."""
-    evaluator = tfx.components.Evaluator(
+    # TFX's Evaluator, except that a ServingBaseline with no model yet counts as no baseline.
+    evaluator = serving_baseline.Evaluator(
         examples=example_gen.outputs["examples"],
         example_splits=[TEST],
         model=trainer.outputs["model"],
         baseline_model=baseline_output(baseline),
         eval_config=build_eval_config(config.spec),
     ).with_id(EVALUATOR_COMPONENT)
-    # TFX's Evaluator, except that a ServingBaseline with no model yet counts as no baseline.
-    evaluator.executor_spec = executor_spec.BeamExecutorSpec(serving_baseline.Executor)
     serving_check = ServingCheck(
         model=trainer.outputs["model"],
         examples=example_gen.outputs["examples"],

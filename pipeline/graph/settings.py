@@ -13,12 +13,13 @@ from typing import Optional, Sequence
 import yaml
 
 import schemas
+from components.names import SCHEMA_FILE
 from components.spec import DatasetSpec, load_spec
 from pipeline.graph.config import TuningConfig
 from trainer.config import TrainerConfig
 
 DEFAULT_SPEC = ("census", "group1.yaml")
-DEFAULT_SCHEMA = ("census", "schema.pbtxt")
+DEFAULT_SCHEMA = ("census", SCHEMA_FILE)
 
 
 class SettingsError(ValueError):

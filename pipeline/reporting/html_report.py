@@ -7,6 +7,8 @@ page is one file that can be mailed or attached to a ticket):
 * ``slices``: AUC per task per slice (bars, with the example count; slices where the AUC is
   undefined because they hold one class are drawn empty and marked);
 * ``quality``: AUC-PR and calibration (mean prediction / mean label) per task, overall;
+* ``other``: the other metrics of the tasks' heads, overall (e.g. a multi-class task's accuracy and
+  per-class AUCs), when a head has any;
 * ``gates``: the gate utilisation heatmap (task x expert) from the Trainer's ``gate_stats.json``;
 * ``training``: each task's loss per step, from the Trainer's TensorBoard logs;
 * ``data``: rows per split, each feature's missing fraction and mean or number of values, and
@@ -223,6 +225,11 @@ def build(output_dir: str) -> str:
         quality = [[t, report._fmt(overall.auc_pr.get(t)), report._fmt(overall.calibration.get(t))] for t in tasks]
         sections.append(("quality", "AUC-PR and calibration", _img(_png(quality_figure(overall, tasks)), "quality")
                          + _table(["task", "AUC-PR", "calibration"], quality, "quality-table")))
+        other = [[t, metric, report._fmt(value, missing="undefined")]
+                 for t in tasks for metric, value in (overall.extra.get(t) or {}).items()]
+        if other:  # the heads' other metrics, e.g. a multi-class task's accuracy and per-class AUCs
+            sections.append(("other", "Other metrics per task (overall)",
+                             _table(["task", "metric", "value"], other, "other-table")))
 
     model_run = report.latest_output_uri(store, name, TRAINER_COMPONENT, "ModelRun")
     gate_path = os.path.join(model_run, GATE_STATS_FILE) if model_run else None

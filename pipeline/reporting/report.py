@@ -18,13 +18,13 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 from tfx.dsl.io import fileio
 
-from components.drift import STATISTICS_FILE
 from components.eval_config import BASELINE, CANDIDATE
 from components.names import (
     EVALUATOR_COMPONENT,
     PUSHER_COMPONENT,
     SCHEMA_COMPONENT,
     SERVING_CHECK_COMPONENT,
+    STATISTICS_FILE,
     TRAINER_COMPONENT,
     TRAINER_CONFIG_FILE,
     WARM_START_FILE,

@@ -210,6 +210,11 @@ def test_the_multiclass_task_is_gated_on_its_auc_with_per_class_and_macro_metric
     in_regions = sum(rows[f"region:{r}"].example_count["segment"] for r in REGIONS)
     assert 0.9 * rows["Overall"].example_count["segment"] < in_regions < rows["Overall"].example_count["segment"]
     assert all(rows[f"region:{r}"].extra["segment"]["accuracy"] is not None for r in REGIONS)
+    with open(os.path.join(shop["output"], "report.html")) as f:
+        page = f.read()
+    other = page[page.index('<section id="other">'):]
+    other = other[:other.index("</section>")]
+    assert f"<td>segment</td><td>AUC premium</td><td>{overall['AUC premium']:.4f}</td>" in other, other[:500]
 
 
 def test_the_served_model_answers_the_multiclass_task_with_probabilities_and_class_names(shop):

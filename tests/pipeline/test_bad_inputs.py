@@ -19,8 +19,9 @@ from click.testing import CliRunner
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 import schemas
+from components.names import ANOMALIES_FILE
 from components.schema import SchemaMismatch, check_schema, derive_schema, load_schema
-from components.serving_check import ANOMALIES_FILE, blocking_anomalies, read_anomalies
+from components.serving_check import blocking_anomalies, read_anomalies
 from components.spec import DatasetSpec, SpecError, load_spec
 from pipeline import cli
 from pipeline.local import preflight

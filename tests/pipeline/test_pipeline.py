@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+from tfx import v1 as tfx
 
 import schemas
 from components.names import PREPROCESSING_FN, RUN_FN, SPEC_KEY
@@ -143,6 +144,11 @@ def test_the_baseline_is_the_served_model_keyed_by_its_version(census_spec, tmp_
     config = dataclasses.replace(_config(census_spec, baseline_cache_key=True), serving_model_dir=str(serving))
     by_id = {c.id: c for c in create_pipeline(config).components}
     assert sorted(u.id for u in by_id["Evaluator"].upstream_nodes) == ["CsvExampleGen", "ServingBaseline", "Trainer"]
+    from components import baseline
+
+    # Its executor passed as the component's own spec (TFX's Evaluator takes no custom_executor_spec).
+    assert by_id["Evaluator"].executor_spec.executor_class is baseline.Executor
+    assert isinstance(by_id["Evaluator"], tfx.components.Evaluator)
     assert by_id["ServingBaseline"].exec_properties == {"serving_model_dir": str(serving), "served_version": "none"}
     for version in ("1700000000", "1800000000", "notaversion"):
         (serving / version).mkdir(parents=True)
