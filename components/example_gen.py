@@ -97,6 +97,28 @@ def read_rows(path: str, file_format: FileFormat) -> Iterator[List[str]]:
     return (fields for _, fields in read_numbered_rows(path, file_format))
 
 
+class RowWidthError(ValueError):
+    """A data row holding another number of fields than the file has columns."""
+
+    def __init__(self, path: str, line: int, fields: List[str], width: int, separator: str = ","):
+        self.path, self.line, self.fields, self.width = path, line, fields, width
+        super().__init__(f"{path}:{line}: {len(fields)} fields, expected {width}; check the spec's format "
+                         f"(separator {separator!r}) or fix the row.")
+
+
+def data_rows(rows: Iterable[Tuple[int, List[str]]], width: int, path: str,
+              separator: str = ",") -> Iterator[Tuple[int, List[str]]]:
+    """The data rows of `rows` (`read_numbered_rows`, the header already taken): blank rows left out, and a
+    row of another width than `width` a `RowWidthError`. The one row check of ExampleGen, the preflight
+    checks and the census files' reader."""
+    for line, fields in rows:
+        if not fields or fields == [""]:
+            continue
+        if len(fields) != width:
+            raise RowWidthError(path, line, fields, width, separator)
+        yield line, fields
+
+
 def column_names(path: str, spec: DatasetSpec) -> List[str]:
     """The columns of `path`: its header, or the spec's columns when the format has no header."""
     if not spec.format.header:
@@ -313,14 +335,7 @@ class _ReadRowBatches(beam.DoFn):
         if self._spec.format.header:
             next(rows, None)
         batch = []
-        for line, fields in rows:
-            if not fields or fields == [""]:
-                continue
-            if len(fields) != width:
-                raise ValueError(
-                    f"{path}:{line}: {len(fields)} fields, expected {width}; check the spec's format "
-                    f"(separator {self._spec.format.separator!r}) or fix the row."
-                )
+        for _, fields in data_rows(rows, width, path, self._spec.format.separator):
             batch.append([v.encode("utf-8") for v in fields])
             if len(batch) == self._rows_per_batch:
                 yield batch

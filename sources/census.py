@@ -146,23 +146,25 @@ def uci_format():
 
 def read_uci_rows(path: str, num_columns: int, max_rows: Optional[int] = None) -> Iterator[List[str]]:
     """Yields the fields of each row of a UCI census file, read with the UCI format the pipeline
-    uses for any CSV (`components.example_gen.read_rows`): stripped, trailing '.' removed."""
-    from components.example_gen import read_rows  # TensorFlow and Beam: only once rows are read
+    uses for any CSV (`components.example_gen.read_numbered_rows`, `data_rows`): stripped, trailing '.'
+    removed."""
+    from components import example_gen  # TensorFlow and Beam: only once rows are read
 
     file_format = uci_format()
+    rows = example_gen.data_rows(example_gen.read_numbered_rows(path, file_format), num_columns, path,
+                                 file_format.separator)
     count = 0
-    for line_number, fields in enumerate(read_rows(path, file_format), start=1):
-        if not fields or fields == [""]:
-            continue
-        if max_rows is not None and count >= max_rows:
-            return
-        if len(fields) != num_columns:
-            raise IngestionError(
-                f"{path}:{line_number}: {len(fields)} fields separated by {file_format.separator!r}, "
-                f"expected {num_columns} (the spec's columns). Is this a UCI census file?"
-            )
-        count += 1
-        yield fields
+    try:
+        for _, fields in rows:
+            if max_rows is not None and count >= max_rows:
+                return
+            count += 1
+            yield fields
+    except example_gen.RowWidthError as e:
+        raise IngestionError(
+            f"{path}:{e.line}: {len(e.fields)} fields separated by {file_format.separator!r}, "
+            f"expected {num_columns} (the spec's columns). Is this a UCI census file?"
+        ) from None
 
 
 def _write_csv(path: str, header: Sequence[str], rows) -> int:

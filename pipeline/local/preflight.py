@@ -135,37 +135,37 @@ def check_split_files(split: str, files: Sequence[str], spec: DatasetSpec,
         numeric = [(i, name) for i, name in enumerate(header) if columns[name].kind is ColumnKind.NUMERIC]
         required = [(i, name) for i, name in enumerate(header)
                     if columns[name].missing.policy is MissingPolicy.ERROR]
-        for line, fields in reader:
-            if not fields or fields == [""]:
-                continue
-            if len(fields) != len(header):
-                if headerless and rows == 0:
-                    _one_column(path, line, fields, spec, "first row")
-                    raise PreflightError(
-                        f"{path}:{line}: {len(fields)} fields, the spec has {len(header)} columns "
-                        f"({', '.join(header)}); the spec's format says the files have no header, so every "
-                        "row must hold one value per spec column, in order."
-                    )
-                what = "truncated" if len(fields) < len(header) else "too long"
+        try:
+            for line, fields in example_gen.data_rows(reader, len(header), path, spec.format.separator):
+                for i, name in required:
+                    if not fields[i].strip():
+                        raise PreflightError(
+                            f"{path}:{line}: column {name!r} is empty, and the spec says missing: error for it; "
+                            "fill the value, or declare another policy (mean, median, {constant: V})."
+                        )
+                for i, name in numeric:
+                    value = fields[i].strip()
+                    problem = value and _numeric_error(value, types.get(name) == schema_pb2.INT)
+                    if problem:
+                        raise PreflightError(
+                            f"{path}:{line}: column {name!r} value {value!r} {problem}; the spec says it is numeric. "
+                            "Fix the value, or make the column categorical in the spec and the schema."
+                        )
+                rows += 1
+        except example_gen.RowWidthError as e:
+            line, fields = e.line, e.fields
+            if headerless and rows == 0:
+                _one_column(path, line, fields, spec, "first row")
                 raise PreflightError(
-                    f"{path}:{line}: {len(fields)} fields, {'the spec has' if headerless else 'the header has'} "
-                    f"{len(header)} (the row is {what}); fix or remove the row."
-                )
-            for i, name in required:
-                if not fields[i].strip():
-                    raise PreflightError(
-                        f"{path}:{line}: column {name!r} is empty, and the spec says missing: error for it; "
-                        "fill the value, or declare another policy (mean, median, {constant: V})."
-                    )
-            for i, name in numeric:
-                value = fields[i].strip()
-                problem = value and _numeric_error(value, types.get(name) == schema_pb2.INT)
-                if problem:
-                    raise PreflightError(
-                        f"{path}:{line}: column {name!r} value {value!r} {problem}; the spec says it is numeric. "
-                        "Fix the value, or make the column categorical in the spec and the schema."
-                    )
-            rows += 1
+                    f"{path}:{line}: {len(fields)} fields, the spec has {len(header)} columns "
+                    f"({', '.join(header)}); the spec's format says the files have no header, so every "
+                    "row must hold one value per spec column, in order."
+                ) from None
+            what = "truncated" if len(fields) < len(header) else "too long"
+            raise PreflightError(
+                f"{path}:{line}: {len(fields)} fields, {'the spec has' if headerless else 'the header has'} "
+                f"{len(header)} (the row is {what}); fix or remove the row."
+            ) from None
     if rows == 0:
         raise PreflightError(f"split {split!r} ({', '.join(files)}) holds no data rows"
                              f"{'' if headerless else ', only a header'}.")

@@ -267,3 +267,17 @@ def test_the_split_of_encoded_records_is_tfx_own_split_of_their_protos():
         else:
             counts = [ours.count(i) for i in range(3)]
             assert 200 < counts[0] < 280 and counts[1] > 10 and counts[2] > 10, counts
+
+
+def test_data_rows_skip_blank_rows_and_name_a_row_of_another_width(tmp_path):
+    path = _write(str(tmp_path / "d.csv"), ["a,b,c", "1,2,3", "", "4,5,6", "7,8"])
+    fmt = FileFormat()
+    rows = example_gen.read_numbered_rows(path, fmt)
+    next(rows)  # the header
+    found = []
+    with pytest.raises(example_gen.RowWidthError, match=rf"{path}:5: 2 fields, expected 3; check the spec's format "
+                                                         r"\(separator ','\) or fix the row\.") as e:
+        for line, fields in example_gen.data_rows(rows, 3, path):
+            found.append((line, fields))
+    assert found == [(2, ["1", "2", "3"]), (4, ["4", "5", "6"])]
+    assert (e.value.line, e.value.fields, e.value.width) == (5, ["7", "8"], 3)

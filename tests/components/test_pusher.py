@@ -30,42 +30,37 @@ def test_finds_the_version_that_holds_the_same_model(tmp_path):
     assert find_pushed_version(candidate, str(tmp_path / "missing")) is None
 
 
-def test_push_is_atomic_for_a_reader_polling_the_serving_directory(tmp_path):
-    import threading
+def test_push_is_atomic_a_version_is_complete_whenever_a_reader_could_look(tmp_path, monkeypatch):
+    """After every single file the copy writes (where a reader polling the serving directory could look),
+    each version folder there is complete: the copy goes to a temporary folder, renamed at the end."""
+    from tfx.dsl.io import fileio
 
     from components.pusher import TEMPORARY_PREFIX, push_atomically
 
-    model = _model(tmp_path / "model", weights=os.urandom(1 << 20))
-    for i in range(30):  # many small files make a half-copied version likely to be seen
+    model = _model(tmp_path / "model", weights=os.urandom(1 << 16))
+    for i in range(30):
         with open(os.path.join(model, "variables", f"shard-{i}"), "wb") as f:
-            f.write(os.urandom(1 << 14))
+            f.write(os.urandom(1 << 10))
     expected = sorted(os.listdir(os.path.join(model, "variables")))
     serving = str(tmp_path / "serving")
     os.makedirs(os.path.join(serving, f"{TEMPORARY_PREFIX}7-1"))  # left by a killed push
-    seen, done = [], threading.Event()
+    real_copy, seen = fileio.copy, []
 
-    def poll():
-        while not done.is_set():
-            for version in os.listdir(serving) if os.path.isdir(serving) else []:
-                if version.isdigit():
-                    path = os.path.join(serving, version)
-                    seen.append((os.path.exists(os.path.join(path, "saved_model.pb")),
-                                 sorted(os.listdir(os.path.join(path, "variables")))))
+    def copy_and_look(src, dst, overwrite=False):
+        real_copy(src, dst, overwrite)
+        seen.append({v: (os.path.exists(os.path.join(serving, v, "saved_model.pb")),
+                         sorted(os.listdir(os.path.join(serving, v, "variables"))))
+                     for v in os.listdir(serving) if v.isdigit()})
 
-    reader = threading.Thread(target=poll)
-    reader.start()
-    try:
-        first = push_atomically(model, serving, version=7)
-        second = push_atomically(model, serving, version=7)  # taken: the next number
-        deadline = time.monotonic() + 10  # on a busy machine the reader may not have looked yet
-        while not seen and time.monotonic() < deadline:
-            time.sleep(0.01)
-    finally:
-        done.set()
-        reader.join()
+    monkeypatch.setattr(fileio, "copy", copy_and_look)
+    first = push_atomically(model, serving, version=7)
+    second = push_atomically(model, serving, version=7)  # taken: the next number
     assert (os.path.basename(first), os.path.basename(second)) == ("7", "8")
     assert sorted(os.listdir(serving)) == ["7", "8"]  # the leftover temporary folder is gone
-    assert seen and all(has_graph and variables == expected for has_graph, variables in seen)
+    files = 1 + len(expected)  # saved_model.pb and the variables
+    assert len(seen) == 2 * files
+    assert seen[:files] == [{}] * files  # during the first copy no version is visible
+    assert seen[files:] == [{"7": (True, expected)}] * files  # during the second, only the complete first
 
 
 def test_versions_ignore_temporary_folders(tmp_path):

@@ -61,26 +61,38 @@ def test_schedule_rejects_a_bad_cron_before_compiling(tmp_path):
     assert not os.path.exists(tmp_path / "p.yaml")
 
 
+# Every TrainerConfig field, each with a value other than its default.
+EVERY_FIELD = {
+    "variant": "ple", "num_experts": 3, "task_experts": 1, "ple_levels": 2, "expert_units": 12, "bottom_units": 5,
+    "tower_units": [6, 4], "embedding_dim": 7, "shared_learning_rate": 0.02, "optimizer": "sgd", "batch_size": 128,
+    "epochs": 2, "train_epochs": 3, "early_stopping_patience": 2, "in_memory_max_mb": 64,
+    "loss_weighting": "uncertainty", "prediction_inputs": {"income": "never_married"}, "seed": 7,
+    "distribution": "mirrored", "devices": ["/cpu:0"],
+}
+
+
 def test_trainer_config_file_reaches_every_field_and_flags_override_it(tmp_path):
+    import dataclasses
+
     import yaml
 
+    from trainer.config import TrainerConfig
+
+    assert set(EVERY_FIELD) == {f.name for f in dataclasses.fields(TrainerConfig)}  # a new field joins the test
+    defaults = TrainerConfig().to_dict()
+    assert [k for k, v in EVERY_FIELD.items() if v == defaults[k]] == []
     config = tmp_path / "trainer.yaml"
-    config.write_text(yaml.safe_dump({
-        "variant": "ple", "ple_levels": 2, "loss_weighting": "uncertainty",
-        "prediction_inputs": {"income": "never_married"}, "distribution": "mirrored", "batch_size": 128,
-    }))
+    config.write_text(yaml.safe_dump(EVERY_FIELD))
     output = tmp_path / "p.yaml"
     result = CliRunner().invoke(cli.main, [
         "compile", "--pipeline-root", "gs://b/r", "--data-root", "gs://b/d", "--serving-model-dir", "gs://b/s",
-        "--image", "img", "--output", str(output), "--trainer-config", str(config), "--variant", "mmoe"])
+        "--image", "img", "--output", str(output), "--trainer-config", str(config), "--variant", "mmoe",
+        "--train-epochs", "5"])
     assert result.exit_code == 0, result.output
     spec = yaml.safe_load(output.read_text().split("\n---\n")[0])
     custom = json.loads(spec["root"]["dag"]["tasks"]["Trainer"]["inputs"]["parameters"]["custom_config"]
                         ["runtimeValue"]["constant"])
-    trainer = custom["trainer"]
-    assert (trainer["variant"], trainer["ple_levels"], trainer["loss_weighting"]) == ("mmoe", 2, "uncertainty")
-    assert trainer["prediction_inputs"] == {"income": "never_married"}
-    assert (trainer["distribution"], trainer["batch_size"]) == ("mirrored", 128)
+    assert custom["trainer"] == {**EVERY_FIELD, "variant": "mmoe", "train_epochs": 5}
 
 
 def test_trainer_config_file_errors_name_the_file_and_the_key(tmp_path):

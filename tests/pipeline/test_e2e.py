@@ -277,7 +277,6 @@ def test_serving_check_stops_a_model_that_returns_nan_for_one_task(runs, spec, t
     ))
     decision = report.write_decision(check_config, str(tmp_path / "decision.json"))
     assert not os.path.exists(serving_dir) or os.listdir(serving_dir) == []
-    assert _read(str(tmp_path / "decision.json")) == decision
     assert not decision["pushed"] and decision["failing_tasks"] == ["never_married"]
     assert decision["serving_check"]["failures"]["never_married"].startswith("16 of 16 examples did not get")
     assert "income" not in decision["serving_check"]["failures"]
