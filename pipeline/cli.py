@@ -13,10 +13,7 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-import dataclasses  # noqa: E402
 import logging  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
 from typing import Optional, Sequence, Tuple  # noqa: E402
 
 import click  # noqa: E402
@@ -36,7 +33,6 @@ from pipeline.graph.config import (  # noqa: E402
     DEFAULT_TARGET,
     DEFAULT_TRAIN_STEPS,
     Orchestrator,
-    ResourceRequest,
     Target,
     TrainerWorkers,
     TuningConfig,
@@ -105,13 +101,6 @@ def main(ctx, verbose: bool) -> None:
     # Through absl's verbosity flag, not its logger's level: TensorFlow saves a SavedModel with absl's
     # verbosity raised to FATAL and then restores the *flag*, which would silence TFX's INFO lines.
     absl_logging.set_verbosity(absl_logging.INFO)
-
-
-def _quiet_console(config) -> None:
-    """The console shows `ConsoleProgress` lines only; everything else goes to the log file alone."""
-    from pipeline.local.progress import ConsoleProgress
-
-    logging.getLogger().addHandler(ConsoleProgress(config, click.echo, live=sys.stdout.isatty()))
 
 
 def _beam_args_option(f):
@@ -221,80 +210,25 @@ def run(ctx, data_paths, splits_dir, pipeline_root, serving_model_dir, output_di
     The console shows one line per component as it starts and ends, the Trainer's progress and
     the decision; the full log (absl, Beam, TensorFlow) is in OUTPUT/logs/run-<time>.log, and on
     the console too with -v."""
-    from tfx.dsl.io import fileio
+    from pipeline.local import launch
 
-    from components import example_gen, object_store
-    from pipeline.local import local_runner, preflight
-    from pipeline.reporting import report
-
-    spec = settings.spec_with(spec_path, allow_anomalies)
-    output_dir = os.path.abspath(output_dir)
-    beam_args = _beam_args(beam_args, local=True)  # checked before anything is written
-    for option, uri in (("--data-root", splits_dir), ("--pipeline-root", pipeline_root),
-                        ("--serving-model-dir", serving_model_dir)):
-        try:
-            object_store.enable([uri])
-        except object_store.ObjectStoreError as e:
-            raise click.BadParameter(str(e), param_hint=option) from None
-    log_path = logs.log_to_file(output_dir)
-    click.echo(f"Log:          {log_path}")
-    if splits_dir:
-        if data_paths:
-            raise click.UsageError("give --data or --splits-dir, not both.")
-        data_root = splits_dir if object_store.is_remote(splits_dir) else os.path.abspath(splits_dir)
-        if not fileio.isdir(data_root):
-            raise click.BadParameter(f"{splits_dir} is no folder (or holds no objects).", param_hint="--data-root")
-    else:
-        data_file, test_file = _census_files(data_paths) if data_paths else (None, census.SAMPLE_PATH)
-        data_root = census.prepare(
-            spec, os.path.join(output_dir, "data"), data_path=data_file, test_path=test_file,
-            seed=seed, max_rows=max_rows, verify=not skip_checksum,
-        ).root
-    schema_path = schema_path or settings.default_schema(spec_path)
-    schema_path = os.path.abspath(schema_path) if schema_path else None
-    span_folder = example_gen.detect_span_folder(data_root)
-    if num_spans > 1 and not span_folder:
-        raise click.BadParameter(f"{data_root} holds no span-N folders; --num-spans needs spans.",
-                                 param_hint="--num-spans")
-    selection, summaries = preflight.check_inputs(spec, schema_path, data_root, span_folder, num_spans)
-    counts = {s: summary.rows for s, summary in summaries.items()}
-    logging.info("Preflight: spec, schema and data agree; rows per input split %s.", counts)
-    from pipeline.graph import beam_options
-
-    workers = beam_workers or beam_options.auto_workers(sum(counts.values()))
-    beam_args = beam_options.worker_args(workers, beam_args)
-    logging.info("Beam components: %d worker process(es)%s; Beam arguments %s.", workers,
-                 "" if beam_workers else " (--beam-workers default for this data)", list(beam_args))
-    config = local_runner.local_config(
-        output_dir, data_root, spec, schema_path, pipeline_root=pipeline_root, serving_model_dir=serving_model_dir,
-        trainer=settings.trainer_config(trainer_config_path, variant=variant, seed=seed, train_epochs=train_epochs,
-                               early_stopping_patience=early_stopping_patience), train_steps=train_steps,
-        eval_steps=eval_steps, span_folder=span_folder, num_spans=num_spans, warm_start=warm_start,
-        beam_pipeline_args=beam_args,
-        **settings.tuning_settings(tune, tune_budget_s, tune_trials,
-                          os.path.abspath(hyperparameters_uri) if hyperparameters_uri else None),
+    if splits_dir and data_paths:
+        raise click.UsageError("give --data or --splits-dir, not both.")
+    request = launch.LocalRun(
+        output_dir=output_dir,
+        census_files=_census_files(data_paths) if data_paths else (None, census.SAMPLE_PATH),
+        data_root=splits_dir, pipeline_root=pipeline_root, serving_model_dir=serving_model_dir,
+        orchestrator=Orchestrator(orchestrator), max_rows=max_rows, seed=seed, verify_checksums=not skip_checksum,
+        warm_start=warm_start, beam_workers=beam_workers,
+        beam_args=_beam_args(beam_args, local=True),  # checked before anything is written
+        num_spans=num_spans, spec_path=spec_path, schema_path=schema_path, allow_anomalies=allow_anomalies,
+        trainer_config_path=trainer_config_path,
+        trainer_flags={"variant": variant, "train_epochs": train_epochs,
+                       "early_stopping_patience": early_stopping_patience},
+        train_steps=train_steps, eval_steps=eval_steps,
+        tuning=(tune, tune_budget_s, tune_trials, hyperparameters_uri),
     )
-    verbose = (ctx.obj or {}).get("verbose", False)
-    if not verbose:
-        _quiet_console(config)
-    spans = f"span {selection.span}" + (f" (with {list(selection.spans[1:])})" if len(selection.spans) > 1 else "")
-    click.echo(f"Pipeline {config.pipeline_name}: {spans + ', ' if span_folder else ''}input checked ({counts}), "
-               f"{'schema ' + schema_path if schema_path else 'schema inferred from the data (SchemaGen)'}, "
-               f"artifacts under {config.pipeline_root}")
-    start = time.monotonic()
-    decision_path = os.path.join(output_dir, local_runner.DECISION_FILE)
-    try:
-        decision = local_runner.run(config, Orchestrator(orchestrator), decision_path)
-    except local_runner.ComponentFailed as e:
-        raise click.ClickException(f"{e}\nFull log: {log_path}") from None
-    seconds = time.monotonic() - start
-    if not verbose:
-        logging.info("Summary:\n%s", report.summary(config, seconds, decision))
-    click.echo(report.summary(config, seconds, decision, detailed=verbose))
-    from pipeline.reporting import html_report
-
-    click.echo(f"Report:       {html_report.build(output_dir)}")
-    click.echo(f"Decision:     {decision_path}")
+    launch.run(request, click.echo, verbose=(ctx.obj or {}).get("verbose", False))
 
 
 @main.command(name="schema")
@@ -416,51 +350,23 @@ def _compile(target, pipeline_root, data_root, span_folder, warm_start, serving_
              tfjob_timeout_s, s3_endpoint, s3_secret, beam_args, num_spans, variant, trainer_config_path, train_steps,
              train_epochs, early_stopping_patience, eval_steps, spec_path, schema_path, allow_anomalies, tune,
              tune_budget_s, tune_trials, hyperparameters_uri) -> str:
-    from components import object_store
-    from pipeline.kubeflow import kubeflow_v2_runner as kfp_runner
+    from pipeline.kubeflow import compile as kfp_compile
 
-    for option, uri in (("--pipeline-root", pipeline_root), ("--data-root", data_root),
-                        ("--serving-model-dir", serving_model_dir)):
-        try:
-            object_store.check_uri(uri, option)
-        except object_store.ObjectStoreError as e:
-            raise click.BadParameter(str(e), param_hint=option) from None
-    try:
-        s3 = kfp_runner.S3Access(endpoint=s3_endpoint, secret=s3_secret)
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--s3-endpoint") from None
-    target = Target(target)
-    from pipeline.graph import beam_options
-
-    beam_args = beam_options.with_worker_image(_beam_args(beam_args), image)
-    spec = settings.spec_with(spec_path, allow_anomalies)
-    resources = (
-        dataclasses.replace(DEFAULT_GPU, accelerator_type=gpu_type or DEFAULT_GPU_TYPE[target], accelerator_count=gpus)
-        if gpus else ResourceRequest()
-    )
-    trainer_workers = TrainerWorkers(
-        replicas=workers, gpus=gpus, gpu_type=resources.accelerator_type, cpu=DEFAULT_GPU.cpu,
-        memory_gib=DEFAULT_GPU.memory_gib, node_selector=gpu_node_selector,
-        namespace=namespace or TrainerWorkers.namespace,
+    request = kfp_compile.CompileRequest(
+        target=Target(target), pipeline_root=pipeline_root, data_root=data_root, serving_model_dir=serving_model_dir,
+        image=image, output=output, span_folder=span_folder, num_spans=num_spans, warm_start=warm_start, gpus=gpus,
+        gpu_type=gpu_type, gpu_node_selector=gpu_node_selector, workers=workers, namespace=namespace,
         vertex_project=vertex_project, vertex_region=vertex_region, machine_type=machine_type,
-        timeout_s=tfjob_timeout_s,
+        tfjob_timeout_s=tfjob_timeout_s, s3_endpoint=s3_endpoint, s3_secret=s3_secret,
+        beam_args=_beam_args(beam_args), spec_path=spec_path, schema_path=schema_path,
+        allow_anomalies=allow_anomalies, trainer_config_path=trainer_config_path,
+        trainer_flags={"variant": variant, "train_epochs": train_epochs,
+                       "early_stopping_patience": early_stopping_patience},
+        train_steps=train_steps, eval_steps=eval_steps, tuning=(tune, tune_budget_s, tune_trials, hyperparameters_uri),
     )
     try:
-        config = kfp_runner.kubeflow_config(
-            pipeline_root, data_root, spec, schema_path or kfp_runner.image_schema(spec_path),
-            serving_model_dir, target=target,
-            trainer=settings.trainer_config(trainer_config_path, variant=variant, train_epochs=train_epochs,
-                                   early_stopping_patience=early_stopping_patience),
-            train_steps=train_steps, eval_steps=eval_steps, trainer_resources=resources,
-            trainer_workers=trainer_workers, span_folder=span_folder, num_spans=num_spans, warm_start=warm_start,
-            beam_pipeline_args=beam_args, **settings.tuning_settings(tune, tune_budget_s, tune_trials, hyperparameters_uri),
-        )
-        output = output or f"mmoe_pipeline{kfp_runner.SUFFIXES[target][0]}"
-        return kfp_runner.compile_pipeline(config, image, output, target,
-                                           gpu_node_selector if workers == 1 else None, s3=s3)
-    except settings.SettingsError:
-        raise  # a flag's error: `_Cli` names the flag
-    except ValueError as e:  # SpecConformanceError included: one message, no traceback
+        return kfp_compile.compile_package(request)
+    except kfp_compile.CompileError as e:
         raise click.ClickException(str(e)) from None
 
 
