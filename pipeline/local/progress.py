@@ -84,7 +84,9 @@ def key_figure(config, store, node: str, trainer_progress: Optional[str]) -> str
         overall = next((r for r in report.evaluation_metrics(uri, config.spec) if r.slice_name == "Overall"), None)
         if not overall:
             return ""
-        return "AUC " + ", ".join(f"{task} {report._fmt(auc)}" for task, auc in overall.auc.items())
+        parts = [f"{metric} " + ", ".join(f"{task} {report._fmt(value)}" for task, value in values.items())
+                 for metric, values in (("AUC", overall.auc), ("MSE", overall.mse)) if values]
+        return "; ".join(parts)
     if node == SERVING_CHECK_COMPONENT:
         from components.serving_check import RESULT_FILE
 

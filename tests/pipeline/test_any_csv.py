@@ -286,7 +286,7 @@ def test_the_trainer_used_the_tuners_best_hyperparameters(shop):
     assert (used["trainer"]["num_experts"], used["trainer"]["expert_units"], used["trainer"]["batch_size"]) == (
         best["num_experts"], best["expert_units"], best["batch_size"])
     assert used["trainer"]["tower_units"] == [best["tower_units"]] and used["train_steps"] == best["train_steps"]
-    assert used["learning_rates"] == {t: best[f"learning_rate_{t}"] for t in ("click", "buy", "spend")}
+    assert used["learning_rates"] == {t: best[f"learning_rate_{t}"] for t in ("click", "buy", "spend", "segment")}
     assert used["trainer"]["variant"] == "ple"  # what was not tuned stays as configured
 
 
