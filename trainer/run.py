@@ -23,6 +23,7 @@ from components.names import (
 )
 from components.spec import DatasetSpec
 from trainer.callbacks import TENSORBOARD_POINTS, LogProgress, RaiseOnNaN, TrainingCurves
+from trainer.checkpoints import backup_callback, backup_dir, remove_backup
 from trainer.config import TrainerConfig
 from trainer.distribute import WorkerRole, auto_shard_policy, make_strategy, worker_role
 from trainer.input_data import count_records, glob_files, held_in_memory, make_dataset, vocabulary_sizes
@@ -174,6 +175,12 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         LogUncertaintyWeights(),
         TrainingCurves(model_run_dir, max(1, steps_per_epoch // TENSORBOARD_POINTS)),
     ]
+    backup = backup_dir(fn_args.model_run_dir, fn_args.train_files, fn_args.transform_output,
+                        fn_args.custom_config, train_steps, tuned)
+    if tf.io.gfile.exists(backup):
+        logging.info("Resuming from the backup %s that a killed Trainer left (weights, optimizer state, step).",
+                     backup)
+    callbacks.append(backup_callback(backup, steps_per_epoch))
     if config.early_stopping_patience:
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_loss", patience=config.early_stopping_patience, restore_best_weights=True, verbose=0))
@@ -186,6 +193,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         callbacks=callbacks,
         verbose=0,  # LogProgress logs the progress and each epoch's metrics
     )
+    if role.is_chief:
+        remove_backup(backup)
     training = training_record(history.history, epochs, steps_per_epoch, train_rows, config.early_stopping_patience)
     if training["stopped_early"]:
         logging.info("Early stopping after epoch %d of %d: the eval loss was best at epoch %d (%.4f); its weights "

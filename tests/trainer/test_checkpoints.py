@@ -1,0 +1,87 @@
+"""A killed Trainer resumes from its backup: the model's weights and every optimizer's state come back, so
+the resumed training ends where an uninterrupted one does."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+
+from tests.trainer.test_model import SPEC, VOCAB, _batch
+from trainer.checkpoints import backup_callback, backup_dir, remove_backup
+from trainer.config import TrainerConfig
+from trainer.model import build_model
+
+STEPS = 8
+
+
+class _Killed(Exception):
+    pass
+
+
+class _KillAt(keras.callbacks.Callback):
+    def __init__(self, step):
+        super().__init__()
+        self.step = step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch + 1 == self.step:
+            raise _Killed(f"killed after step {self.step}")
+
+
+class _Count(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.batches = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
+
+
+def _model():
+    keras.utils.set_random_seed(7)
+    return build_model(SPEC, TrainerConfig(num_experts=2, expert_units=4, shared_learning_rate=0.05), VOCAB)
+
+
+def _data():
+    # The same batch every step: the order in which a resumed fit reads the data cannot matter.
+    x, y = _batch()
+    return tf.data.Dataset.from_tensors((x, y)).repeat()
+
+
+def test_a_resumed_training_ends_with_the_weights_of_an_uninterrupted_one(tmp_path):
+    whole = _model()
+    whole.fit(_data(), epochs=1, steps_per_epoch=STEPS, verbose=0)
+
+    directory = str(tmp_path / "Trainer" / ".backup" / "key")
+    killed = _model()
+    with pytest.raises(_Killed):
+        killed.fit(_data(), epochs=1, steps_per_epoch=STEPS, verbose=0,
+                   callbacks=[backup_callback(directory, steps_per_epoch=20), _KillAt(4)])  # a backup every 2 steps
+    assert tf.io.gfile.exists(directory)
+
+    resumed, count = _model(), _Count()  # a new process: fresh weights and optimizers
+    resumed.fit(_data(), epochs=1, steps_per_epoch=STEPS, verbose=0,
+                callbacks=[backup_callback(directory, steps_per_epoch=20), count])
+    assert count.batches == STEPS - 4  # from the backed-up step on
+    for expected, got in zip(whole.weights, resumed.weights):
+        np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-5, atol=1e-6, err_msg=expected.name)
+    assert tf.io.gfile.listdir(directory) == []  # Keras deleted the checkpoints once training ended
+    remove_backup(directory)
+    assert not tf.io.gfile.exists(directory)
+
+    # Without the optimizers' state (Adam's moments and step count), the same weights alone end elsewhere.
+    fresh_optimizers = _model()
+    fresh_optimizers.fit(_data(), epochs=1, steps_per_epoch=4, verbose=0)
+    restarted = _model()
+    restarted.set_weights(fresh_optimizers.get_weights())
+    restarted.fit(_data(), epochs=1, steps_per_epoch=STEPS - 4, verbose=0)
+    assert max(float(np.max(np.abs(a.numpy() - b.numpy()))) for a, b in zip(whole.weights, restarted.weights)) > 1e-4
+
+
+def test_the_backup_folder_is_keyed_by_what_the_training_reads():
+    args = (["/r/Transform/transformed_examples/5/Split-train/*"], "/r/Transform/transform_graph/5", {"spec": 1}, 100)
+    first = backup_dir("/r/Trainer/model_run/7", *args)
+    assert first.startswith("/r/Trainer/.backup/") and len(first.rsplit("/", 1)[-1]) == 16
+    assert backup_dir("/r/Trainer/model_run/9", *args) == first  # the retried execution finds it
+    assert backup_dir("/r/Trainer/model_run/9", *args[:3], 200) != first  # other steps: another training
+    assert backup_dir("/r/Trainer/model_run/9", *args, {"num_experts": 4}) != first
