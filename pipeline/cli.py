@@ -129,6 +129,19 @@ def _span_options(f):
                         help="Read the newest N spans of the data root into one run.")(f)
 
 
+def _run_settings(beam_args, num_spans, variant, trainer_config_path, train_steps, train_epochs,
+                  early_stopping_patience, eval_steps, spec_path, schema_path, allow_anomalies, tune, tune_budget_s,
+                  tune_trials, hyperparameters_uri) -> settings.RunSettings:
+    """The settings of `_trainer_options`, `_span_options` and --beam-args, as `run` and `compile` share them."""
+    return settings.RunSettings(
+        spec_path=spec_path, schema_path=schema_path, allow_anomalies=tuple(allow_anomalies),
+        trainer_config_path=trainer_config_path,
+        trainer_flags={"variant": variant, "train_epochs": train_epochs,
+                       "early_stopping_patience": early_stopping_patience},
+        train_steps=train_steps, eval_steps=eval_steps, tune=tune, tune_budget_s=tune_budget_s,
+        tune_trials=tune_trials, hyperparameters_uri=hyperparameters_uri, num_spans=num_spans, beam_args=beam_args)
+
+
 def _trainer_options(f):
     options = [
         click.option("--variant", type=click.Choice([v.value for v in Variant]), default=None,
@@ -220,13 +233,10 @@ def run(ctx, data_paths, splits_dir, pipeline_root, serving_model_dir, output_di
         data_root=splits_dir, pipeline_root=pipeline_root, serving_model_dir=serving_model_dir,
         orchestrator=Orchestrator(orchestrator), max_rows=max_rows, seed=seed, verify_checksums=not skip_checksum,
         warm_start=warm_start, beam_workers=beam_workers,
-        beam_args=_beam_args(beam_args, local=True),  # checked before anything is written
-        num_spans=num_spans, spec_path=spec_path, schema_path=schema_path, allow_anomalies=allow_anomalies,
-        trainer_config_path=trainer_config_path,
-        trainer_flags={"variant": variant, "train_epochs": train_epochs,
-                       "early_stopping_patience": early_stopping_patience},
-        train_steps=train_steps, eval_steps=eval_steps,
-        tuning=(tune, tune_budget_s, tune_trials, hyperparameters_uri),
+        settings=_run_settings(_beam_args(beam_args, local=True),  # checked before anything is written
+                               num_spans, variant, trainer_config_path, train_steps, train_epochs,
+                               early_stopping_patience, eval_steps, spec_path, schema_path, allow_anomalies, tune,
+                               tune_budget_s, tune_trials, hyperparameters_uri),
     )
     launch.run(request, click.echo, verbose=(ctx.obj or {}).get("verbose", False))
 
@@ -354,15 +364,13 @@ def _compile(target, pipeline_root, data_root, span_folder, warm_start, serving_
 
     request = kfp_compile.CompileRequest(
         target=Target(target), pipeline_root=pipeline_root, data_root=data_root, serving_model_dir=serving_model_dir,
-        image=image, output=output, span_folder=span_folder, num_spans=num_spans, warm_start=warm_start, gpus=gpus,
+        image=image, output=output, span_folder=span_folder, warm_start=warm_start, gpus=gpus,
         gpu_type=gpu_type, gpu_node_selector=gpu_node_selector, workers=workers, namespace=namespace,
         vertex_project=vertex_project, vertex_region=vertex_region, machine_type=machine_type,
         tfjob_timeout_s=tfjob_timeout_s, s3_endpoint=s3_endpoint, s3_secret=s3_secret,
-        beam_args=_beam_args(beam_args), spec_path=spec_path, schema_path=schema_path,
-        allow_anomalies=allow_anomalies, trainer_config_path=trainer_config_path,
-        trainer_flags={"variant": variant, "train_epochs": train_epochs,
-                       "early_stopping_patience": early_stopping_patience},
-        train_steps=train_steps, eval_steps=eval_steps, tuning=(tune, tune_budget_s, tune_trials, hyperparameters_uri),
+        settings=_run_settings(_beam_args(beam_args), num_spans, variant, trainer_config_path, train_steps,
+                               train_epochs, early_stopping_patience, eval_steps, spec_path, schema_path,
+                               allow_anomalies, tune, tune_budget_s, tune_trials, hyperparameters_uri),
     )
     try:
         return kfp_compile.compile_package(request)

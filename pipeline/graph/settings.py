@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import yaml
 
@@ -70,3 +70,34 @@ def trainer_config(path: Optional[str], **flags) -> TrainerConfig:
         return TrainerConfig.from_dict(raw)
     except (TypeError, ValueError) as e:
         raise SettingsError(f"{path or 'flags'}: {e}", "--trainer-config") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSettings:
+    """The settings `run` and `compile` share, as their flags give them: the spec and schema, the Trainer
+    (a TrainerConfig file and flags on top), the steps, the Tuner, the spans and the Beam arguments."""
+
+    spec_path: Optional[str] = None
+    schema_path: Optional[str] = None
+    allow_anomalies: Sequence[str] = ()
+    trainer_config_path: Optional[str] = None
+    trainer_flags: dict = dataclasses.field(default_factory=dict)  # TrainerConfig fields given as flags
+    train_steps: int = 0
+    eval_steps: int = 0
+    tune: bool = False
+    tune_budget_s: float = TuningConfig.budget_s
+    tune_trials: int = TuningConfig.max_trials
+    hyperparameters_uri: Optional[str] = None
+    num_spans: int = 1
+    beam_args: Tuple[str, ...] = ()  # parsed (`beam_options.parse_beam_args`)
+
+    def spec(self) -> DatasetSpec:
+        return spec_with(self.spec_path, self.allow_anomalies)
+
+    def trainer(self, **more) -> TrainerConfig:
+        return trainer_config(self.trainer_config_path, **self.trainer_flags, **more)
+
+    def tuning(self, hyperparameters_uri: Optional[str] = None) -> dict:
+        """`tuning_settings`; `hyperparameters_uri` in place of the flag's (e.g. made absolute)."""
+        return tuning_settings(self.tune, self.tune_budget_s, self.tune_trials,
+                               hyperparameters_uri or self.hyperparameters_uri)

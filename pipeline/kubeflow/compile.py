@@ -8,7 +8,7 @@ backend would reject is a `CompileError` with every violation."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping, Optional, Sequence, Tuple
+from typing import Mapping, Optional
 
 from pipeline.graph import settings
 from pipeline.graph.config import DEFAULT_GPU, DEFAULT_GPU_TYPE, ResourceRequest, Target, TrainerWorkers
@@ -29,7 +29,6 @@ class CompileRequest:
     image: str
     output: Optional[str] = None
     span_folder: Optional[str] = None
-    num_spans: int = 1
     warm_start: bool = True
     gpus: int = 0
     gpu_type: Optional[str] = None
@@ -42,15 +41,7 @@ class CompileRequest:
     tfjob_timeout_s: float = TrainerWorkers.timeout_s
     s3_endpoint: str = ""
     s3_secret: str = ""
-    beam_args: Tuple[str, ...] = ()  # parsed (`beam_options.parse_beam_args`)
-    spec_path: Optional[str] = None
-    schema_path: Optional[str] = None
-    allow_anomalies: Sequence[str] = ()
-    trainer_config_path: Optional[str] = None
-    trainer_flags: dict = dataclasses.field(default_factory=dict)  # TrainerConfig fields given as flags
-    train_steps: int = 0
-    eval_steps: int = 0
-    tuning: Tuple[bool, float, int, Optional[str]] = (False, 0.0, 0, None)  # tune, budget, trials, hyperparameters
+    settings: settings.RunSettings = settings.RunSettings()  # shared with `run`
 
 
 def compile_package(request: CompileRequest) -> str:
@@ -70,7 +61,8 @@ def compile_package(request: CompileRequest) -> str:
     except ValueError as e:
         raise settings.SettingsError(str(e), "--s3-endpoint") from None
     target, gpus = request.target, request.gpus
-    spec = settings.spec_with(request.spec_path, request.allow_anomalies)
+    shared = request.settings
+    spec = shared.spec()
     resources = (
         dataclasses.replace(DEFAULT_GPU, accelerator_type=request.gpu_type or DEFAULT_GPU_TYPE[target],
                             accelerator_count=gpus)
@@ -82,17 +74,15 @@ def compile_package(request: CompileRequest) -> str:
         namespace=request.namespace or TrainerWorkers.namespace, vertex_project=request.vertex_project,
         vertex_region=request.vertex_region, machine_type=request.machine_type, timeout_s=request.tfjob_timeout_s,
     )
-    tune, budget_s, trials, hyperparameters = request.tuning
-    trainer = settings.trainer_config(request.trainer_config_path, **request.trainer_flags)
-    tuning = settings.tuning_settings(tune, budget_s, trials, hyperparameters)
-    schema_path = request.schema_path or kfp_runner.image_schema(request.spec_path)
+    trainer, tuning = shared.trainer(), shared.tuning()
+    schema_path = shared.schema_path or kfp_runner.image_schema(shared.spec_path)
     try:
         config = kfp_runner.kubeflow_config(
             request.pipeline_root, request.data_root, spec, schema_path, request.serving_model_dir, target=target,
-            trainer=trainer, train_steps=request.train_steps, eval_steps=request.eval_steps,
+            trainer=trainer, train_steps=shared.train_steps, eval_steps=shared.eval_steps,
             trainer_resources=resources, trainer_workers=trainer_workers, span_folder=request.span_folder,
-            num_spans=request.num_spans, warm_start=request.warm_start,
-            beam_pipeline_args=beam_options.with_worker_image(request.beam_args, request.image), **tuning,
+            num_spans=shared.num_spans, warm_start=request.warm_start,
+            beam_pipeline_args=beam_options.with_worker_image(shared.beam_args, request.image), **tuning,
         )
         output = request.output or f"mmoe_pipeline{kfp_runner.SUFFIXES[target][0]}"
         return kfp_runner.compile_pipeline(config, request.image, output, target,

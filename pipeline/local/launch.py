@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 import time
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, Optional, Tuple
 
 from pipeline.graph import settings
 from pipeline.graph.config import Orchestrator
@@ -35,16 +35,8 @@ class LocalRun:
     verify_checksums: bool = True
     warm_start: bool = False
     beam_workers: Optional[int] = None
-    beam_args: Tuple[str, ...] = ()  # checked to run here (`beam_options.check_local`)
-    num_spans: int = 1
-    spec_path: Optional[str] = None
-    schema_path: Optional[str] = None
-    allow_anomalies: Sequence[str] = ()
-    trainer_config_path: Optional[str] = None
-    trainer_flags: dict = dataclasses.field(default_factory=dict)  # TrainerConfig fields given as flags
-    train_steps: int = 0
-    eval_steps: int = 0
-    tuning: Tuple[bool, float, int, Optional[str]] = (False, 0.0, 0, None)  # tune, budget, trials, hyperparameters
+    # Shared with `compile`; its Beam arguments checked to run here (`beam_options.check_local`).
+    settings: settings.RunSettings = settings.RunSettings()
 
 
 def _data_root(request: LocalRun, spec, output_dir: str) -> str:
@@ -71,7 +63,8 @@ def run(request: LocalRun, echo: Callable[[str], None], verbose: bool = False) -
     from pipeline.local import local_runner, preflight
     from pipeline.reporting import html_report, report
 
-    spec = settings.spec_with(request.spec_path, request.allow_anomalies)
+    shared = request.settings
+    spec = shared.spec()
     output_dir = os.path.abspath(request.output_dir)
     for option, uri in (("--data-root", request.data_root), ("--pipeline-root", request.pipeline_root),
                         ("--serving-model-dir", request.serving_model_dir)):
@@ -82,26 +75,26 @@ def run(request: LocalRun, echo: Callable[[str], None], verbose: bool = False) -
     log_path = logs.log_to_file(output_dir)
     echo(f"Log:          {log_path}")
     data_root = _data_root(request, spec, output_dir)
-    schema_path = request.schema_path or settings.default_schema(request.spec_path)
+    schema_path = shared.schema_path or settings.default_schema(shared.spec_path)
     schema_path = os.path.abspath(schema_path) if schema_path else None
     span_folder = example_gen.detect_span_folder(data_root)
-    if request.num_spans > 1 and not span_folder:
+    if shared.num_spans > 1 and not span_folder:
         raise settings.SettingsError(f"{data_root} holds no span-N folders; --num-spans needs spans.", "--num-spans")
-    selection, summaries = preflight.check_inputs(spec, schema_path, data_root, span_folder, request.num_spans)
+    selection, summaries = preflight.check_inputs(spec, schema_path, data_root, span_folder, shared.num_spans)
     counts = {s: summary.rows for s, summary in summaries.items()}
     logging.info("Preflight: spec, schema and data agree; rows per input split %s.", counts)
     workers = request.beam_workers or beam_options.auto_workers(sum(counts.values()))
-    beam_args = beam_options.worker_args(workers, request.beam_args)
+    beam_args = beam_options.worker_args(workers, shared.beam_args)
     logging.info("Beam components: %d worker process(es)%s; Beam arguments %s.", workers,
                  "" if request.beam_workers else " (--beam-workers default for this data)", list(beam_args))
-    tune, budget_s, trials, hyperparameters = request.tuning
+    hyperparameters = shared.hyperparameters_uri
     config = local_runner.local_config(
         output_dir, data_root, spec, schema_path, pipeline_root=request.pipeline_root,
         serving_model_dir=request.serving_model_dir,
-        trainer=settings.trainer_config(request.trainer_config_path, seed=request.seed, **request.trainer_flags),
-        train_steps=request.train_steps, eval_steps=request.eval_steps, span_folder=span_folder,
-        num_spans=request.num_spans, warm_start=request.warm_start, beam_pipeline_args=beam_args,
-        **settings.tuning_settings(tune, budget_s, trials, os.path.abspath(hyperparameters) if hyperparameters else None),
+        trainer=shared.trainer(seed=request.seed), train_steps=shared.train_steps, eval_steps=shared.eval_steps,
+        span_folder=span_folder,
+        num_spans=shared.num_spans, warm_start=request.warm_start, beam_pipeline_args=beam_args,
+        **shared.tuning(os.path.abspath(hyperparameters) if hyperparameters else None),
     )
     if not verbose:
         from pipeline.local.progress import ConsoleProgress
