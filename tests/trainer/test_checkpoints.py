@@ -85,3 +85,30 @@ def test_the_backup_folder_is_keyed_by_what_the_training_reads():
     assert backup_dir("/r/Trainer/model_run/9", *args) == first  # the retried execution finds it
     assert backup_dir("/r/Trainer/model_run/9", *args[:3], 200) != first  # other steps: another training
     assert backup_dir("/r/Trainer/model_run/9", *args, {"num_experts": 4}) != first
+
+
+def test_the_backup_restores_every_optimizer_state_into_a_fresh_model(tmp_path):
+    directory = str(tmp_path / "Trainer" / ".backup" / "key")
+    killed = _model()
+    with pytest.raises(_Killed):
+        killed.fit(_data(), epochs=1, steps_per_epoch=STEPS, verbose=0,
+                   callbacks=[backup_callback(directory, steps_per_epoch=20), _KillAt(4)])  # last backup: step 4
+    optimizers = {"shared": killed.optimizer, **killed.task_optimizers}
+    assert len(optimizers) == 1 + len(SPEC.tasks)
+
+    fresh = _model()
+    fresh.fit(_data(), epochs=1, steps_per_epoch=1, verbose=0)  # creates every optimizer's slots, then overwritten
+    # The objects Keras's BackupAndRestore checkpoints (tf_keras WorkerTrainingState).
+    checkpoint = tf.train.Checkpoint(model=fresh, ckpt_saved_epoch=tf.Variable(-1, dtype=tf.int64),
+                                     ckpt_saved_batch=tf.Variable(-1, dtype=tf.int64),
+                                     train_counter=fresh._train_counter)
+    status = checkpoint.restore(tf.train.latest_checkpoint(f"{directory}/chief"))
+    status.assert_consumed()  # every value in the backup found its variable: nothing is left behind
+    fresh_optimizers = {"shared": fresh.optimizer, **fresh.task_optimizers}
+    for name, optimizer in optimizers.items():
+        restored = fresh_optimizers[name]
+        assert int(restored.iterations.numpy()) == 4, name  # the step of the last backup, not fresh's 1
+        assert len(restored.variables) == len(optimizer.variables) > 1, name  # the step count and Adam's moments
+        for expected, got in zip(optimizer.variables, restored.variables):
+            np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-6, atol=1e-7,
+                                       err_msg=f"{name} {expected.name}")
