@@ -27,7 +27,6 @@ from pipeline.graph.config import (  # noqa: E402
     DEFAULT_CRON,
     DEFAULT_EVAL_STEPS,
     DEFAULT_GPU,
-    DEFAULT_GPU_TYPE,
     DEFAULT_PIPELINE_NAME,
     DEFAULT_SEED,
     DEFAULT_TARGET,
@@ -37,6 +36,7 @@ from pipeline.graph.config import (  # noqa: E402
     TrainerWorkers,
     TuningConfig,
 )
+from pipeline.kubeflow import targets  # noqa: E402
 from pipeline.local import logs  # noqa: E402
 from sources import census  # noqa: E402
 from trainer.config import TrainerConfig, Variant  # noqa: E402
@@ -305,7 +305,8 @@ def _kubeflow_options(f):
     options = [
         click.option("--target", type=click.Choice([t.value for t in Target]), default=DEFAULT_TARGET.value,
                      show_default=True,
-                     help="kfp: open-source Kubeflow Pipelines 2.x (.yaml); vertex: Vertex AI Pipelines (.json)."),
+                     help="; ".join(f"{p.target.value}: {p.summary} ({p.suffixes[0]})" for p in targets.PROFILES.values())
+                     + "."),
         click.option("--pipeline-root", required=True, help="Artifact root, e.g. gs://bucket/mmoe/root."),
         click.option("--data-root", required=True,
                      help="The data as the spec describes it: train/, eval/, test/ folders, or the files to split "
@@ -318,12 +319,15 @@ def _kubeflow_options(f):
         click.option("--serving-model-dir", required=True, help="Where the Pusher writes blessed models."),
         click.option("--image", required=True, help="Container image with this project installed (see Dockerfile)."),
         click.option("--output", default=None, type=click.Path(dir_okay=False),
-                     help="Compiled file [default: mmoe_pipeline.yaml for kfp, mmoe_pipeline.json for vertex]."),
+                     help="Compiled file [default: "
+                          + ", ".join(f"{p.default_output} for {p.target.value}" for p in targets.PROFILES.values())
+                          + "]."),
         click.option("--gpus", type=click.IntRange(min=0), default=DEFAULT_GPU.accelerator_count, show_default=True,
                      help="GPUs requested by the Trainer (0 for none)."),
         click.option("--gpu-type", default=None,
-                     help=f"Accelerator type [default: {DEFAULT_GPU_TYPE[Target.KFP]} (the Kubernetes resource) "
-                          f"for kfp, {DEFAULT_GPU_TYPE[Target.VERTEX]} for vertex]."),
+                     help="Accelerator type [default: " + ", ".join(
+                         f"{p.gpu_type} ({p.gpu_type_meaning}) for {p.target.value}" for p in targets.PROFILES.values())
+                     + "]."),
         click.option("--gpu-node-selector", multiple=True, callback=_parse_selector, metavar="KEY=VALUE",
                      help="kfp: node label the Trainer's pods need (the GPU model), repeatable."),
         click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,

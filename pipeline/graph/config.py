@@ -101,11 +101,9 @@ class TrainerWorkers:
         object.__setattr__(self, "backend", WorkerBackend(self.backend))
 
 
-# GPU names: open-source KFP uses the accelerator type as the Kubernetes resource name
-# (backend/src/v2/driver/driver.go); Vertex AI takes its own accelerator names.
+# Open-source KFP uses the accelerator type as the Kubernetes resource name (backend/src/v2/driver/driver.go);
+# each target's default is in pipeline/kubeflow/targets.py.
 KFP_GPU_RESOURCE = "nvidia.com/gpu"
-VERTEX_GPU_TYPE = "NVIDIA_TESLA_T4"
-DEFAULT_GPU_TYPE = {Target.KFP: KFP_GPU_RESOURCE, Target.VERTEX: VERTEX_GPU_TYPE}
 DEFAULT_TARGET = Target.KFP
 # Kubeflow defaults: the Trainer on one GPU with 4 CPUs and 16 GiB, a daily run (KFP cron has a seconds field).
 DEFAULT_GPU = ResourceRequest(cpu=4, memory_gib=16, accelerator_type=KFP_GPU_RESOURCE, accelerator_count=1)

@@ -11,7 +11,8 @@ import dataclasses
 from typing import Mapping, Optional
 
 from pipeline.graph import settings
-from pipeline.graph.config import DEFAULT_GPU, DEFAULT_GPU_TYPE, ResourceRequest, Target, TrainerWorkers
+from pipeline.graph.config import DEFAULT_GPU, ResourceRequest, Target, TrainerWorkers
+from pipeline.kubeflow import targets
 
 
 class CompileError(ValueError):
@@ -64,7 +65,7 @@ def compile_package(request: CompileRequest) -> str:
     shared = request.settings
     spec = shared.spec()
     resources = (
-        dataclasses.replace(DEFAULT_GPU, accelerator_type=request.gpu_type or DEFAULT_GPU_TYPE[target],
+        dataclasses.replace(DEFAULT_GPU, accelerator_type=request.gpu_type or targets.profile(target).gpu_type,
                             accelerator_count=gpus)
         if gpus else ResourceRequest()
     )
@@ -84,7 +85,7 @@ def compile_package(request: CompileRequest) -> str:
             num_spans=shared.num_spans, warm_start=request.warm_start,
             beam_pipeline_args=beam_options.with_worker_image(shared.beam_args, request.image), **tuning,
         )
-        output = request.output or f"mmoe_pipeline{kfp_runner.SUFFIXES[target][0]}"
+        output = request.output or targets.profile(target).default_output
         return kfp_runner.compile_pipeline(config, request.image, output, target,
                                            dict(request.gpu_node_selector) if request.workers == 1 else None, s3=s3)
     except settings.SettingsError:

@@ -42,23 +42,13 @@ from tfx import v1 as tfx
 import schemas
 from components import object_store, tfjob_trainer
 from components.names import DRIFT_COMPONENT, EXAMPLE_GEN_COMPONENT, SERVING_BASELINE_COMPONENT, TRAINER_COMPONENT
-from pipeline.graph.config import (
-    DEFAULT_CRON,
-    DEFAULT_GPU,
-    DEFAULT_GPU_TYPE,
-    DEFAULT_PIPELINE_NAME,
-    DEFAULT_TARGET,
-    PipelineConfig,
-    Target,
-    WorkerBackend,
-)
+from pipeline.graph.config import DEFAULT_CRON, DEFAULT_GPU, DEFAULT_PIPELINE_NAME, DEFAULT_TARGET, PipelineConfig, Target
 from pipeline.graph.pipeline import create_pipeline
 from pipeline.graph.settings import DEFAULT_SCHEMA, SettingsError, default_schema
-from pipeline.kubeflow import kfp_entrypoint, spec_check
+from pipeline.kubeflow import kfp_entrypoint, spec_check, targets
 from trainer.config import Distribution, TrainerConfig
 
 IMAGE_PROJECT_DIR = "/pipeline"  # where the Dockerfile copies the project
-SUFFIXES = {Target.KFP: (".yaml", ".yml"), Target.VERTEX: (".json",)}
 EXAMPLE_GEN = EXAMPLE_GEN_COMPONENT
 # Their output depends on files outside the spec: the data root's newest span (ExampleGen resolves it
 # itself: no driver runs there), the serving directory, the drift history.
@@ -66,7 +56,6 @@ UNCACHED_TASKS = (EXAMPLE_GEN, SERVING_BASELINE_COMPONENT, DRIFT_COMPONENT)
 # On Vertex AI, TFX's ExampleGen driver runs and keys the cache with the data's fingerprint.
 VERTEX_UNCACHED_TASKS = (SERVING_BASELINE_COMPONENT, DRIFT_COMPONENT)
 TFX_COMMAND_PREFIX = ["python", "-m"]  # TFX's compiler: python -m <its entrypoint>
-WORKER_BACKEND = {Target.KFP: WorkerBackend.TFJOB, Target.VERTEX: WorkerBackend.VERTEX}
 
 
 def image_schema_path(*parts: str) -> str:
@@ -95,14 +84,12 @@ def kubeflow_config(pipeline_root: str, data_root: str, spec, schema_path: str, 
                     **overrides) -> PipelineConfig:
     """A config for `target`: remote paths, the Trainer on a GPU named for the target, no local
     metadata."""
-    target = Target(target)
-    overrides.setdefault(
-        "trainer_resources", dataclasses.replace(DEFAULT_GPU, accelerator_type=DEFAULT_GPU_TYPE[target])
-    )
+    rules = targets.profile(target)
+    overrides.setdefault("trainer_resources", dataclasses.replace(DEFAULT_GPU, accelerator_type=rules.gpu_type))
     workers = overrides.get("trainer_workers")
     if workers is not None and workers.replicas > 1:
         # Every replica runs run_fn under the TF_CONFIG its platform sets.
-        overrides["trainer_workers"] = dataclasses.replace(workers, backend=WORKER_BACKEND[target])
+        overrides["trainer_workers"] = dataclasses.replace(workers, backend=rules.worker_backend)
         trainer = overrides.get("trainer", TrainerConfig())
         if trainer.distribution is Distribution.AUTO:
             overrides["trainer"] = dataclasses.replace(trainer, distribution=Distribution.MULTI_WORKER)
@@ -230,33 +217,41 @@ def compile_pipeline(config: PipelineConfig, image: str, output_path: str, targe
     For ``kfp`` the spec is checked with `spec_check` first; a spec that breaks a
     rule raises `spec_check.SpecConformanceError` and nothing is written.
     """
-    target = Target(target)
+    rules = targets.profile(target)
     if not image:
         raise ValueError("image: received an empty string; pass the container image that has this project installed.")
-    if not output_path.endswith(SUFFIXES[target]):
-        raise ValueError(
-            f"output: received {output_path!r}; --target {target.value} writes a "
-            f"{' or '.join(SUFFIXES[target])} file (kfp.Client uploads .yaml; Vertex AI takes a PipelineJob .json)."
-        )
-    if gpu_node_selector and target is not Target.KFP:
-        raise ValueError("gpu_node_selector: a Kubernetes node selector applies to --target kfp only.")
+    rules.check_output(output_path)
+    if gpu_node_selector and not rules.node_selector:
+        raise ValueError(f"gpu_node_selector: a Kubernetes node selector does not apply to --target "
+                         f"{rules.target.value}; only to "
+                         f"{', '.join('--target ' + p.target.value for p in targets.PROFILES.values() if p.node_selector)}.")
     workers = config.trainer_workers
     if workers.replicas > 1:
-        if target is Target.VERTEX and not workers.vertex_project:
-            raise ValueError("vertex_project: empty; Vertex AI worker pools (--workers > 1 on --target vertex) "
-                             "need the Google Cloud project (--vertex-project).")
+        if rules.workers_need_project and not workers.vertex_project:
+            raise ValueError(f"vertex_project: empty; Vertex AI worker pools (--workers > 1 on --target "
+                             f"{rules.target.value}) need the Google Cloud project (--vertex-project).")
         config = dataclasses.replace(config, trainer_workers=dataclasses.replace(workers, image=workers.image or image))
-    pipeline = create_pipeline(config)
-    if target is Target.VERTEX:
-        _run_tfx_compiler(pipeline, image, output_path, spec_2_1=False)
-        with open(output_path) as f:
-            job = json.load(f)
-        for task in VERTEX_UNCACHED_TASKS:  # their output depends on the outside world (see above)
-            job["pipelineSpec"]["root"]["dag"]["tasks"][task].setdefault("cachingOptions", {})["enableCache"] = False
-        with open(output_path, "w") as f:
-            json.dump(job, f, indent=2, sort_keys=True)
-        logging.info("Wrote the Vertex AI pipeline job to %s.", output_path)
-        return output_path
+    WRITERS[rules.target](create_pipeline(config), config, image, output_path, gpu_node_selector or {}, s3)
+    return output_path
+
+
+def _write_vertex(pipeline, config: PipelineConfig, image: str, output_path: str, gpu_node_selector: Dict[str, str],
+                  s3: S3Access) -> None:
+    """TFX's PipelineJob .json, with the tasks that read the outside world not cached."""
+    _run_tfx_compiler(pipeline, image, output_path, spec_2_1=False)
+    with open(output_path) as f:
+        job = json.load(f)
+    for task in VERTEX_UNCACHED_TASKS:  # their output depends on the outside world (see above)
+        job["pipelineSpec"]["root"]["dag"]["tasks"][task].setdefault("cachingOptions", {})["enableCache"] = False
+    with open(output_path, "w") as f:
+        json.dump(job, f, indent=2, sort_keys=True)
+    logging.info("Wrote the Vertex AI pipeline job to %s.", output_path)
+
+
+def _write_kfp(pipeline, config: PipelineConfig, image: str, output_path: str, gpu_node_selector: Dict[str, str],
+               s3: S3Access) -> None:
+    """TFX's PipelineSpec 2.1 adapted for the open-source backend and checked against its rules, then written
+    with the kfp-kubernetes platform document; a spec that breaks a rule writes nothing."""
     with tempfile.TemporaryDirectory() as tmp:
         raw = os.path.join(tmp, "tfx_pipeline.yaml")
         _run_tfx_compiler(pipeline, image, raw, spec_2_1=True)
@@ -265,9 +260,12 @@ def compile_pipeline(config: PipelineConfig, image: str, output_path: str, targe
     violations = spec_check.check(spec)
     if violations:
         raise spec_check.SpecConformanceError(output_path, violations)
-    write_package(spec, platform_spec(spec, gpu_node_selector or {}, s3.secret_as_env()), output_path)
+    write_package(spec, platform_spec(spec, gpu_node_selector, s3.secret_as_env()), output_path)
     logging.info("Wrote the Kubeflow Pipelines package to %s.", output_path)
-    return output_path
+
+
+# How each target's package is written (`targets.PROFILES` holds the rest of what differs).
+WRITERS = {Target.KFP: _write_kfp, Target.VERTEX: _write_vertex}
 
 
 def _run_tfx_compiler(pipeline, image: str, path: str, spec_2_1: bool) -> None:

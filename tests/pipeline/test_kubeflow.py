@@ -14,7 +14,7 @@ from pipeline import cli
 from pipeline.graph.config import ResourceRequest, Target, TrainerWorkers
 from pipeline.kubeflow import kubeflow_v2_runner as kfp_runner
 from pipeline.kubeflow import schedule as kfp_schedule
-from pipeline.kubeflow import spec_check
+from pipeline.kubeflow import spec_check, targets
 from tests.pipeline.kfp_api_server import KfpApiServer
 
 KFP_TASKS = ["CsvExampleGen", "StatisticsGen", "SpecSchema", "ExampleValidator", "SpanDrift", "Transform", "Trainer",
@@ -125,6 +125,30 @@ def test_compile_names_the_right_suffix(census_spec, tmp_path):
         kfp_runner.compile_pipeline(_config(census_spec, Target.KFP), IMAGE, str(tmp_path / "p.json"))
     with pytest.raises(ValueError, match=r"--target vertex writes a \.json file"):
         kfp_runner.compile_pipeline(_config(census_spec, Target.VERTEX), IMAGE, str(tmp_path / "p.yaml"), Target.VERTEX)
+
+
+def test_every_target_has_its_rules_and_its_writer():
+    """A new Target member without its profile or its writer fails here, not in a user's compile."""
+    assert set(targets.PROFILES) == set(Target) == set(kfp_runner.WRITERS)
+    assert all(p.target is t for t, p in targets.PROFILES.items())
+    with pytest.raises(ValueError, match=r"target: received 'argo'; expected one of \['kfp', 'vertex'\]"):
+        targets.profile("argo")
+
+
+def test_compile_help_and_defaults_come_from_the_target_profiles(census_spec):
+    help_text = " ".join(CliRunner().invoke(cli.main, ["compile", "--help"]).output.split())
+    assert "nvidia.com/gpu (the Kubernetes resource) for kfp" in help_text
+    assert "NVIDIA_TESLA_T4 (Vertex AI's accelerator name) for vertex" in help_text
+    assert "mmoe_pipeline.yaml for kfp, mmoe_pipeline.json for vertex" in help_text
+    for target, accelerator in ((Target.KFP, "nvidia.com/gpu"), (Target.VERTEX, "NVIDIA_TESLA_T4")):
+        assert _config(census_spec, target).trainer_resources.accelerator_type == accelerator
+
+
+def test_a_node_selector_on_vertex_is_refused(census_spec, tmp_path):
+    with pytest.raises(ValueError, match=r"node selector does not apply to --target vertex; only to --target kfp"):
+        kfp_runner.compile_pipeline(_config(census_spec, Target.VERTEX), IMAGE, str(tmp_path / "p.json"),
+                                    Target.VERTEX, gpu_node_selector=SELECTOR)
+    assert not (tmp_path / "p.json").exists()
 
 
 def _spec(tasks: dict, executors: dict, root: str = "s3://b/r") -> pipeline_spec_pb2.PipelineSpec:
