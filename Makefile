@@ -16,7 +16,7 @@ CANDIDATES := $(PYTHON) python3.10 $(wildcard $(PYENV_ROOT)/versions/3.10*/bin/p
 PY310 := $(firstword $(foreach p,$(CANDIDATES),$(if $(shell $(p) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null && echo ok),$(p))))
 BIN := $(VENV)/bin
 
-.PHONY: help install run data lint test test-unit test-slow test-full bench bench-replicas bench-serving bench-synthetic bench-drift bench-paper bench-trainer-rate bench-pipeline-time bench-scale clean
+.PHONY: help install run data lint test test-unit test-slow test-full bench bench-replicas bench-serving bench-synthetic bench-drift bench-paper bench-trainer-rate bench-pipeline-time bench-scale bench-backup clean
 help:
 	@echo "make install     create $(VENV) (Python 3.10) and install the project with pinned dependencies"
 	@echo "make run         run the whole pipeline locally (DATA=path to the UCI files; default: embedded sample)"
@@ -35,6 +35,7 @@ help:
 	@echo "make bench-trainer-rate  the Trainer's steady examples/s against a bare Keras fit (DATA=census file)"
 	@echo "make bench-pipeline-time the whole pipeline, BASELINE commit against HEAD, side by side (DATA=census file)"
 	@echo "make bench-scale     each component's seconds and peak memory at 100k, 1M, 3M rows (DATA=census file)"
+	@echo "make bench-backup    what the Trainer's backups cost its training (a backup every step and at its interval)"
 	@echo "make clean       remove $(VENV), $(OUTPUT) and build files"
 
 $(VENV)/.installed: setup.py pyproject.toml constraints.txt
@@ -89,6 +90,9 @@ bench-drift: install
 
 bench-paper: install
 	$(BIN)/python bench/paper.py $(foreach d,$(DATA),--data $(d)) $(ARGS)
+
+bench-backup: install
+	$(BIN)/python bench/backup.py $(ARGS)
 
 bench-trainer-rate: install
 	$(BIN)/python bench/trainer_rate.py $(foreach d,$(DATA),--data $(d)) $(ARGS)

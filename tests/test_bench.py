@@ -143,3 +143,16 @@ def test_the_scale_benchmark_makes_deterministic_data_and_measures_a_tiny_run(tm
     assert set(run["component_peak_gb"]) >= {"Transform", "Trainer", "Evaluator"}
     assert max(run["component_peak_gb"].values()) <= run["peak_gb"]
     assert "| peak GB during Trainer |" in text
+
+
+def test_the_backup_benchmark_times_the_three_set_ups_and_derives_a_backups_cost():
+    bench = load_bench("backup")
+    result = bench.measure(steps=4, repeats=1, min_steps=2)
+    assert result["trainer_interval"] == 2 and result["parameters"] > 10_000  # the census model, not a toy
+    assert list(result["seconds"]) == [bench.NONE, bench.EVERY_STEP, bench.TRAINER]
+    median = {name: values[0] for name, values in result["seconds"].items()}
+    assert result["median_s"] == median
+    assert result["backup_ms"] == pytest.approx(1000 * (median[bench.EVERY_STEP] - median[bench.NONE]) / 3)
+    assert result["trainer_overhead"] == pytest.approx(median[bench.TRAINER] / median[bench.NONE] - 1)
+    lines = bench.table(result).splitlines()
+    assert len(lines) == 2 + 3 and lines[4].startswith("| the Trainer's interval (2 steps) |")

@@ -13,7 +13,10 @@ import os
 from typing import Any, Mapping, Sequence
 
 BACKUP_FOLDER = ".backup"
-BACKUPS_PER_EPOCH = 10  # a kill loses at most a tenth of an epoch's steps
+BACKUPS_PER_EPOCH = 10  # a kill loses at most a tenth of an epoch's steps...
+# ...and at most this many: a backup of the census model takes about 36 ms against about 3 ms a step, so one
+# every step would make training ten times slower (bench/backup.py, docs/BENCHMARKS.md).
+BACKUP_MIN_STEPS = 1000
 
 
 def backup_dir(model_run_dir: str, train_files: Sequence[str], transform_output: str, custom_config: Mapping[str, Any],
@@ -28,11 +31,17 @@ def backup_dir(model_run_dir: str, train_files: Sequence[str], transform_output:
     return os.path.join(component_dir, BACKUP_FOLDER, key)
 
 
-def backup_callback(directory: str, steps_per_epoch: int):
-    """Keras's ``BackupAndRestore`` in `directory`, saving `BACKUPS_PER_EPOCH` times an epoch."""
+def backup_steps(steps_per_epoch: int, min_steps: int = BACKUP_MIN_STEPS) -> int:
+    """Steps between two backups: a tenth of an epoch, never fewer than `min_steps`. A step count, not a
+    time: every replica of a multi-worker training must save at the same step (the save is collective)."""
+    return max(1, min_steps, steps_per_epoch // BACKUPS_PER_EPOCH)
+
+
+def backup_callback(directory: str, steps_per_epoch: int, min_steps: int = BACKUP_MIN_STEPS):
+    """Keras's ``BackupAndRestore`` in `directory`, saving every `backup_steps` steps."""
     import tf_keras as keras
 
-    return keras.callbacks.BackupAndRestore(directory, save_freq=max(1, steps_per_epoch // BACKUPS_PER_EPOCH),
+    return keras.callbacks.BackupAndRestore(directory, save_freq=backup_steps(steps_per_epoch, min_steps),
                                             delete_checkpoint=True)
 
 

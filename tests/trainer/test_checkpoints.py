@@ -7,11 +7,12 @@ import tensorflow as tf
 import tf_keras as keras
 
 from tests.trainer.test_model import SPEC, VOCAB, _batch
-from trainer.checkpoints import backup_callback, backup_dir, remove_backup
+from trainer.checkpoints import BACKUP_MIN_STEPS, backup_callback, backup_dir, backup_steps, remove_backup
 from trainer.config import TrainerConfig
 from trainer.model import build_model
 
 STEPS = 8
+EVERY_2 = dict(steps_per_epoch=20, min_steps=1)  # a backup every 2 steps
 
 
 class _Killed(Exception):
@@ -56,12 +57,12 @@ def test_a_resumed_training_ends_with_the_weights_of_an_uninterrupted_one(tmp_pa
     killed = _model()
     with pytest.raises(_Killed):
         killed.fit(_data(), epochs=1, steps_per_epoch=STEPS, verbose=0,
-                   callbacks=[backup_callback(directory, steps_per_epoch=20), _KillAt(4)])  # a backup every 2 steps
+                   callbacks=[backup_callback(directory, **EVERY_2), _KillAt(4)])
     assert tf.io.gfile.exists(directory)
 
     resumed, count = _model(), _Count()  # a new process: fresh weights and optimizers
     resumed.fit(_data(), epochs=1, steps_per_epoch=STEPS, verbose=0,
-                callbacks=[backup_callback(directory, steps_per_epoch=20), count])
+                callbacks=[backup_callback(directory, **EVERY_2), count])
     assert count.batches == STEPS - 4  # from the backed-up step on
     for expected, got in zip(whole.weights, resumed.weights):
         np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-5, atol=1e-6, err_msg=expected.name)
@@ -92,7 +93,7 @@ def test_the_backup_restores_every_optimizer_state_into_a_fresh_model(tmp_path):
     killed = _model()
     with pytest.raises(_Killed):
         killed.fit(_data(), epochs=1, steps_per_epoch=STEPS, verbose=0,
-                   callbacks=[backup_callback(directory, steps_per_epoch=20), _KillAt(4)])  # last backup: step 4
+                   callbacks=[backup_callback(directory, **EVERY_2), _KillAt(4)])  # last backup: step 4
     optimizers = {"shared": killed.optimizer, **killed.task_optimizers}
     assert len(optimizers) == 1 + len(SPEC.tasks)
 
@@ -112,3 +113,10 @@ def test_the_backup_restores_every_optimizer_state_into_a_fresh_model(tmp_path):
         for expected, got in zip(optimizer.variables, restored.variables):
             np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-6, atol=1e-7,
                                        err_msg=f"{name} {expected.name}")
+
+
+def test_backups_come_every_tenth_of_an_epoch_but_never_more_often_than_the_floor():
+    assert backup_steps(20, min_steps=1) == 2
+    assert backup_steps(5, min_steps=1) == 1
+    assert backup_steps(2000) == BACKUP_MIN_STEPS == 1000  # the default 2,000-step run: one backup, at 1,000
+    assert backup_steps(50_000) == 5_000
