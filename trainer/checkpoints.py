@@ -14,8 +14,8 @@ from typing import Any, Mapping, Sequence
 
 BACKUP_FOLDER = ".backup"
 BACKUPS_PER_EPOCH = 10  # a kill loses at most a tenth of an epoch's steps...
-# ...and at most this many: a backup of the census model takes about 36 ms against about 3 ms a step, so one
-# every step would make training ten times slower (bench/backup.py, docs/BENCHMARKS.md).
+# ...and never more often than this: a backup of the census model takes about 100 ms, twelve steps, so one
+# every step would make training 13 times slower (bench/backup.py, docs/BENCHMARKS.md).
 BACKUP_MIN_STEPS = 1000
 
 
