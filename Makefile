@@ -23,7 +23,7 @@ help:
 	@echo "make data        download the official UCI files into data/ and verify their checksums"
 	@echo "make lint        ruff (pinned in the test extra; settings in pyproject.toml [tool.ruff])"
 	@echo "make test        install, then run the test suite (unit tests + a small end-to-end pipeline)"
-	@echo "make test-unit   the tests that run no pipeline (under 2 minutes)"
+	@echo "make test-unit   the tests that run no pipeline (about 8 minutes on 2 slow cores)"
 	@echo "make test-slow   a run killed during the Trainer and resumed; three spans: cold, warm, drifted (about 4 min)"
 	@echo "make test-full   the long tests: the full census test file through the pipeline (needs make data)"
 	@echo "make bench       every model variant through the pipeline (docs/BENCHMARKS.md)"
