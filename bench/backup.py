@@ -59,10 +59,13 @@ def census_model():
     return model, tf.data.Dataset.from_tensors((x, y)).repeat()
 
 
-def fit_seconds(steps: int, save_freq) -> tuple:
+def fit_seconds(steps: int, backup) -> tuple:
     """Seconds from the end of a fresh census model's first step (traced) to the end of its last, and the
-    model's parameter count."""
+    model's parameter count. `backup`: None, or the (steps_per_epoch, min_steps) the Trainer's
+    `backup_callback` is made with."""
     import tf_keras as keras
+
+    from trainer.checkpoints import backup_callback
 
     class Timer(keras.callbacks.Callback):
         def on_train_batch_end(self, batch, logs=None):
@@ -75,9 +78,8 @@ def fit_seconds(steps: int, save_freq) -> tuple:
     timer = Timer()
     with tempfile.TemporaryDirectory() as directory:
         callbacks = [timer]
-        if save_freq:
-            callbacks.insert(0, keras.callbacks.BackupAndRestore(directory, save_freq=save_freq,
-                                                                 delete_checkpoint=True))
+        if backup:
+            callbacks.insert(0, backup_callback(directory, *backup))
         model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=callbacks)
     return timer.ended - timer.started, int(model.count_params())
 
@@ -86,12 +88,13 @@ def measure(steps: int, repeats: int, min_steps=None) -> dict:
     """Seconds of each set-up per repeat, their medians, one backup's cost and the Trainer's overhead."""
     from trainer.checkpoints import BACKUP_MIN_STEPS, backup_steps
 
-    interval = backup_steps(steps, BACKUP_MIN_STEPS if min_steps is None else min_steps)
-    freq = {NONE: None, EVERY_STEP: 1, TRAINER: interval}
-    seconds = {name: [] for name in freq}
+    trainer = (steps, BACKUP_MIN_STEPS if min_steps is None else min_steps)  # one epoch of `steps`, as by default
+    interval = backup_steps(*trainer)
+    backups = {NONE: None, EVERY_STEP: (1, 1), TRAINER: trainer}
+    seconds = {name: [] for name in backups}
     for repeat in range(repeats):
-        for name, save_freq in freq.items():
-            took, parameters = fit_seconds(steps, save_freq)
+        for name, backup in backups.items():
+            took, parameters = fit_seconds(steps, backup)
             seconds[name].append(took)
             logging.info("repeat %d/%d %s: %.2f s", repeat + 1, repeats, name, seconds[name][-1])
     median = {name: statistics.median(values) for name, values in seconds.items()}
@@ -116,7 +119,7 @@ def table(result: dict) -> str:
 
 
 @click.command()
-@click.option("--steps", type=click.IntRange(min=1), default=3000, show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True)
 @click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="Write the result here.")
 def main(steps, repeats, json_path):

@@ -24,7 +24,7 @@ class TargetProfile:
       target: the `Target` it describes.
       summary: what runs the package (the --target help).
       suffixes: the package file's suffixes, the first the default output's.
-      gpu_type: the default accelerator name, and what the name means on this target.
+      gpu_type: the default accelerator name; gpu_type_meaning: what the name is on this target (the --gpu-type help).
       worker_backend: who runs the Trainer's replicas when --workers > 1.
       node_selector: whether a Kubernetes node selector (--gpu-node-selector) applies.
       workers_need_project: whether --workers > 1 needs the Google Cloud project (--vertex-project).

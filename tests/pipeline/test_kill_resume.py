@@ -2,7 +2,7 @@
 its Trainer from the backup the killed one left (not from step 0), with exactly one new serving version;
 a second run on the same output directory meanwhile is refused.
 
-`make test-slow` (about 4 minutes): the CLI as a user runs it, in its own process group.
+`make test-slow` (about 6 minutes): the CLI as a user runs it, in its own process group.
 """
 
 import dataclasses
